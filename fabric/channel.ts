@@ -1,0 +1,56 @@
+import type { BlockDevice, Extent, WriteOptions, ZeroOptions } from './device.js';
+import { totalLength } from './device.js';
+import { Layer } from './layer.js';
+import type { IoStats, OpKind } from './stats.js';
+
+/**
+ * What a front-end connection holds: the export's device seen through the checked
+ * boundary, counting every request into the device's and the port's statistics. One per
+ * connection, so the I/O path shares no mutable state but the counters.
+ */
+export class Channel extends Layer {
+  constructor(
+    next: BlockDevice,
+    private readonly sinks: readonly IoStats[],
+  ) {
+    super(next);
+  }
+
+  override read(offset: number, target: Buffer): Promise<void> {
+    return this.count('read', target.length, this.next.read(offset, target));
+  }
+  override write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
+    return this.count('write', totalLength(data), this.next.write(offset, data, options));
+  }
+  override flush(): Promise<void> {
+    return this.count('flush', 0, this.next.flush());
+  }
+  override trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    return this.count('trim', length, this.next.trim(offset, length, options));
+  }
+  override writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
+    return this.count('writeZeroes', length, this.next.writeZeroes(offset, length, options));
+  }
+  override blockStatus(offset: number, length: number): Promise<Extent[]> {
+    return this.count('blockStatus', 0, this.next.blockStatus(offset, length));
+  }
+  override cache(offset: number, length: number): Promise<void> {
+    return this.count('cache', 0, this.next.cache(offset, length));
+  }
+  /** Closing a channel leaves the shared device open. */
+  override async close(): Promise<void> {}
+
+  private count<T>(op: OpKind, bytes: number, request: Promise<T>): Promise<T> {
+    const started = this.sinks.map((s) => s.begin());
+    return request.then(
+      (value) => {
+        this.sinks.forEach((s, i) => s.end(op, bytes, started[i]!, false));
+        return value;
+      },
+      (err: unknown) => {
+        this.sinks.forEach((s, i) => s.end(op, bytes, started[i]!, true));
+        throw err;
+      },
+    );
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * One error family for the whole data path. Front ends map `code` to their protocol's
+ * error (NBD reply error, SCSI sense); nothing above the fabric inspects messages.
+ */
+export const BLOCK_ERROR_CODES = [
+  'EPERM', // write to a read-only device, reservation conflict
+  'EIO', // the medium or a backend failed
+  'ENOMEM',
+  'EINVAL', // malformed request: bad range, alignment or flags
+  'ENOSPC', // a write beyond the end of the device
+  'EOVERFLOW', // a request larger than the device accepts in one piece
+  'ENOTSUP', // the device cannot do this operation (or not fast enough, for FAST_ZERO)
+  'ESHUTDOWN', // the device or member is going away
+  'ETIMEDOUT', // a backend did not answer in time
+] as const;
+
+export type BlockErrorCode = (typeof BLOCK_ERROR_CODES)[number];
+
+export class BlockError extends Error {
+  override readonly name = 'BlockError';
+  constructor(
+    readonly code: BlockErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${code}: ${message}`, options);
+  }
+}
+
+export function isBlockError(err: unknown): err is BlockError {
+  return err instanceof BlockError;
+}
+
+const NODE_ERRNO_TO_BLOCK: Record<string, BlockErrorCode> = {
+  EPERM: 'EPERM',
+  EACCES: 'EPERM',
+  EROFS: 'EPERM',
+  ENOSPC: 'ENOSPC',
+  EDQUOT: 'ENOSPC',
+  EINVAL: 'EINVAL',
+  ENOMEM: 'ENOMEM',
+  EOPNOTSUPP: 'ENOTSUP',
+  ENOTSUP: 'ENOTSUP',
+  EOVERFLOW: 'EOVERFLOW',
+  EFBIG: 'ENOSPC',
+  ETIMEDOUT: 'ETIMEDOUT',
+  ESHUTDOWN: 'ESHUTDOWN',
+};
+
+/** Turn anything thrown below the fabric (fs errors, sockets) into a BlockError. */
+export function toBlockError(err: unknown, context: string): BlockError {
+  if (err instanceof BlockError) return err;
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  const code = (errno && NODE_ERRNO_TO_BLOCK[errno]) || 'EIO';
+  const detail = err instanceof Error ? err.message : String(err);
+  return new BlockError(code, `${context}: ${detail}`, { cause: err });
+}

@@ -1,0 +1,101 @@
+import type { BlockDevice } from './device.js';
+import { BlockError } from './errors.js';
+import { CheckedDevice } from './checked.js';
+import { Channel } from './channel.js';
+import { ReadOnlyLayer } from './layers/read-only.js';
+import { IoStats } from './stats.js';
+import { logger } from './log.js';
+
+export interface ExportOptions {
+  /** Name hosts ask for (NBD export name, iSCSI target/LUN mapping refers to it). */
+  readonly name: string;
+  readonly device: string;
+  readonly readOnly?: boolean;
+  readonly description?: string;
+}
+
+export interface ExportEntry {
+  readonly name: string;
+  readonly description: string;
+  readonly readOnly: boolean;
+  readonly device: BlockDevice;
+}
+
+/** A front-end listener as the switch knows it: for counters and logs. */
+export interface PortInfo {
+  readonly id: string;
+  readonly protocol: 'nbd' | 'iscsi';
+}
+
+const log = logger('switch');
+
+/**
+ * The switching fabric: routes each front-end request to its device by export name and
+ * keeps per-device and per-port counters. Devices are registered once; many exports and
+ * many connections may share one.
+ */
+export class FabricSwitch {
+  private readonly devices = new Map<string, BlockDevice>();
+  private readonly exports = new Map<string, ExportEntry>();
+  readonly deviceStats = new Map<string, IoStats>();
+  readonly portStats = new Map<string, IoStats>();
+
+  addDevice(device: BlockDevice): void {
+    if (this.devices.has(device.name)) throw new BlockError('EINVAL', `device ${device.name} is already registered`);
+    this.devices.set(device.name, device);
+    this.deviceStats.set(device.name, new IoStats());
+  }
+
+  device(name: string): BlockDevice | undefined {
+    return this.devices.get(name);
+  }
+
+  listDevices(): BlockDevice[] {
+    return [...this.devices.values()];
+  }
+
+  addExport(options: ExportOptions): ExportEntry {
+    if (this.exports.has(options.name)) throw new BlockError('EINVAL', `export ${options.name} is already defined`);
+    const base = this.devices.get(options.device);
+    if (!base) throw new BlockError('EINVAL', `export ${options.name} refers to unknown device ${options.device}`);
+    const readOnly = options.readOnly === true || base.capabilities.readOnly;
+    const entry: ExportEntry = {
+      name: options.name,
+      description: options.description ?? '',
+      readOnly,
+      device: readOnly ? new ReadOnlyLayer(base) : base,
+    };
+    this.exports.set(entry.name, entry);
+    log.info({ export: entry.name, device: base.name, readOnly }, 'export added');
+    return entry;
+  }
+
+  lookupExport(name: string): ExportEntry | undefined {
+    return this.exports.get(name);
+  }
+
+  listExports(): ExportEntry[] {
+    return [...this.exports.values()];
+  }
+
+  /** A connection's view of an export: validated, counted, sharing the device. */
+  openChannel(exportName: string, port: PortInfo): Channel {
+    const entry = this.exports.get(exportName);
+    if (!entry) throw new BlockError('EINVAL', `no export named ${JSON.stringify(exportName)}`);
+    let portStats = this.portStats.get(port.id);
+    if (!portStats) this.portStats.set(port.id, (portStats = new IoStats()));
+    const deviceName = this.baseName(entry);
+    return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(deviceName)!, portStats]);
+  }
+
+  async close(): Promise<void> {
+    const results = await Promise.allSettled([...this.devices.values()].map((d) => d.close()));
+    for (const r of results) if (r.status === 'rejected') log.warn({ err: r.reason }, 'device close failed');
+    this.devices.clear();
+    this.exports.clear();
+  }
+
+  private baseName(entry: ExportEntry): string {
+    return entry.device.name;
+  }
+}

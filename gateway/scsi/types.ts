@@ -1,0 +1,46 @@
+/**
+ * The contract between the iSCSI transport (gateway/iscsi) and the protocol-neutral SCSI
+ * layer (gateway/scsi). The transport collects a command's data-out (immediate, unsolicited
+ * and R2T-solicited) before calling `execute`, and sends back data-in, status and sense;
+ * the SCSI layer only ever calls the fabric.
+ */
+
+export type DataDirection = 'none' | 'read' | 'write' | 'bidirectional';
+
+/** The I_T nexus: who sent the command and through which target port. */
+export interface Nexus {
+  /** iSCSI initiator name (IQN/EUI) */
+  readonly initiatorName: string;
+  /** Initiator session id, 6 bytes as 12 hex digits; with the name, the initiator port. */
+  readonly isid: string;
+  /** Target name (IQN) the session logged in to. */
+  readonly targetName: string;
+  /** Relative target port identifier (1-based, unique within the target). */
+  readonly relativeTargetPortId: number;
+  /** Target port group the receiving portal belongs to. */
+  readonly targetPortGroupId: number;
+}
+
+export interface ScsiCommand {
+  readonly nexus: Nexus;
+  readonly lun: number;
+  readonly cdb: Buffer;
+  readonly direction: DataDirection;
+  /** Initiator's Expected Data Transfer Length for data-in (read direction). */
+  readonly expectedDataInLength: number;
+  /** Data-out as received, in slices (no concatenation); undefined when none. */
+  readonly dataOut?: readonly Buffer[];
+  /** Transport task tag, so task management can find and abort it. */
+  readonly taskTag: number;
+  /** Aborted by task management: the SCSI layer should stop at the next opportunity. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ScsiResult {
+  /** SAM status byte: GOOD 0x00, CHECK CONDITION 0x02, BUSY 0x08, RESERVATION CONFLICT 0x18, TASK SET FULL 0x28. */
+  readonly status: number;
+  /** Data-in, possibly longer than the allocation length; the transport truncates and computes residuals. */
+  readonly dataIn?: Buffer | readonly Buffer[];
+  /** Fixed-format sense data (0x70) for CHECK CONDITION. */
+  readonly sense?: Buffer;
+}
