@@ -59,6 +59,7 @@ export class CheckedDevice extends Layer {
   }
 
   override async cache(offset: number, length: number): Promise<void> {
+    if (!this.capabilities.cache) throw new BlockError('ENOTSUP', 'cache is not supported by this device');
     this.checkRange('cache', offset, length, 'read');
     return this.next.cache(offset, length);
   }

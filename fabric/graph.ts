@@ -61,29 +61,7 @@ export async function buildGraph(
   specs: readonly DeviceSpec[],
   options: { dataDir: string; fieldOf?: (index: number) => string },
 ): Promise<Map<string, BlockDevice>> {
-  const fieldOf = options.fieldOf ?? ((i: number) => `devices[${i}]`);
-  const byName = new Map<string, { spec: DeviceSpec; field: string }>();
-  specs.forEach((spec, i) => {
-    const field = fieldOf(i);
-    if (typeof spec.name !== 'string' || spec.name === '') throw new ConfigError(`${field}.name`, 'must be a non-empty string');
-    if (byName.has(spec.name)) throw new ConfigError(`${field}.name`, `device name ${JSON.stringify(spec.name)} is declared twice`);
-    const kind = kinds.get(spec.type);
-    if (!kind) {
-      throw new ConfigError(`${field}.type`, `unknown device type ${JSON.stringify(spec.type)} (known: ${deviceKindNames().join(', ')})`);
-    }
-    kind.validate(spec, field);
-    byName.set(spec.name, { spec, field });
-  });
-
-  const usedBy = new Map<string, string>();
-  for (const { spec, field } of byName.values()) {
-    for (const child of kinds.get(spec.type)!.children?.(spec) ?? []) {
-      if (!byName.has(child)) throw new ConfigError(field, `refers to unknown device ${JSON.stringify(child)}`);
-      const previous = usedBy.get(child);
-      if (previous) throw new ConfigError(field, `device ${JSON.stringify(child)} is already used by ${previous}`);
-      usedBy.set(child, spec.name);
-    }
-  }
+  const byName = validateGraph(specs, options);
 
   const built = new Map<string, BlockDevice>();
   const building = new Map<string, Promise<BlockDevice>>();
@@ -116,6 +94,47 @@ export async function buildGraph(
     throw err;
   }
   return built;
+}
+
+/** A spec that passed validateGraph, with the field it came from and the devices it wraps. */
+export interface ValidatedSpec {
+  readonly spec: DeviceSpec;
+  readonly field: string;
+  readonly children: readonly string[];
+}
+
+/**
+ * The checks buildGraph makes before building anything (names, kinds, each kind's fields,
+ * references, single use); `blockgate check-config` runs them alone. Declaration order.
+ */
+export function validateGraph(
+  specs: readonly DeviceSpec[],
+  options: { fieldOf?: (index: number) => string } = {},
+): Map<string, ValidatedSpec> {
+  const fieldOf = options.fieldOf ?? ((i: number) => `devices[${i}]`);
+  const byName = new Map<string, ValidatedSpec>();
+  specs.forEach((spec, i) => {
+    const field = fieldOf(i);
+    if (typeof spec.name !== 'string' || spec.name === '') throw new ConfigError(`${field}.name`, 'must be a non-empty string');
+    if (byName.has(spec.name)) throw new ConfigError(`${field}.name`, `device name ${JSON.stringify(spec.name)} is declared twice`);
+    const kind = kinds.get(spec.type);
+    if (!kind) {
+      throw new ConfigError(`${field}.type`, `unknown device type ${JSON.stringify(spec.type)} (known: ${deviceKindNames().join(', ')})`);
+    }
+    kind.validate(spec, field);
+    byName.set(spec.name, { spec, field, children: kind.children?.(spec) ?? [] });
+  });
+
+  const usedBy = new Map<string, string>();
+  for (const { spec, field, children } of byName.values()) {
+    for (const child of children) {
+      if (!byName.has(child)) throw new ConfigError(field, `refers to unknown device ${JSON.stringify(child)}`);
+      const previous = usedBy.get(child);
+      if (previous) throw new ConfigError(field, `device ${JSON.stringify(child)} is already used by ${previous}`);
+      usedBy.set(child, spec.name);
+    }
+  }
+  return byName;
 }
 
 /** Field readers for kinds' validate(): each throws a ConfigError naming the field. */

@@ -29,8 +29,9 @@ export class MemoryBackend implements BlockDevice {
     this.size = options.size;
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
     if (!Number.isSafeInteger(this.size) || this.size < 0) throw new BlockError('EINVAL', `bad size ${this.size}`);
-    if (this.chunkSize <= 0 || (this.chunkSize & (this.chunkSize - 1)) !== 0) {
-      throw new BlockError('EINVAL', `chunk size ${this.chunkSize} must be a power of two`);
+    // isAllZero reads chunks 8 bytes at a time, hence the lower bound.
+    if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 8 || (this.chunkSize & (this.chunkSize - 1)) !== 0) {
+      throw new BlockError('EINVAL', `chunk size ${this.chunkSize} must be a power of two of at least 8`);
     }
     this.blockSizes = { minimum: 1, preferred: 4096, maximum: 32 * 1024 * 1024, ...options.blockSizes };
     this.capabilities = { ...DEFAULT_CAPABILITIES, readOnly: options.readOnly ?? false };

@@ -1,4 +1,17 @@
 /**
+ * Notes for the transport (H7, SCSI side), all compatible additions:
+ * - `ScsiResult.dataOutLength`: the data-out length the CDB asked for (SPDTL), so the
+ *   transport can report write residuals against its Expected Data Transfer Length. When
+ *   the data-out received is shorter, the command fails with INVALID FIELD IN INFORMATION
+ *   UNIT and nothing is written (FCP-4 option b).
+ * - `lun` is the LUN number already decoded from the 8-byte SAM LUN field.
+ * - `cdb` may be the whole 16-byte CDB field: the SCSI layer cuts it to the opcode's length.
+ * - Data-in is already truncated to the CDB's ALLOCATION LENGTH; the transport truncates
+ *   further to its EDTL and reports residuals.
+ * - ScsiTarget also has `nexusLost(nexus)` (call when a session ends: releases RESERVE(6)
+ *   reservations and aborts its tasks) and `close()`; SAM status TASK ABORTED (0x40) is
+ *   returned for a command aborted by task management (the transport then sends nothing).
+ *
  * The contract between the iSCSI transport (gateway/iscsi) and the protocol-neutral SCSI
  * layer (gateway/scsi). The transport collects a command's data-out (immediate, unsolicited
  * and R2T-solicited) before calling `execute`, and sends back data-in, status and sense;
@@ -43,4 +56,6 @@ export interface ScsiResult {
   readonly dataIn?: Buffer | readonly Buffer[];
   /** Fixed-format sense data (0x70) for CHECK CONDITION. */
   readonly sense?: Buffer;
+  /** Data-out bytes the CDB called for (SPDTL), set by commands that take data-out. */
+  readonly dataOutLength?: number;
 }

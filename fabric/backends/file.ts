@@ -1,0 +1,309 @@
+import { constants as fsc } from 'node:fs';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import type { BlockDevice, BlockSizes, Capabilities, DeviceStatus, Extent, WriteOptions } from '../device.js';
+import { DEFAULT_CAPABILITIES, totalLength } from '../device.js';
+import { BlockError, toBlockError } from '../errors.js';
+import { logger } from '../log.js';
+
+/**
+ * A device over a regular file or a block device, through one shared file descriptor
+ * (positioned I/O, so concurrent requests need no locking and a flush on any connection
+ * covers all of them: multi-conn safe).
+ *
+ * What Node cannot do, and what that means here:
+ * - There is no fallocate(2) in Node, so no FALLOC_FL_PUNCH_HOLE and no FALLOC_FL_ZERO_RANGE.
+ *   Spawning util-linux `fallocate` per request would cost milliseconds and a process per
+ *   discard, and a native addon is off the table. So this device cannot release space:
+ *   `trim` is not advertised (hosts then don't send discards that would silently do nothing),
+ *   `writeZeroes` writes real zeroes (always "noHole"), and `fastZero` is false so that
+ *   clients asking for a fast zero fall back to their own strategy at once.
+ * - There is no lseek(SEEK_DATA/SEEK_HOLE) either, so holes cannot be found: `blockStatus`
+ *   reports the whole range as data and the capability says so.
+ */
+
+export interface FileBackendOptions {
+  readonly name: string;
+  readonly path: string;
+  /**
+   * Device size in bytes. A regular file shorter than this is extended (sparse); a missing
+   * file is created at this size. Without it, the file's or block device's own size is used.
+   */
+  readonly size?: number;
+  readonly readOnly?: boolean;
+  /** Create the file if it does not exist (needs `size`). Default: true when `size` is given. */
+  readonly create?: boolean;
+}
+
+/** The subset of fs/promises' FileHandle this device uses; tests may wrap it. */
+export interface FileIo {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What was learned about the file when it was opened. */
+export interface FileGeometry {
+  readonly path: string;
+  readonly size: number;
+  readonly blockDevice: boolean;
+  readonly readOnly: boolean;
+  readonly blockSizes: BlockSizes;
+  readonly rotational: boolean;
+}
+
+/** Largest single read or write; also the NBD maximum block size advertised. */
+const MAX_REQUEST = 32 * 1024 * 1024;
+/** writeZeroes reuses one zero page this big, referenced many times in a writev. */
+const ZERO_BUFFER = Buffer.alloc(1024 * 1024);
+/** Bytes of zeroes per writev call (slices of ZERO_BUFFER); well under IOV_MAX slices. */
+const ZERO_BATCH = 64 * ZERO_BUFFER.length;
+/** Reads used to warm the page cache for `cache` go through a scratch buffer this big. */
+const CACHE_SCRATCH = 1024 * 1024;
+
+const log = logger('file-backend');
+
+export class FileBackend implements BlockDevice {
+  readonly name: string;
+  readonly size: number;
+  readonly blockSizes: BlockSizes;
+  readonly capabilities: Capabilities;
+  private closed = false;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private scratch: Buffer | undefined;
+  /** Counters operators and tests read to see FUA and flush reach stable storage. */
+  private readonly counters = { datasyncs: 0, shortReads: 0, shortWrites: 0 };
+
+  /** Open (and if asked create or extend) the file, then wrap it. */
+  static async open(options: FileBackendOptions): Promise<FileBackend> {
+    const { handle, geometry } = await openFile(options);
+    return new FileBackend(options.name, handle, geometry);
+  }
+
+  constructor(
+    name: string,
+    private readonly io: FileIo,
+    private readonly geometry: FileGeometry,
+  ) {
+    this.name = name;
+    this.size = geometry.size;
+    this.blockSizes = geometry.blockSizes;
+    this.capabilities = {
+      ...DEFAULT_CAPABILITIES,
+      readOnly: geometry.readOnly,
+      trim: false,
+      fastZero: false,
+      blockStatus: false,
+      rotational: geometry.rotational,
+    };
+  }
+
+  read(offset: number, target: Buffer): Promise<void> {
+    return this.run(`read ${target.length}@${offset}`, async () => {
+      let done = 0;
+      while (done < target.length) {
+        const { bytesRead } = await this.io.read(target, done, target.length - done, offset + done);
+        if (bytesRead === 0) {
+          // A block device ends where it says; a regular file may be shorter than the
+          // device (extended sparsely by someone else, or read-only and never extended).
+          if (this.geometry.blockDevice) throw new BlockError('EIO', `unexpected end of ${this.geometry.path} at ${offset + done}`);
+          target.fill(0, done);
+          return;
+        }
+        if (bytesRead < target.length - done) this.counters.shortReads++;
+        done += bytesRead;
+      }
+    });
+  }
+
+  write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
+    return this.run(`write ${totalLength(data)}@${offset}`, async () => {
+      this.checkWritable();
+      await this.writeAll(offset, data);
+      if (options?.fua) await this.datasync();
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.run('flush', () => this.datasync());
+  }
+
+  trim(): Promise<void> {
+    return Promise.reject(new BlockError('ENOTSUP', `${this.name}: cannot punch holes (see fabric/backends/file.ts)`));
+  }
+
+  writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    return this.run(`write zeroes ${length}@${offset}`, async () => {
+      this.checkWritable();
+      for (let done = 0; done < length; ) {
+        const batch = Math.min(ZERO_BATCH, length - done);
+        const slices: Buffer[] = [];
+        for (let n = 0; n < batch; n += ZERO_BUFFER.length) slices.push(ZERO_BUFFER.subarray(0, Math.min(ZERO_BUFFER.length, batch - n)));
+        await this.writeAll(offset + done, slices);
+        done += batch;
+      }
+      if (options?.fua) await this.datasync();
+    });
+  }
+
+  async blockStatus(_offset: number, length: number): Promise<Extent[]> {
+    this.checkOpen();
+    return [{ length, hole: false, zero: false }];
+  }
+
+  /** Read the range through a scratch buffer so it is in the page cache when asked for. */
+  cache(offset: number, length: number): Promise<void> {
+    return this.run(`cache ${length}@${offset}`, async () => {
+      const end = Math.min(offset + length, this.size);
+      const scratch = (this.scratch ??= Buffer.allocUnsafe(CACHE_SCRATCH));
+      for (let at = offset; at < end; ) {
+        const { bytesRead } = await this.io.read(scratch, 0, Math.min(scratch.length, end - at), at);
+        if (bytesRead === 0) return;
+        at += bytesRead;
+      }
+    });
+  }
+
+  status(): DeviceStatus {
+    return {
+      state: this.closed ? 'failed' : 'optimal',
+      detail: { path: this.geometry.path, blockDevice: this.geometry.blockDevice, inFlight: this.inFlight, ...this.counters },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await this.io.close();
+    log.info({ device: this.name, path: this.geometry.path }, 'closed');
+  }
+
+  /**
+   * pwritev the slices as they are; after a short write, continue from the first unwritten
+   * byte with views (subarray) of the remaining slices — never a concatenated copy.
+   */
+  private async writeAll(offset: number, data: readonly Buffer[]): Promise<void> {
+    let slices = data.filter((b) => b.length > 0);
+    let position = offset;
+    while (slices.length > 0) {
+      const want = totalLength(slices);
+      const { bytesWritten } = await this.io.writev(slices, position);
+      if (bytesWritten === want) return;
+      if (bytesWritten <= 0) throw new BlockError('EIO', `write to ${this.geometry.path} at ${position} made no progress`);
+      this.counters.shortWrites++;
+      position += bytesWritten;
+      slices = skipBytes(slices, bytesWritten);
+    }
+  }
+
+  private async datasync(): Promise<void> {
+    await this.io.datasync();
+    this.counters.datasyncs++;
+  }
+
+  /** Track in-flight requests (close waits for them) and map fs errors to BlockErrors. */
+  private async run(what: string, body: () => Promise<void>): Promise<void> {
+    this.checkOpen();
+    this.inFlight++;
+    try {
+      await body();
+    } catch (err) {
+      throw toBlockError(err, `${this.name}: ${what}`);
+    } finally {
+      if (--this.inFlight === 0 && this.drained) this.drained();
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.capabilities.readOnly) throw new BlockError('EPERM', `device ${this.name} is read-only`);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
+  }
+}
+
+/** The slices after the first `n` bytes, as views of the originals. */
+export function skipBytes(slices: readonly Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < slices.length && n >= slices[i]!.length) n -= slices[i++]!.length;
+  const rest = slices.slice(i);
+  if (rest.length > 0 && n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
+}
+
+async function openFile(options: FileBackendOptions): Promise<{ handle: FileHandle; geometry: FileGeometry }> {
+  const context = `${options.name}: open ${options.path}`;
+  const readOnly = options.readOnly ?? false;
+  const create = options.create ?? options.size !== undefined;
+  if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size <= 0)) {
+    throw new BlockError('EINVAL', `${context}: bad size ${options.size}`);
+  }
+  let flags = readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
+  if (create && !readOnly) flags |= fsc.O_CREAT;
+  let handle: FileHandle;
+  try {
+    handle = await open(options.path, flags, 0o644);
+  } catch (err) {
+    throw toBlockError(err, context);
+  }
+  try {
+    const stat = await handle.stat();
+    const blockDevice = stat.isBlockDevice();
+    if (!blockDevice && !stat.isFile()) throw new BlockError('EINVAL', `${context}: neither a regular file nor a block device`);
+    if (blockDevice) {
+      const info = await blockDeviceInfo(stat.rdev);
+      if (options.size !== undefined && options.size > info.size) {
+        throw new BlockError('EINVAL', `${context}: size ${options.size} exceeds the block device's ${info.size} bytes`);
+      }
+      const geometry = { path: options.path, blockDevice, readOnly, ...info, size: options.size ?? info.size };
+      log.info({ device: options.name, path: options.path, size: geometry.size, readOnly }, 'opened block device');
+      return { handle, geometry };
+    }
+    let size = stat.size;
+    if (options.size !== undefined) {
+      if (options.size > size && !readOnly) await handle.truncate(options.size);
+      size = options.size;
+    }
+    if (size === 0) throw new BlockError('EINVAL', `${context}: the file is empty; give a size to create or extend it`);
+    const blockSizes = { minimum: 1, preferred: 4096, maximum: MAX_REQUEST };
+    log.info({ device: options.name, path: options.path, size, readOnly }, 'opened file');
+    return { handle, geometry: { path: options.path, size, blockDevice, readOnly, blockSizes, rotational: false } };
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw toBlockError(err, context);
+  }
+}
+
+/**
+ * fstat reports size 0 for a block device; the kernel publishes its size (in 512-byte
+ * sectors, whatever the logical block size), block sizes and rotational flag in sysfs,
+ * found from the device number. Partitions have no queue/ of their own: use the parent's.
+ */
+async function blockDeviceInfo(rdev: number): Promise<{ size: number; blockSizes: BlockSizes; rotational: boolean }> {
+  // Linux's dev_t encoding (glibc gnu_dev_major/minor); rdev can exceed 32 bits, so no bitwise ops on it.
+  const high = Math.floor(rdev / 2 ** 32);
+  const low = rdev >>> 0;
+  const major = ((low >>> 8) & 0xfff) | ((high & ~0xfff) >>> 0);
+  const minor = ((low & 0xff) | (((low >>> 12) | ((high & 0xfff) << 20)) & ~0xff)) >>> 0;
+  const dir = `/sys/dev/block/${major}:${minor}`;
+  const readNumber = async (file: string) => Number((await readFile(file, 'utf8')).trim());
+  const queueValue = async (name: string) => {
+    try {
+      return await readNumber(`${dir}/queue/${name}`);
+    } catch {
+      return readNumber(`${dir}/../queue/${name}`);
+    }
+  };
+  const sectors = await readNumber(`${dir}/size`);
+  const logical = await queueValue('logical_block_size');
+  const physical = await queueValue('physical_block_size');
+  const rotational = (await queueValue('rotational')) === 1;
+  return {
+    size: sectors * 512,
+    blockSizes: { minimum: logical, preferred: Math.max(physical, 4096), maximum: MAX_REQUEST },
+    rotational,
+  };
+}

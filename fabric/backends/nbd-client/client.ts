@@ -1,0 +1,314 @@
+/**
+ * A BlockDevice served by a remote NBD server (nbdkit, qemu-nbd, another blockgate).
+ *
+ *   const disk = await NbdClient.open({ name, address: parseNbdAddress('unix:/run/x.sock')!, exportName: '' });
+ *   NbdClient.detached(options, geometry)  // a client whose server is down now; connects on first use
+ *
+ * Requests go to the connection with the fewest in flight (several when the server allows
+ * multi-conn and `connections` > 1). A lost connection fails its requests with EIO (ETIMEDOUT
+ * for a request timeout); the next request reconnects, so a probe by the multipath layer
+ * notices when the server is back. A server that comes back with another size is refused.
+ */
+import type { BlockDevice, BlockSizes, Capabilities, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../../device.js';
+import { totalLength } from '../../device.js';
+import { BlockError } from '../../errors.js';
+import { logger, type Logger } from '../../log.js';
+import {
+  NBD_CMD_BLOCK_STATUS,
+  NBD_CMD_CACHE,
+  NBD_CMD_FLAG_FAST_ZERO,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_FLAG_CAN_MULTI_CONN,
+  NBD_FLAG_READ_ONLY,
+  NBD_FLAG_ROTATIONAL,
+  NBD_FLAG_SEND_CACHE,
+  NBD_FLAG_SEND_FAST_ZERO,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
+} from '../../protocols/nbd.js';
+import { formatNbdAddress, type NbdAddress } from './address.js';
+import { NbdConnection, type ConnectionOptions } from './connection.js';
+import type { ExportInfo } from './handshake.js';
+
+export interface NbdClientOptions {
+  readonly name: string;
+  readonly address: NbdAddress;
+  /** Export name; '' is the server's default export. */
+  readonly exportName?: string;
+  /** Connections to open when the server advertises CAN_MULTI_CONN (default 1). */
+  readonly connections?: number;
+  /** A request unanswered this long fails with ETIMEDOUT (default 30 s). */
+  readonly timeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+/** What a device looks like from outside; a detached client borrows it from a sibling path. */
+export interface NbdGeometry {
+  readonly size: number;
+  readonly blockSizes: BlockSizes;
+  readonly capabilities: Capabilities;
+}
+
+/** Largest single request we send: nbdkit refuses payloads over 64 MiB. */
+const MAX_PAYLOAD = 32 * 1024 * 1024;
+/** Trim/zero/status lengths are 32-bit on the wire; stay well inside, aligned. */
+const MAX_RANGE = 2 ** 31;
+
+export class NbdClient implements BlockDevice {
+  readonly name: string;
+  readonly size: number;
+  readonly blockSizes: BlockSizes;
+  readonly capabilities: Capabilities;
+  private readonly exportName: string;
+  private readonly wanted: number;
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly log: Logger;
+  private connections: NbdConnection[] = [];
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+  private lastError: string | undefined;
+  private connects = 0;
+
+  static async open(options: NbdClientOptions): Promise<NbdClient> {
+    const first = await NbdConnection.open(connectionOptions(options));
+    const client = new NbdClient(options, geometryOf(first.info));
+    client.adopt(first);
+    await client.fillConnections().catch(() => undefined);
+    return client;
+  }
+
+  /** A client for a server that cannot be reached now; it connects on first use. */
+  static detached(options: NbdClientOptions, geometry: NbdGeometry): NbdClient {
+    return new NbdClient(options, geometry);
+  }
+
+  private constructor(
+    private readonly options: NbdClientOptions,
+    geometry: NbdGeometry,
+  ) {
+    this.name = options.name;
+    this.size = geometry.size;
+    this.blockSizes = geometry.blockSizes;
+    this.capabilities = geometry.capabilities;
+    this.exportName = options.exportName ?? '';
+    this.wanted = geometry.capabilities.multiConn ? Math.max(1, options.connections ?? 1) : 1;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.log = logger('nbd-client', { device: this.name, address: formatNbdAddress(options.address) });
+  }
+
+  get geometry(): NbdGeometry {
+    return { size: this.size, blockSizes: this.blockSizes, capabilities: this.capabilities };
+  }
+
+  read(offset: number, target: Buffer): Promise<void> {
+    return this.send(NBD_CMD_READ, 0, offset, target.length, target) as Promise<never>;
+  }
+
+  write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
+    return this.send(NBD_CMD_WRITE, this.fuaFlag(options), offset, totalLength(data), undefined, data) as Promise<never>;
+  }
+
+  flush(): Promise<void> {
+    if (!this.capabilities.flush) return Promise.resolve();
+    return this.send(NBD_CMD_FLUSH, 0, 0, 0) as Promise<never>;
+  }
+
+  async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    if (!this.capabilities.trim) throw new BlockError('ENOTSUP', `${this.name}: server does not support trim`);
+    await this.inPieces(NBD_CMD_TRIM, this.fuaFlag(options), offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
+    if (!this.capabilities.writeZeroes) throw new BlockError('ENOTSUP', `${this.name}: server does not support write zeroes`);
+    if (options?.fastOnly && !this.capabilities.fastZero) throw new BlockError('ENOTSUP', `${this.name}: no fast zero`);
+    let flags = this.fuaFlag(options);
+    if (options?.noHole) flags |= NBD_CMD_FLAG_NO_HOLE;
+    if (options?.fastOnly) flags |= NBD_CMD_FLAG_FAST_ZERO;
+    await this.inPieces(NBD_CMD_WRITE_ZEROES, flags, offset, length);
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    if (!this.capabilities.blockStatus) return [{ length, hole: false, zero: false }];
+    const asked = Math.min(length, this.rangeLimit());
+    const extents = await this.send(NBD_CMD_BLOCK_STATUS, 0, offset, asked);
+    // A server that answered without our context has told us nothing: all data.
+    return extents && extents.length > 0 ? extents : [{ length: asked, hole: false, zero: false }];
+  }
+
+  async cache(offset: number, length: number): Promise<void> {
+    if (!this.capabilities.cache) return;
+    await this.send(NBD_CMD_CACHE, 0, offset, Math.min(length, this.rangeLimit()));
+  }
+
+  status(): DeviceStatus {
+    const up = this.connections.length;
+    return {
+      state: this.closed || up === 0 ? 'failed' : up < this.wanted ? 'degraded' : 'optimal',
+      detail: {
+        address: formatNbdAddress(this.options.address),
+        export: this.exportName,
+        connections: up,
+        wantedConnections: this.wanted,
+        inFlight: this.connections.reduce((n, c) => n + c.inFlight, 0),
+        connects: this.connects,
+        ...(this.lastError ? { lastError: this.lastError } : {}),
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const open = this.connections;
+    this.connections = [];
+    await Promise.allSettled(open.map((c) => c.close()));
+  }
+
+  private fuaFlag(options: WriteOptions | undefined): number {
+    return options?.fua && this.capabilities.fua ? NBD_CMD_FLAG_FUA : 0;
+  }
+
+  private rangeLimit(): number {
+    return MAX_RANGE - (MAX_RANGE % this.blockSizes.minimum);
+  }
+
+  private async inPieces(command: number, flags: number, offset: number, length: number): Promise<void> {
+    const limit = this.rangeLimit();
+    for (let at = 0; at < length; at += limit) await this.send(command, flags, offset + at, Math.min(limit, length - at));
+  }
+
+  /** The hot path: pick the least busy connection, or connect first. */
+  private send(
+    command: number,
+    flags: number,
+    offset: number,
+    length: number,
+    target?: Buffer,
+    payload?: readonly Buffer[],
+  ): Promise<Extent[] | undefined> {
+    const connection = this.pick();
+    if (connection) return connection.request(command, flags, offset, length, target, payload);
+    return this.connectThenSend(command, flags, offset, length, target, payload);
+  }
+
+  private async connectThenSend(
+    command: number,
+    flags: number,
+    offset: number,
+    length: number,
+    target?: Buffer,
+    payload?: readonly Buffer[],
+  ): Promise<Extent[] | undefined> {
+    if (this.closed) throw new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
+    await this.fillConnections();
+    const connection = this.pick();
+    if (!connection) throw new BlockError('EIO', `${this.name}: no connection to the server`);
+    return connection.request(command, flags, offset, length, target, payload);
+  }
+
+  private pick(): NbdConnection | undefined {
+    const all = this.connections;
+    if (all.length <= 1) return all[0];
+    let best = all[0]!;
+    for (let i = 1; i < all.length; i++) if (all[i]!.inFlight < best.inFlight) best = all[i]!;
+    return best;
+  }
+
+  /** Open connections up to the wanted number; one attempt shared by all callers. */
+  private fillConnections(): Promise<void> {
+    this.connecting ??= this.connectMissing().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async connectMissing(): Promise<void> {
+    const missing = this.wanted - this.connections.length;
+    if (missing <= 0) return;
+    const results = await Promise.allSettled(
+      Array.from({ length: missing }, () => NbdConnection.open(connectionOptions(this.options))),
+    );
+    let firstError: unknown;
+    for (const result of results) {
+      if (result.status === 'rejected') firstError ??= result.reason;
+      else if (this.closed) void result.value.close();
+      else if (!this.matches(result.value.info)) {
+        firstError ??= new BlockError('EIO', `${this.name}: server now exports ${result.value.info.size} bytes, not ${this.size}`);
+        void result.value.close();
+      } else this.adopt(result.value);
+    }
+    if (this.connections.length === 0 && firstError !== undefined) {
+      const error = firstError instanceof BlockError ? firstError : new BlockError('EIO', String(firstError));
+      this.noteError(error.message);
+      // Whatever stopped the connection (refused, reset, timed out), the server is not there.
+      throw error.code === 'EIO' ? error : new BlockError('EIO', error.message, { cause: error });
+    }
+  }
+
+  private adopt(connection: NbdConnection): void {
+    connection.onClose = this.onClose;
+    this.connections.push(connection);
+    this.connects++;
+    if (this.connects > 1) this.log.info({ connections: this.connections.length }, 'connected to the NBD server again');
+    this.lastError = undefined;
+  }
+
+  private readonly onClose = (connection: NbdConnection, error: BlockError): void => {
+    const i = this.connections.indexOf(connection);
+    if (i < 0) return;
+    this.connections.splice(i, 1);
+    if (!this.closed) {
+      this.noteError(error.message);
+      this.log.warn({ err: error.message, connections: this.connections.length }, 'NBD connection lost');
+    }
+  };
+
+  private noteError(message: string): void {
+    this.lastError = message;
+  }
+
+  private matches(info: ExportInfo): boolean {
+    return info.size === this.size;
+  }
+}
+
+function connectionOptions(options: NbdClientOptions): ConnectionOptions {
+  return {
+    address: options.address,
+    exportName: options.exportName ?? '',
+    connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+    timeoutMs: options.timeoutMs ?? 30_000,
+  };
+}
+
+function geometryOf(info: ExportInfo): NbdGeometry {
+  const f = info.transmissionFlags;
+  const advertised = info.blockSizes;
+  const minimum = advertised?.minimum || 1;
+  const preferred = Math.max(minimum, advertised?.preferred || 4096);
+  let maximum = Math.min(MAX_PAYLOAD, advertised?.maximum || MAX_PAYLOAD);
+  maximum -= maximum % minimum;
+  return {
+    size: info.size,
+    blockSizes: { minimum, preferred, maximum },
+    capabilities: {
+      readOnly: (f & NBD_FLAG_READ_ONLY) !== 0,
+      flush: (f & NBD_FLAG_SEND_FLUSH) !== 0,
+      fua: (f & NBD_FLAG_SEND_FUA) !== 0,
+      trim: (f & NBD_FLAG_SEND_TRIM) !== 0,
+      writeZeroes: (f & NBD_FLAG_SEND_WRITE_ZEROES) !== 0,
+      fastZero: (f & NBD_FLAG_SEND_FAST_ZERO) !== 0,
+      cache: (f & NBD_FLAG_SEND_CACHE) !== 0,
+      blockStatus: info.allocationContext !== undefined,
+      multiConn: (f & NBD_FLAG_CAN_MULTI_CONN) !== 0,
+      rotational: (f & NBD_FLAG_ROTATIONAL) !== 0,
+    },
+  };
+}

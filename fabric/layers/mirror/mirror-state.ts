@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileDurably } from '../../bitmap/durable-file.js';
+import type { ReplicaSlot, ReplicaState } from './replica.js';
+
+/**
+ * What a mirror must remember across a restart: which devices are in the replica set (a
+ * promoted spare changes it), which of them are not in sync (their bitmaps say what to copy)
+ * and which are quarantined. Written atomically before any write that depends on it is
+ * acknowledged.
+ */
+export interface PersistedReplica {
+  readonly name: string;
+  readonly slot: ReplicaSlot;
+  /** 'stale' stands for every member state but in-sync: its bitmap holds the rest. */
+  readonly state: 'in-sync' | 'stale' | 'standby' | 'failed' | 'quarantined';
+}
+
+export interface PersistedMirror {
+  readonly version: 1;
+  readonly replicas: PersistedReplica[];
+}
+
+export function mirrorDirectory(dataDir: string, mirrorName: string): string {
+  return join(dataDir, 'mirror', encodeURIComponent(mirrorName));
+}
+
+export function bitmapPath(dir: string, replicaName: string): string {
+  return join(dir, `${encodeURIComponent(replicaName)}.bitmap`);
+}
+
+export async function loadMirrorState(dir: string): Promise<PersistedMirror | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'state.json'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const parsed = JSON.parse(text) as PersistedMirror;
+  if (parsed.version !== 1 || !Array.isArray(parsed.replicas)) throw new Error(`${join(dir, 'state.json')}: unknown format`);
+  return parsed;
+}
+
+export function saveMirrorState(dir: string, state: PersistedMirror): Promise<void> {
+  return writeFileDurably(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+}
+
+export function persistedState(slot: ReplicaSlot, state: ReplicaState): PersistedReplica['state'] {
+  if (state === 'quarantined') return 'quarantined';
+  if (slot === 'alternate') return state === 'standby' ? 'standby' : 'failed';
+  return state === 'in-sync' ? 'in-sync' : 'stale';
+}

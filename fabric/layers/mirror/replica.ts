@@ -1,0 +1,62 @@
+import type { BlockDevice } from '../../device.js';
+import type { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
+
+/**
+ * One device of a mirror (a data-store failover set). `slot` says whether it belongs to the
+ * replica set or waits as a hot spare; `state` says how far it can be trusted.
+ *
+ *  member states:    in-sync → failed → (returns) stale → resyncing → in-sync
+ *                    any → quarantined (failure limit) → (operator clears) failed
+ *  alternate states: standby, failed, quarantined
+ */
+export type ReplicaSlot = 'member' | 'alternate';
+export type ReplicaState = 'in-sync' | 'failed' | 'stale' | 'resyncing' | 'quarantined' | 'standby';
+export type ReplicaRole = 'primary' | 'secondary' | 'alternate';
+
+export interface FailureLimit {
+  readonly failures: number;
+  readonly windowMs: number;
+}
+
+export class Replica {
+  slot: ReplicaSlot;
+  state: ReplicaState;
+  /** Regions this member lacks; present whenever a member is not in sync. */
+  bitmap: DirtyBitmap | undefined;
+  /** Bytes of reads in flight, for least-loaded read balancing. */
+  outstanding = 0;
+  readErrors = 0;
+  writeErrors = 0;
+  readRepairs = 0;
+  private recentFailures: number[] = [];
+
+  constructor(
+    readonly device: BlockDevice,
+    slot: ReplicaSlot,
+    state: ReplicaState,
+  ) {
+    this.slot = slot;
+    this.state = state;
+  }
+
+  get name(): string {
+    return this.device.name;
+  }
+
+  /** Record one failure; true when the replica has now failed more often than the limit allows. */
+  recordFailure(limit: FailureLimit, now: number): boolean {
+    const since = now - limit.windowMs;
+    this.recentFailures = this.recentFailures.filter((t) => t > since);
+    this.recentFailures.push(now);
+    return this.recentFailures.length > limit.failures;
+  }
+
+  failuresInWindow(limit: FailureLimit, now: number): number {
+    const since = now - limit.windowMs;
+    return this.recentFailures.filter((t) => t > since).length;
+  }
+
+  clearFailures(): void {
+    this.recentFailures = [];
+  }
+}

@@ -1,0 +1,176 @@
+import type { Logger } from '../../log.js';
+import type { RegionGate } from './region-gate.js';
+import type { Replica } from './replica.js';
+
+/** What a resync needs from its mirror. */
+export interface ResyncHost {
+  readonly gate: RegionGate;
+  readonly log: Logger;
+  /** The in-sync replica to copy from, or undefined when there is none. */
+  pickSource(): Replica | undefined;
+  /** A source read failed: the mirror decides what that replica's fate is. */
+  sourceFailed(source: Replica, err: unknown, offset: number, length: number): Promise<void>;
+  /** Count copied bytes into the mirror's counters. */
+  copied(bytes: number): void;
+}
+
+export interface ResyncOptions {
+  /** Bytes per second; 0 or Infinity for no limit. */
+  readonly rate: number;
+  /** Largest single copy request. */
+  readonly chunk: number;
+  /** Minimum interval between progress log lines. */
+  readonly logIntervalMs?: number;
+}
+
+export interface ResyncProgress {
+  readonly target: string;
+  readonly percent: number;
+  readonly bytesCopied: number;
+  readonly bytesTotal: number;
+  readonly rateMiBps: number;
+  readonly etaSeconds: number | null;
+}
+
+export type ResyncOutcome = 'done' | 'stopped' | 'target-failed' | 'no-source';
+
+/**
+ * Copies a member's dirty regions from an in-sync replica, one region at a time under the
+ * region's lock, throttled to a rate. Host I/O goes on meanwhile: host writes reach the
+ * target too, so a region once copied stays in sync.
+ */
+export class Resync {
+  private stopped = false;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private wakeSleep: (() => void) | undefined;
+  private readonly startedAt = Date.now();
+  private bytesCopied = 0;
+  private readonly bytesTotal: number;
+  private lastLogAt = 0;
+  private lastLoggedPercent = 0;
+  private readonly buffer: Buffer;
+  targetError: unknown;
+
+  constructor(
+    private readonly host: ResyncHost,
+    readonly target: Replica,
+    private readonly options: ResyncOptions,
+  ) {
+    this.bytesTotal = target.bitmap!.dirtyBytes;
+    this.buffer = Buffer.allocUnsafe(Math.min(options.chunk, target.bitmap!.regionSize));
+  }
+
+  progress(): ResyncProgress {
+    const elapsed = Math.max((Date.now() - this.startedAt) / 1000, 0.001);
+    const rate = this.bytesCopied / elapsed;
+    const remaining = this.target.bitmap ? this.target.bitmap.dirtyBytes : 0;
+    const percent = this.bytesTotal === 0 ? 100 : Math.min(100, Math.floor((1000 * (this.bytesTotal - remaining)) / this.bytesTotal) / 10);
+    return {
+      target: this.target.name,
+      percent: Math.max(percent, 0),
+      bytesCopied: this.bytesCopied,
+      bytesTotal: this.bytesTotal,
+      rateMiBps: Math.round((rate / 2 ** 20) * 10) / 10,
+      etaSeconds: rate > 0 ? Math.ceil(remaining / rate) : null,
+    };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wakeSleep?.();
+  }
+
+  async run(): Promise<ResyncOutcome> {
+    const bitmap = this.target.bitmap!;
+    const { gate } = this.host;
+    gate.retain();
+    try {
+      let region = bitmap.nextDirty(0);
+      while (region >= 0) {
+        if (this.stopped) return 'stopped';
+        const start = region * bitmap.regionSize;
+        const end = Math.min(start + bitmap.regionSize, bitmap.deviceSize);
+        const outcome = await this.copyRegion(start, end);
+        if (outcome !== 'done') return outcome;
+        bitmap.clear(region);
+        this.report();
+        await this.throttle();
+        region = bitmap.nextDirty(region + 1);
+        // Host writes never dirty a resyncing target, but a failed copy may leave bits behind.
+        if (region < 0 && bitmap.dirtyRegions > 0) region = bitmap.nextDirty(0);
+      }
+      await bitmap.persist();
+      return this.stopped ? 'stopped' : 'done';
+    } finally {
+      gate.release();
+    }
+  }
+
+  private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
+    const unlock = await this.host.gate.lock(start, end);
+    try {
+      for (let at = start; at < end; ) {
+        if (this.stopped) return 'stopped';
+        const n = Math.min(this.buffer.length, end - at);
+        const piece = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
+        const source = this.host.pickSource();
+        if (!source) return 'no-source';
+        source.outstanding += n;
+        try {
+          await source.device.read(at, piece);
+        } catch (err) {
+          await this.host.sourceFailed(source, err, at, n);
+          // Another source on the next turn, unless this one is still the only good copy.
+          if (source.state === 'in-sync') return 'no-source';
+          continue;
+        } finally {
+          source.outstanding -= n;
+        }
+        try {
+          await this.target.device.write(at, [piece]);
+        } catch (err) {
+          this.targetError = err;
+          return 'target-failed';
+        }
+        this.bytesCopied += n;
+        this.host.copied(n);
+        at += n;
+      }
+      return 'done';
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Sleep long enough that the average rate stays at the limit. */
+  private async throttle(): Promise<void> {
+    const rate = this.options.rate;
+    if (!(rate > 0) || !Number.isFinite(rate)) {
+      // Still yield, so a long unthrottled resync lets host I/O through.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return;
+    }
+    const due = this.startedAt + (this.bytesCopied / rate) * 1000;
+    const wait = due - Date.now();
+    if (wait <= 0 || this.stopped) return;
+    await new Promise<void>((resolve) => {
+      this.wakeSleep = resolve;
+      this.sleepTimer = setTimeout(resolve, wait);
+    });
+    this.sleepTimer = undefined;
+    this.wakeSleep = undefined;
+  }
+
+  private report(): void {
+    const now = Date.now();
+    const p = this.progress();
+    const interval = this.options.logIntervalMs ?? 5000;
+    if (now - this.lastLogAt < interval && p.percent - this.lastLoggedPercent < 10) return;
+    this.lastLogAt = now;
+    this.lastLoggedPercent = p.percent;
+    // Persist cleared bits now and then, so a restart does not redo finished work.
+    this.target.bitmap?.persist().catch(() => {});
+    this.host.log.info({ replica: this.target.name, ...p }, 'resync progress');
+  }
+}

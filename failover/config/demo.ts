@@ -1,0 +1,10 @@
+import { validateMemberConfig, type MemberConfig } from './schema.js';
+
+/** What `blockgate serve` runs when neither --config nor the data directory names a configuration. */
+export function demoConfig(): MemberConfig {
+  return validateMemberConfig({
+    backends: [{ name: 'demo', type: 'memory', size: '1GiB' }],
+    exports: [{ name: 'demo', device: 'demo', description: 'blockgate demo: 1 GiB RAM disk (contents are lost on stop)' }],
+    nbd: { listen: [{ host: '127.0.0.1', port: 10809 }] },
+  }).config;
+}

@@ -1,0 +1,124 @@
+import type { Database, RootDatabase } from 'lmdb';
+import { ConfigError } from '../../fabric/graph.js';
+import { logger } from '../../fabric/log.js';
+import { configChecksum } from './canonical.js';
+import type { MemberConfig } from './schema.js';
+
+/**
+ * One version of the member configuration as the database keeps it. Records are
+ * self-describing so members can exchange them: a receiver checks the checksum, and keeps
+ * the record only if its generation is newer than its own (the Primary writes; etcd, when
+ * a cluster uses it, decides who that is).
+ */
+export interface ConfigRecord {
+  /** 1, 2, 3…: one more on every change, never reused. */
+  readonly generation: number;
+  /** configChecksum(config): equal checksums mean equal configurations. */
+  readonly checksum: string;
+  /** The member that wrote this generation. */
+  readonly writtenBy: string;
+  /** ISO 8601 time of the write, for operators (generations order records, not clocks). */
+  readonly writtenAt: string;
+  /** Where it came from: `file:/etc/blockgate.yaml`, `sync:member-b`, `api`… */
+  readonly source: string;
+  readonly config: MemberConfig;
+}
+
+export interface CommitResult {
+  readonly record: ConfigRecord;
+  /** False when the configuration equals the current one: no new generation was made. */
+  readonly changed: boolean;
+}
+
+export const CONFIG_DB_NAME = 'config';
+export const DEFAULT_HISTORY = 20;
+
+const log = logger('config-store');
+
+/**
+ * Generation-numbered configuration records in the member's LMDB, keyed by generation.
+ * The current configuration is the highest generation; the last `history` are kept.
+ */
+export class ConfigStore {
+  private readonly db: Database<ConfigRecord, number>;
+  private readonly history: number;
+
+  constructor(root: RootDatabase, options: { history?: number } = {}) {
+    this.history = Math.max(1, options.history ?? DEFAULT_HISTORY);
+    // JSON, not msgpack: records travel between members that may run different versions.
+    this.db = root.openDB<ConfigRecord, number>({ name: CONFIG_DB_NAME, encoding: 'json' });
+  }
+
+  current(): ConfigRecord | undefined {
+    for (const { value } of this.db.getRange({ reverse: true, limit: 1 })) return verified(value);
+    return undefined;
+  }
+
+  get(generation: number): ConfigRecord | undefined {
+    const value = this.db.get(generation);
+    return value === undefined ? undefined : verified(value);
+  }
+
+  /** Kept records, newest first. */
+  list(): ConfigRecord[] {
+    return [...this.db.getRange({ reverse: true })].map(({ value }) => verified(value));
+  }
+
+  /** Store a validated configuration as the next generation, unless it equals the current one. */
+  async commit(config: MemberConfig, origin: { writtenBy: string; source: string }): Promise<CommitResult> {
+    const checksum = configChecksum(config);
+    const result = await this.db.transaction((): CommitResult => {
+      const latest = this.latest();
+      if (latest && latest.checksum === checksum) return { record: latest, changed: false };
+      const record: ConfigRecord = {
+        generation: (latest?.generation ?? 0) + 1,
+        checksum,
+        writtenBy: origin.writtenBy,
+        writtenAt: new Date().toISOString(),
+        source: origin.source,
+        config,
+      };
+      this.append(record);
+      return { record, changed: true };
+    });
+    if (result.changed) log.info({ generation: result.record.generation, source: origin.source, checksum }, 'configuration stored');
+    return result;
+  }
+
+  /**
+   * Keep a record written by another member if it is newer than ours. Returns false for
+   * a generation we already have or have passed.
+   */
+  async accept(record: ConfigRecord): Promise<boolean> {
+    verified(record);
+    if (!Number.isSafeInteger(record.generation) || record.generation < 1) {
+      throw new ConfigError('generation', `must be a positive integer (got ${record.generation})`);
+    }
+    const accepted = await this.db.transaction(() => {
+      if ((this.latest()?.generation ?? 0) >= record.generation) return false;
+      this.append(record);
+      return true;
+    });
+    if (accepted) log.info({ generation: record.generation, writtenBy: record.writtenBy }, 'configuration accepted');
+    return accepted;
+  }
+
+  private latest(): ConfigRecord | undefined {
+    for (const { value } of this.db.getRange({ reverse: true, limit: 1 })) return value;
+    return undefined;
+  }
+
+  /** Inside a write transaction: add the record and forget the ones past the history. */
+  private append(record: ConfigRecord): void {
+    void this.db.put(record.generation, record);
+    const oldest = record.generation - this.history;
+    for (const key of this.db.getKeys({ end: oldest + 1 })) void this.db.remove(key);
+  }
+}
+
+function verified(record: ConfigRecord): ConfigRecord {
+  if (configChecksum(record.config) !== record.checksum) {
+    throw new ConfigError(`config generation ${record.generation}`, `checksum mismatch: the stored configuration is damaged`);
+  }
+  return record;
+}

@@ -1,0 +1,50 @@
+import type { ValidatedSpec } from '../../fabric/graph.js';
+import { loadConfigFile } from '../../failover/config/file.js';
+import { formatListen, type ValidatedConfig } from '../../failover/config/schema.js';
+import { EXIT_OK, reportError } from './exit.js';
+
+/** `blockgate check-config FILE`: validate and print; never builds or stores anything. */
+export async function checkConfig(path: string): Promise<number> {
+  try {
+    const validated = await loadConfigFile(path);
+    process.stdout.write(`configuration OK: ${path}\n${describeConfig(validated)}`);
+    return EXIT_OK;
+  } catch (err) {
+    return reportError(err, path);
+  }
+}
+
+/** The member, its device graph as trees (top layers first), exports and listeners. */
+export function describeConfig({ config, graph }: ValidatedConfig): string {
+  const lines = [`member: ${config.member}`];
+  if (config.dataDir !== undefined) lines.push(`dataDir: ${config.dataDir}`);
+  const children = new Set([...graph.values()].flatMap((v) => v.children));
+  lines.push('devices:');
+  if (graph.size === 0) lines.push('  (none)');
+  for (const [name, v] of graph) if (!children.has(name)) drawTree(graph, v, '  ', '', lines);
+  lines.push('exports:');
+  if (config.exports.length === 0) lines.push('  (none)');
+  for (const e of config.exports) {
+    const mode = e.readOnly ? 'read-only' : 'read-write';
+    lines.push(`  ${e.name} -> ${e.device} (${mode})${e.description ? ` ${JSON.stringify(e.description)}` : ''}`);
+  }
+  lines.push(`nbd listen: ${config.nbd.listen.map(formatListen).join(', ') || '(disabled)'}`);
+  lines.push(`iscsi: ${config.iscsi ? 'configured' : '(not configured)'}`);
+  return lines.join('\n') + '\n';
+}
+
+function drawTree(graph: ReadonlyMap<string, ValidatedSpec>, v: ValidatedSpec, indent: string, branch: string, lines: string[]): void {
+  lines.push(`${indent}${branch}${summary(v)}`);
+  const below = indent + (branch === '' ? '' : branch.startsWith('└') ? '    ' : '│   ');
+  v.children.forEach((child, i) => {
+    const last = i === v.children.length - 1;
+    drawTree(graph, graph.get(child)!, below, last ? '└── ' : '├── ', lines);
+  });
+}
+
+function summary({ spec, field }: ValidatedSpec): string {
+  const settings = Object.entries(spec)
+    .filter(([k]) => k !== 'name' && k !== 'type')
+    .map(([k, value]) => `${k}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  return `${spec.name} [${spec.type}]${settings.length ? ` ${settings.join(' ')}` : ''}  (${field})`;
+}

@@ -1,0 +1,26 @@
+import { ConfigError } from '../../fabric/graph.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+/** Bad command line or configuration: the operator must change something before retrying. */
+export const EXIT_USAGE = 2;
+
+/** Thrown for command-line mistakes; the CLI prints it and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Print an error for a person on stderr and return the exit status it calls for. */
+export function reportError(err: unknown, context?: string): number {
+  const prefix = context ? `blockgate: ${context}: ` : 'blockgate: ';
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${prefix}configuration error: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`${prefix}${err.message}\nRun 'blockgate --help' for usage.\n`);
+    return EXIT_USAGE;
+  }
+  process.stderr.write(`${prefix}${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT_FAILURE;
+}

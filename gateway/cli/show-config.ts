@@ -1,0 +1,40 @@
+import { resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { openMemberDatabase } from '../../failover/config/database.js';
+import { ConfigStore, type ConfigRecord } from '../../failover/config/store.js';
+import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
+
+/** `blockgate show-config`: what a data directory would serve, or its kept history. */
+export async function showConfig(options: { dataDir: string; history: boolean }): Promise<number> {
+  const dataDir = resolve(options.dataDir);
+  let database;
+  try {
+    database = openMemberDatabase(dataDir);
+  } catch (err) {
+    return reportError(err, `cannot open the database in ${dataDir}`);
+  }
+  try {
+    const store = new ConfigStore(database);
+    if (options.history) {
+      const records = store.list();
+      for (const r of records) process.stdout.write(`${header(r)}\n`);
+      if (records.length === 0) process.stdout.write(`no configuration stored in ${dataDir}\n`);
+      return EXIT_OK;
+    }
+    const record = store.current();
+    if (!record) {
+      process.stdout.write(`no configuration stored in ${dataDir} (serve would run the demo)\n`);
+      return EXIT_FAILURE;
+    }
+    process.stdout.write(`# ${header(record)}\n${stringify(record.config)}`);
+    return EXIT_OK;
+  } catch (err) {
+    return reportError(err, dataDir);
+  } finally {
+    await database.close();
+  }
+}
+
+function header(r: ConfigRecord): string {
+  return `generation ${r.generation}  ${r.writtenAt}  by ${r.writtenBy}  from ${r.source}  ${r.checksum}`;
+}

@@ -1,0 +1,298 @@
+import { logger } from '../../fabric/log.js';
+import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
+import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
+import type { Connection } from './connection.js';
+import { sliceData } from './connection.js';
+import { isFinal, itt, lunOf, newBhs, type Pdu } from './pdu.js';
+import { dataOutLengthOf } from './scsi-port.js';
+import { newTask, type Task } from './task.js';
+
+const log = logger('iscsi');
+
+/** Tags of recently aborted tasks, so their late Data-Out is dropped quietly. */
+const ABORTED_MEMORY = 64;
+
+/**
+ * The SCSI command path of one connection (RFC 7143 §11.3–11.8): SCSI Command with immediate
+ * data, unsolicited and R2T-solicited Data-Out gathered as slices, execution by the target's
+ * SCSI layer, then Data-In (status in the last one when there is no sense) or SCSI Response,
+ * with exact residuals.
+ */
+export class CommandPath {
+  private nextTtt = 1;
+  private readonly recentlyAborted: number[] = [];
+
+  constructor(private readonly conn: Connection) {}
+
+  onCommand(pdu: Pdu): void {
+    const conn = this.conn;
+    const session = conn.session!;
+    const b = pdu.bhs;
+    const tag = itt(b);
+    if (session.tasks.has(tag)) return conn.reject(b, RejectReason.TASK_IN_PROGRESS);
+    const read = (b[1]! & CommandFlag.READ) !== 0;
+    const write = (b[1]! & CommandFlag.WRITE) !== 0;
+    const edtl = b.readUInt32BE(20);
+    const cdb = commandDescriptorBlock(b, pdu.ahs);
+    if (!cdb) return conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+    const direction: DataDirection = read && write ? 'bidirectional' : read ? 'read' : write ? 'write' : 'none';
+    const readLength = read ? (write ? bidiReadLength(pdu.ahs) ?? edtl : edtl) : 0;
+    const writeLength = write ? edtl : 0;
+    const p = conn.params;
+    const immediate = pdu.dataLength;
+    const final = isFinal(b);
+    if (
+      (immediate > 0 && (!write || !p.immediateData)) ||
+      immediate > writeLength ||
+      immediate > p.firstBurstLength ||
+      (!final && (!write || p.initialR2T))
+    ) {
+      return conn.reject(b, RejectReason.PROTOCOL_ERROR);
+    }
+    const unsolicitedLength = final ? immediate : Math.min(writeLength, p.firstBurstLength);
+    const task = newTask({ itt: tag, lun: lunOf(b), cmdSN: b.readUInt32BE(24), cdb, direction, writeLength, readLength, unsolicitedLength });
+    task.unsolicitedDone = final || unsolicitedLength === immediate;
+    if (immediate > 0) {
+      for (const d of pdu.data) task.dataOut.push(d);
+      task.received = immediate;
+    }
+    session.tasks.set(tag, task);
+    this.progress(task);
+  }
+
+  onDataOut(pdu: Pdu): void {
+    const conn = this.conn;
+    const b = pdu.bhs;
+    const tag = itt(b);
+    const task = conn.session!.tasks.get(tag);
+    if (!task) {
+      if (this.recentlyAborted.includes(tag)) return;
+      return conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+    }
+    const ttt = b.readUInt32BE(20);
+    const dataSN = b.readUInt32BE(36);
+    const offset = b.readUInt32BE(40);
+    const n = pdu.dataLength;
+    const violation = this.checkDataOut(task, ttt, dataSN, offset, n, isFinal(b));
+    if (violation) {
+      // ERL 0 cannot recover a broken data sequence: reject and drop the connection.
+      log.debug({ itt: tag, violation }, 'data-out sequence error');
+      conn.reject(b, RejectReason.PROTOCOL_ERROR);
+      return conn.close(`data-out sequence error: ${violation}`);
+    }
+    for (const d of pdu.data) task.dataOut.push(d);
+    task.received += n;
+    this.progress(task);
+  }
+
+  private checkDataOut(task: Task, ttt: number, dataSN: number, offset: number, n: number, final: boolean): string | undefined {
+    if (task.executing) return 'data after the transfer completed';
+    if (offset !== task.received) return `buffer offset ${offset}, expected ${task.received}`;
+    if (ttt === RESERVED_TAG) {
+      if (task.unsolicitedDone) return 'unsolicited data not allowed';
+      if (dataSN !== task.nextUnsolicitedDataSN) return `DataSN ${dataSN}, expected ${task.nextUnsolicitedDataSN}`;
+      if (task.received + n > task.unsolicitedLength) return 'more unsolicited data than FirstBurstLength';
+      task.nextUnsolicitedDataSN++;
+      if (final || task.received + n === task.unsolicitedLength) task.unsolicitedDone = true;
+      if (final && task.received + n !== task.unsolicitedLength && task.received + n !== task.writeLength) {
+        // An initiator may end its unsolicited burst early: solicit the rest from here.
+        task.nextR2TOffset = task.received + n;
+      }
+      return undefined;
+    }
+    const r2t = task.r2ts.get(ttt);
+    if (!r2t) return `unknown target transfer tag 0x${ttt.toString(16)}`;
+    if (dataSN !== r2t.nextDataSN) return `DataSN ${dataSN}, expected ${r2t.nextDataSN}`;
+    if (offset !== r2t.offset + r2t.received) return `buffer offset ${offset} outside the R2T`;
+    if (r2t.received + n > r2t.length) return 'more data than the R2T asked for';
+    r2t.nextDataSN++;
+    r2t.received += n;
+    if (r2t.received === r2t.length) task.r2ts.delete(ttt);
+    else if (final) return 'burst ended before the R2T length';
+    return undefined;
+  }
+
+  /** Ask for more data, or execute once all of it is here. */
+  private progress(task: Task): void {
+    if (task.received === task.writeLength) return this.execute(task);
+    if (!task.unsolicitedDone) return;
+    const p = this.conn.params;
+    const r2ts = [];
+    while (task.r2ts.size < p.maxOutstandingR2T && task.nextR2TOffset < task.writeLength) {
+      const length = Math.min(p.maxBurstLength, task.writeLength - task.nextR2TOffset);
+      const ttt = this.allocateTtt();
+      task.r2ts.set(ttt, { ttt, offset: task.nextR2TOffset, length, received: 0, nextDataSN: 0 });
+      const bhs = newBhs(Opcode.R2T, FINAL_BIT);
+      setLun(bhs, task.lun);
+      bhs.writeUInt32BE(task.itt, 16);
+      bhs.writeUInt32BE(ttt, 20);
+      this.conn.fillCounters(bhs, false);
+      bhs.writeUInt32BE(task.nextR2TSN++, 36);
+      bhs.writeUInt32BE(task.nextR2TOffset, 40);
+      bhs.writeUInt32BE(length, 44);
+      r2ts.push({ bhs });
+      task.nextR2TOffset += length;
+    }
+    if (r2ts.length) this.conn.sendPdus(r2ts);
+  }
+
+  private allocateTtt(): number {
+    const t = this.nextTtt;
+    this.nextTtt = this.nextTtt >= 0x7fffffff ? 1 : this.nextTtt + 1;
+    return t;
+  }
+
+  private execute(task: Task): void {
+    const session = this.conn.session!;
+    task.executing = true;
+    const cmd: ScsiCommand = {
+      nexus: session.nexus!,
+      lun: task.lun,
+      cdb: task.cdb,
+      direction: task.direction,
+      expectedDataInLength: task.readLength,
+      dataOut: task.writeLength > 0 ? task.dataOut : undefined,
+      taskTag: task.itt,
+      signal: task.abort.signal,
+    };
+    let pending: Promise<ScsiResult>;
+    try {
+      pending = session.target!.scsi.execute(cmd);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    task.done = pending.then(
+      (result) => this.respond(task, result),
+      (err: unknown) => {
+        log.warn({ err, itt: task.itt }, 'SCSI layer failed a command');
+        this.respond(task, undefined);
+      },
+    );
+  }
+
+  private respond(task: Task, result: ScsiResult | undefined): void {
+    const conn = this.conn;
+    const session = conn.session;
+    if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
+    if (task.aborted || conn.closed) return;
+    if (!result) return this.sendResponse(task, SamStatus.CHECK_CONDITION, undefined, 0, 0, ScsiResponseCode.TARGET_FAILURE);
+    const data = result.dataIn === undefined ? [] : Buffer.isBuffer(result.dataIn) ? [result.dataIn] : result.dataIn;
+    let total = 0;
+    for (const d of data) total += d.length;
+
+    let flags = 0;
+    let residual = 0;
+    let dataInLength = 0;
+    if (task.readLength > 0 || task.direction === 'read' || task.direction === 'bidirectional') {
+      dataInLength = Math.min(total, task.readLength);
+      if (total > task.readLength) [flags, residual] = [ResponseFlag.OVERFLOW, total - task.readLength];
+      else if (total < task.readLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.readLength - total];
+    } else if (task.writeLength > 0) {
+      const wanted = dataOutLengthOf(result);
+      if (wanted !== undefined && wanted < task.writeLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.writeLength - wanted];
+      else if (wanted !== undefined && wanted > task.writeLength) [flags, residual] = [ResponseFlag.OVERFLOW, wanted - task.writeLength];
+    }
+    if (dataInLength === 0) return this.sendResponse(task, result.status, result.sense, flags, residual);
+
+    const statusInData = !result.sense && result.status !== SamStatus.CHECK_CONDITION;
+    const segment = conn.params.initiatorMaxRecvDataSegmentLength;
+    const burst = conn.params.maxBurstLength;
+    const pdus: { bhs: Buffer; data?: readonly Buffer[]; length?: number }[] = [];
+    let dataSN = 0;
+    for (let offset = 0; offset < dataInLength; ) {
+      const burstEnd = Math.min(dataInLength, (Math.floor(offset / burst) + 1) * burst);
+      const n = Math.min(segment, burstEnd - offset);
+      const last = offset + n === dataInLength;
+      const bhs = newBhs(Opcode.SCSI_DATA_IN, offset + n === burstEnd ? FINAL_BIT : 0);
+      bhs.writeUInt32BE(task.itt, 16);
+      bhs.writeUInt32BE(RESERVED_TAG, 20);
+      if (last && statusInData) {
+        bhs[1] = FINAL_BIT | ResponseFlag.STATUS | flags;
+        bhs[3] = result.status;
+        conn.fillCounters(bhs, true);
+        bhs.writeUInt32BE(residual, 44);
+      } else {
+        conn.fillCounters(bhs, false);
+        bhs.writeUInt32BE(0, 24);
+      }
+      bhs.writeUInt32BE(dataSN++, 36);
+      bhs.writeUInt32BE(offset, 40);
+      pdus.push({ bhs, data: sliceData(data, n, offset), length: n });
+      offset += n;
+    }
+    if (!statusInData) pdus.push(this.responsePdu(task, result.status, result.sense, flags, residual, ScsiResponseCode.COMMAND_COMPLETED, dataSN));
+    conn.sendPdus(pdus);
+  }
+
+  private sendResponse(task: Task, status: number, sense: Buffer | undefined, flags: number, residual: number, response: number = ScsiResponseCode.COMMAND_COMPLETED): void {
+    this.conn.sendPdus([this.responsePdu(task, status, sense, flags, residual, response, task.nextR2TSN)]);
+  }
+
+  private responsePdu(task: Task, status: number, sense: Buffer | undefined, flags: number, residual: number, response: number, expDataSN: number) {
+    const bhs = newBhs(Opcode.SCSI_RESPONSE, FINAL_BIT | flags);
+    bhs[2] = response;
+    bhs[3] = response === ScsiResponseCode.COMMAND_COMPLETED ? status : 0;
+    bhs.writeUInt32BE(task.itt, 16);
+    this.conn.fillCounters(bhs, true);
+    bhs.writeUInt32BE(expDataSN, 36);
+    bhs.writeUInt32BE(residual, 44);
+    if (!sense || sense.length === 0) return { bhs };
+    const len = Buffer.from([sense.length >> 8, sense.length & 0xff]);
+    return { bhs, data: [len, sense], length: sense.length + 2 };
+  }
+
+  /** Task management aborted this task: no response may follow (SAM-5 §7.1). */
+  abortTask(task: Task): void {
+    task.aborted = true;
+    task.abort.abort();
+    const session = this.conn.session;
+    if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
+    this.recentlyAborted.push(task.itt);
+    if (this.recentlyAborted.length > ABORTED_MEMORY) this.recentlyAborted.shift();
+  }
+
+  abortAll(): void {
+    const session = this.conn.session;
+    if (!session) return;
+    for (const task of [...session.tasks.values()]) this.abortTask(task);
+  }
+
+  /** Resolves when every command in flight has been answered. */
+  async settle(): Promise<void> {
+    const session = this.conn.session;
+    if (!session) return;
+    await Promise.allSettled([...session.tasks.values()].map((t) => t.done ?? Promise.resolve()));
+  }
+}
+
+function setLun(bhs: Buffer, lun: number): void {
+  if (lun < 256) bhs[9] = lun;
+  else {
+    bhs[8] = 0x40 | ((lun >> 8) & 0x3f);
+    bhs[9] = lun & 0xff;
+  }
+}
+
+/** The CDB: 16 bytes of the BHS, extended by an Extended CDB AHS for longer ones (§11.3.5). */
+function commandDescriptorBlock(bhs: Buffer, ahs: Buffer | undefined): Buffer | undefined {
+  const base = bhs.subarray(32, 48);
+  if (!ahs) return base;
+  for (let at = 0; at + 4 <= ahs.length; ) {
+    const len = ahs.readUInt16BE(at);
+    const type = ahs[at + 2]!;
+    if (at + 3 + len > ahs.length) return undefined;
+    if (type === AhsType.EXTENDED_CDB) return Buffer.concat([base, ahs.subarray(at + 4, at + 3 + len)]);
+    at += 4 * Math.ceil((3 + len) / 4);
+  }
+  return base;
+}
+
+function bidiReadLength(ahs: Buffer | undefined): number | undefined {
+  if (!ahs) return undefined;
+  for (let at = 0; at + 4 <= ahs.length; ) {
+    const len = ahs.readUInt16BE(at);
+    if (ahs[at + 2] === AhsType.BIDI_READ_DATA_LENGTH && len === 5 && at + 8 <= ahs.length) return ahs.readUInt32BE(at + 4);
+    at += 4 * Math.ceil((3 + len) / 4);
+  }
+  return undefined;
+}

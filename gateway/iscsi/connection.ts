@@ -1,0 +1,364 @@
+import type { Socket } from 'node:net';
+import { logger } from '../../fabric/log.js';
+import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason, Stage } from './constants.js';
+import { Login, type LoginContext, type LoginResult } from './login.js';
+import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
+import { encodeLun, frame, FramingError, isImmediate, itt, lunOf, newBhs, opcodeOf, PduReader, type Pdu } from './pdu.js';
+import type { Session } from './session.js';
+import { encodeText, type TextPairs } from './text.js';
+import { CommandPath } from './command.js';
+import { handleTaskManagement } from './tmf.js';
+import { TextExchange } from './discovery.js';
+
+const log = logger('iscsi');
+
+/** What a connection needs from the server it belongs to. */
+export interface ConnectionHost {
+  readonly limits: TargetLimits;
+  loginContext(conn: Connection): LoginContext;
+  /** Create (or join, or reinstate) the session; a number is a login failure status. */
+  establish(conn: Connection, result: LoginResult): Session | number;
+  /** The connection is gone: end its session if it was the last one. */
+  detach(conn: Connection): void;
+  sendTargets(conn: Connection, value: string): TextPairs;
+  readonly nopIntervalMs: number;
+}
+
+type Phase = 'login' | 'full' | 'logout' | 'closed';
+
+let nextConnectionId = 1;
+
+/**
+ * One TCP connection: frames PDUs, runs login, then dispatches full-feature PDUs to the
+ * command path, task management, text and logout. Everything that goes out passes through
+ * `send`, which writes one PDU train in one corked write.
+ */
+export class Connection {
+  readonly id = nextConnectionId++;
+  params: OperationalParams;
+  session: Session | undefined;
+  cid = 0;
+  private statSN = 0;
+  private phase: Phase = 'login';
+  private login: Login | undefined;
+  private readonly reader: PduReader;
+  private readonly framing = { headerDigest: false, dataDigest: false, maxDataSegment: 8192 };
+  readonly commands: CommandPath;
+  private readonly text: TextExchange;
+  private nopTimer: NodeJS.Timeout | undefined;
+  private nopOutstanding = false;
+  private nextNopTag = 1;
+  private paused = false;
+  readonly log;
+
+  constructor(
+    readonly socket: Socket,
+    readonly host: ConnectionHost,
+    /** Listener this connection arrived on (for portal group lookups). */
+    readonly listenerId: string,
+  ) {
+    this.params = defaultParams(host.limits);
+    this.reader = new PduReader(this.framing);
+    this.commands = new CommandPath(this);
+    this.text = new TextExchange(this);
+    this.log = log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.close('peer closed'));
+    socket.on('drain', () => this.resume());
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  get fullFeature(): boolean {
+    return this.phase === 'full';
+  }
+
+  private onData(chunk: Buffer): void {
+    this.reader.push(chunk);
+    try {
+      let pdu: Pdu | undefined;
+      while (this.phase !== 'closed' && !this.paused && (pdu = this.reader.next())) this.dispatch(pdu);
+    } catch (err) {
+      if (err instanceof FramingError) {
+        if (err.kind === 'data-digest' && err.bhs) this.reject(err.bhs, RejectReason.DATA_DIGEST_ERROR);
+        if (err.kind === 'too-long' && err.bhs) this.reject(err.bhs, RejectReason.PROTOCOL_ERROR);
+        this.close(err.message);
+      } else {
+        this.log.error({ err }, 'unexpected error handling a PDU');
+        this.close('internal error');
+      }
+    }
+  }
+
+  private dispatch(pdu: Pdu): void {
+    const op = opcodeOf(pdu.bhs);
+    if (this.phase === 'login') {
+      if (op !== Opcode.LOGIN_REQUEST) return this.close(`opcode 0x${op.toString(16)} before login completed`);
+      return this.onLogin(pdu);
+    }
+    if (this.phase !== 'full') return;
+    const session = this.session!;
+    if (op === Opcode.SCSI_DATA_OUT) return this.commands.onDataOut(pdu);
+    if (op === Opcode.SNACK_REQUEST) return this.reject(pdu.bhs, RejectReason.COMMAND_NOT_SUPPORTED); // ERL 0
+    const numbered = op === Opcode.NOP_OUT || op === Opcode.SCSI_COMMAND || op === Opcode.TASK_MGMT_REQUEST || op === Opcode.TEXT_REQUEST || op === Opcode.LOGOUT_REQUEST;
+    if (!numbered) {
+      if (op === Opcode.LOGIN_REQUEST) return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
+      return this.reject(pdu.bhs, RejectReason.COMMAND_NOT_SUPPORTED);
+    }
+    if (isImmediate(pdu.bhs)) return this.run(op, pdu);
+    const cmdSN = pdu.bhs.readUInt32BE(24);
+    const verdict = session.verdict(cmdSN);
+    if (verdict === 'drop') {
+      this.log.debug({ cmdSN, expCmdSN: session.expCmdSN }, 'command outside the CmdSN window ignored');
+      return;
+    }
+    if (verdict === 'queue') return session.defer(cmdSN, () => this.run(op, pdu));
+    session.advance();
+    this.run(op, pdu);
+  }
+
+  private run(op: number, pdu: Pdu): void {
+    if (this.phase !== 'full') return;
+    if (this.session!.type === 'Discovery' && op !== Opcode.TEXT_REQUEST && op !== Opcode.LOGOUT_REQUEST && op !== Opcode.NOP_OUT) {
+      return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
+    }
+    switch (op) {
+      case Opcode.SCSI_COMMAND:
+        return this.commands.onCommand(pdu);
+      case Opcode.NOP_OUT:
+        return this.onNopOut(pdu);
+      case Opcode.TASK_MGMT_REQUEST:
+        return void handleTaskManagement(this, pdu).catch((err: unknown) => this.fail(err));
+      case Opcode.TEXT_REQUEST:
+        return this.text.onRequest(pdu);
+      case Opcode.LOGOUT_REQUEST:
+        return void this.onLogout(pdu).catch((err: unknown) => this.fail(err));
+    }
+  }
+
+  // ---- login ----
+
+  private onLogin(pdu: Pdu): void {
+    this.login ??= new Login(this.host.loginContext(this));
+    const first = this.statSN === 0 && !this.loginStarted;
+    if (first) {
+      this.statSN = pdu.bhs.readUInt32BE(28);
+      this.loginStarted = true;
+    }
+    const step = this.login.handle(pdu);
+    const b = pdu.bhs;
+    const bhs = newBhs(Opcode.LOGIN_RESPONSE, 0);
+    b.copy(bhs, 8, 8, 16); // ISID + TSIH
+    bhs.writeUInt32BE(itt(b), 16);
+    bhs[2] = ISCSI_VERSION;
+    bhs[3] = ISCSI_VERSION;
+    const cmdSN = b.readUInt32BE(24);
+    bhs.writeUInt32BE(this.nextStatSN(), 24);
+    bhs.writeUInt32BE(cmdSN, 28);
+    bhs.writeUInt32BE((cmdSN + 127) >>> 0, 32);
+    let status = step.status;
+    let session: Session | undefined;
+    if (status === LoginStatus.SUCCESS && step.result) {
+      const established = this.host.establish(this, step.result);
+      if (typeof established === 'number') status = established;
+      else session = established;
+    }
+    if (status !== LoginStatus.SUCCESS) {
+      bhs[1] = (step.csg << 2) & 0x0c;
+      bhs.writeUInt16BE((status >> 8) << 8 | (status & 0xff), 36);
+      this.log.info({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login.failureReason || 'rejected by session rules' }, 'login failed');
+      this.send(frame(bhs, [], 0, false, false));
+      this.phase = 'logout';
+      this.socket.end();
+      return;
+    }
+    bhs[1] = (step.transit ? 0x80 : 0) | ((step.csg << 2) & 0x0c) | (step.transit ? step.nsg : 0);
+    if (session) {
+      bhs.writeUInt16BE(session.tsih, 14);
+      bhs.writeUInt32BE(session.expCmdSN, 28);
+      bhs.writeUInt32BE(session.maxCmdSN, 32);
+    }
+    const text = encodeText(step.pairs);
+    this.send(frame(bhs, [text], text.length, false, false));
+    if (session && step.result) this.enterFullFeature(session, step.result);
+  }
+  private loginStarted = false;
+
+  private enterFullFeature(session: Session, result: LoginResult): void {
+    this.session = session;
+    this.cid = result.cid;
+    this.params = result.params;
+    this.framing.headerDigest = this.params.headerDigest;
+    this.framing.dataDigest = this.params.dataDigest;
+    this.framing.maxDataSegment = this.params.targetMaxRecvDataSegmentLength;
+    this.phase = 'full';
+    this.login = undefined;
+    this.log.info(
+      { initiator: result.initiatorName, isid: result.isid, target: result.target?.name, type: result.type, tsih: session.tsih, tpgt: result.portalGroupTag, hd: this.params.headerDigest, dd: this.params.dataDigest },
+      'login complete',
+    );
+    if (this.host.nopIntervalMs > 0) {
+      this.nopTimer = setInterval(() => this.ping(), this.host.nopIntervalMs);
+      this.nopTimer.unref();
+    }
+  }
+
+  // ---- full feature phase helpers ----
+
+  nextStatSN(): number {
+    const s = this.statSN;
+    this.statSN = (s + 1) >>> 0;
+    return s;
+  }
+
+  /** StatSN / ExpCmdSN / MaxCmdSN at bytes 24..35, common to most target PDUs. */
+  fillCounters(bhs: Buffer, advanceStatSN = true): void {
+    bhs.writeUInt32BE(advanceStatSN ? this.nextStatSN() : this.statSN, 24);
+    const s = this.session;
+    if (s) {
+      bhs.writeUInt32BE(s.expCmdSN, 28);
+      bhs.writeUInt32BE(s.maxCmdSN, 32);
+    }
+  }
+
+  /** Frame and write one or more PDUs in one corked write. */
+  sendPdus(pdus: readonly { bhs: Buffer; data?: readonly Buffer[]; length?: number }[]): void {
+    const parts: Buffer[] = [];
+    for (const p of pdus) parts.push(...frame(p.bhs, p.data ?? [], p.length ?? 0, this.params.headerDigest && this.phase !== 'login', this.params.dataDigest && this.phase !== 'login'));
+    this.send(parts);
+  }
+
+  private send(parts: readonly Buffer[]): void {
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    let ok = true;
+    if (parts.length === 1) ok = this.socket.write(parts[0]!);
+    else {
+      this.socket.cork();
+      for (const p of parts) ok = this.socket.write(p);
+      this.socket.uncork();
+    }
+    if (!ok && !this.paused) {
+      // Backpressure: stop reading requests until the initiator drains our replies.
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.socket.resume();
+    this.onData(Buffer.alloc(0));
+  }
+
+  reject(rejected: Buffer, reason: number): void {
+    const bhs = newBhs(Opcode.REJECT, FINAL_BIT);
+    bhs[2] = reason;
+    bhs.writeUInt32BE(RESERVED_TAG, 16);
+    this.fillCounters(bhs);
+    const header = rejected.subarray(0, BHS_LENGTH);
+    this.sendPdus([{ bhs, data: [header], length: header.length }]);
+  }
+
+  private onNopOut(pdu: Pdu): void {
+    const b = pdu.bhs;
+    const tag = itt(b);
+    if (tag === RESERVED_TAG) {
+      // The answer to our ping (TTT echoed), or a one-way ping: nothing goes back.
+      if (b.readUInt32BE(20) !== RESERVED_TAG) this.nopOutstanding = false;
+      return;
+    }
+    const bhs = newBhs(Opcode.NOP_IN, FINAL_BIT);
+    b.copy(bhs, 8, 8, 16);
+    bhs.writeUInt32BE(tag, 16);
+    bhs.writeUInt32BE(RESERVED_TAG, 20);
+    this.fillCounters(bhs);
+    const n = Math.min(pdu.dataLength, this.params.initiatorMaxRecvDataSegmentLength);
+    this.sendPdus([{ bhs, data: n === pdu.dataLength ? pdu.data : sliceData(pdu.data, n), length: n }]);
+  }
+
+  /** Target-initiated NOP-In: a missed answer from the previous ping drops the connection. */
+  ping(): void {
+    if (this.phase !== 'full') return;
+    if (this.nopOutstanding) return this.close('no answer to NOP-In ping');
+    this.nopOutstanding = true;
+    const bhs = newBhs(Opcode.NOP_IN, FINAL_BIT);
+    encodeLun(0, bhs);
+    bhs.writeUInt32BE(RESERVED_TAG, 16);
+    bhs.writeUInt32BE(this.nextNopTag++ & 0x7fffffff, 20);
+    this.fillCounters(bhs, false);
+    this.sendPdus([{ bhs }]);
+  }
+
+  /** Async message (§11.9): e.g. "please log out within N seconds" before a shutdown. */
+  sendAsync(event: number, parameter3 = 0, lun = 0, sense?: Buffer): void {
+    if (this.phase !== 'full') return;
+    const bhs = newBhs(Opcode.ASYNC_MESSAGE, FINAL_BIT);
+    encodeLun(lun, bhs);
+    bhs.writeUInt32BE(RESERVED_TAG, 16);
+    this.fillCounters(bhs);
+    bhs[36] = event;
+    bhs.writeUInt16BE(parameter3, 42);
+    const data = sense ? [Buffer.from([sense.length >> 8, sense.length & 0xff]), sense] : [];
+    this.sendPdus([{ bhs, data, length: sense ? sense.length + 2 : 0 }]);
+  }
+
+  private async onLogout(pdu: Pdu): Promise<void> {
+    const b = pdu.bhs;
+    const reason = b[1]! & 0x7f;
+    this.phase = 'logout';
+    await this.commands.settle();
+    const bhs = newBhs(Opcode.LOGOUT_RESPONSE, FINAL_BIT);
+    bhs.writeUInt32BE(itt(b), 16);
+    // ERL 0: only closing the session or this connection is possible.
+    bhs[2] = reason === 2 ? 2 : b.readUInt16BE(20) === this.cid || reason === 0 ? 0 : 1;
+    this.fillCounters(bhs);
+    this.sendPdus([{ bhs }]);
+    this.log.info({ reason }, 'logout');
+    if (reason === 0) for (const c of this.session?.connections ?? []) if (c !== this) c.close('session logout');
+    this.socket.end();
+  }
+
+  private fail(err: unknown): void {
+    this.log.error({ err }, 'request handling failed');
+    this.close('internal error');
+  }
+
+  /** Drop the connection (ERL 0 answer to digest and sequence errors, and the end of every connection). */
+  close(reason: string): void {
+    if (this.phase === 'closed') return;
+    const wasFull = this.phase === 'full' || this.phase === 'logout';
+    this.phase = 'closed';
+    if (this.nopTimer) clearInterval(this.nopTimer);
+    if (wasFull && reason !== 'peer closed') this.log.info({ reason }, 'connection closed');
+    else this.log.debug({ reason }, 'connection closed');
+    this.socket.destroySoon();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.commands.abortAll();
+    this.host.detach(this);
+  }
+}
+
+/** The first n bytes of a slice list, still as slices. */
+export function sliceData(data: readonly Buffer[], n: number, start = 0): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = start;
+  for (const d of data) {
+    if (n <= 0) break;
+    if (skip >= d.length) {
+      skip -= d.length;
+      continue;
+    }
+    const k = Math.min(d.length - skip, n);
+    out.push(d.subarray(skip, skip + k));
+    n -= k;
+    skip = 0;
+  }
+  return out;
+}
+
+export { lunOf, Stage };

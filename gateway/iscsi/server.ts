@@ -1,0 +1,285 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { RootDatabase } from 'lmdb';
+import type { FabricSwitch } from '../../fabric/switch.js';
+import { BlockError } from '../../fabric/errors.js';
+import { logger } from '../../fabric/log.js';
+import { ScsiTarget } from '../scsi/target.js';
+import { MemoryReservationStore } from '../scsi/reservation-store.js';
+import { LmdbReservationStore } from '../scsi/reservation-store-lmdb.js';
+import type { LunConfig } from '../scsi/logical-unit.js';
+import type { Nexus } from '../scsi/types.js';
+import type { ChapCredentials } from './chap.js';
+import { AsyncEvent, LoginStatus } from './constants.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import type { LoginContext, LoginResult } from './login.js';
+import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './negotiation.js';
+import { aluaStateFor, reportedHost, targetAddress } from './portal-groups.js';
+import { scsiTargetPort } from './scsi-port.js';
+import { Session } from './session.js';
+import type { TextPairs } from './text.js';
+import { TargetRuntime, type IscsiTargetConfig } from './target-runtime.js';
+
+const log = logger('iscsi');
+
+export interface IscsiServerOptions {
+  readonly fabric: FabricSwitch;
+  readonly targets: readonly IscsiTargetConfig[];
+  /** LMDB root for persistent reservations; memory when absent. */
+  readonly database?: RootDatabase;
+  /** CHAP credentials discovery sessions must present (none: discovery is open). */
+  readonly discoveryChap?: ChapCredentials;
+  readonly limits?: Partial<TargetLimits>;
+  /** Target-initiated NOP-In ping interval; 0 disables. Default 30 s. */
+  readonly nopIntervalMs?: number;
+  /** How long an ALUA group stays transitioning. */
+  readonly aluaTransitionMs?: number;
+}
+
+export interface PortalAddress {
+  readonly target: string;
+  readonly portalGroup: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+interface Listener {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  server?: Server;
+  readonly members: { target: TargetRuntime; group: number }[];
+}
+
+/**
+ * The iSCSI front end of a member: one listener per portal, targets with their LUNs mapped
+ * to fabric exports, sessions and their reinstatement, and ALUA port groups driven by
+ * portal state.
+ */
+export class IscsiServer implements ConnectionHost {
+  readonly limits: TargetLimits;
+  readonly nopIntervalMs: number;
+  private readonly targets = new Map<string, TargetRuntime>();
+  private readonly listeners = new Map<string, Listener>();
+  private readonly sessions = new Map<number, Session>();
+  private readonly connections = new Set<Connection>();
+  private nextTsih = 1;
+  private started = false;
+
+  constructor(private readonly options: IscsiServerOptions) {
+    this.limits = { ...DEFAULT_TARGET_LIMITS, ...options.limits };
+    this.nopIntervalMs = options.nopIntervalMs ?? 30_000;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new BlockError('EINVAL', 'iSCSI server already started');
+    this.started = true;
+    const reservations = this.options.database ? new LmdbReservationStore(this.options.database) : new MemoryReservationStore();
+    for (const config of this.options.targets) {
+      if (this.targets.has(config.name)) throw new BlockError('EINVAL', `iSCSI target ${config.name} defined twice`);
+      const luns = new Map<number, LunConfig>();
+      for (const { lun, export: exportName } of config.luns) {
+        const device = this.options.fabric.openChannel(exportName, { id: `iscsi:${config.name}`, protocol: 'iscsi' });
+        luns.set(lun, { device, exportName });
+      }
+      const alua = aluaStateFor(config, this.options.aluaTransitionMs);
+      const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations });
+      const runtime = new TargetRuntime(config, scsiTargetPort(scsi), alua);
+      this.targets.set(config.name, runtime);
+      config.portalGroups.forEach((group) => {
+        group.portals.forEach((portal, i) => {
+          const id = portal.port === 0 ? `${config.name}/${group.id}/${i}` : `${portal.host}:${portal.port}`;
+          let listener = this.listeners.get(id);
+          if (!listener) this.listeners.set(id, (listener = { id, host: portal.host, port: portal.port, members: [] }));
+          listener.members.push({ target: runtime, group: group.id });
+          runtime.groupOfListener.set(id, group.id);
+        });
+      });
+    }
+    try {
+      await Promise.all([...this.listeners.values()].map((l) => this.listen(l)));
+    } catch (err) {
+      await this.stop({ drainMs: 0 });
+      throw err;
+    }
+    log.info({ portals: this.addresses().map((a) => `${a.host}:${a.port}`), targets: [...this.targets.keys()] }, 'iSCSI server listening');
+  }
+
+  private listen(listener: Listener): Promise<void> {
+    const server = createServer((socket) => this.accept(listener, socket));
+    listener.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listener.port, listener.host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => {
+          // A portal that fails after start: its groups go out of service (ALUA failover).
+          log.error({ err, portal: listener.id }, 'iSCSI portal failed');
+          for (const m of listener.members) void this.setPortalGroupService(m.target.name, m.group, false).catch(() => undefined);
+        });
+        resolve();
+      });
+    });
+  }
+
+  private accept(listener: Listener, socket: Socket): void {
+    socket.on('error', () => undefined); // the connection's own handler logs; never crash
+    const conn = new Connection(socket, this, listener.id);
+    this.connections.add(conn);
+  }
+
+  /** Every portal as bound (ephemeral ports resolved). */
+  addresses(): PortalAddress[] {
+    const out: PortalAddress[] = [];
+    for (const l of this.listeners.values()) {
+      const a = l.server?.address() as AddressInfo | null | undefined;
+      if (!a) continue;
+      for (const m of l.members) out.push({ target: m.target.name, portalGroup: m.group, host: a.address, port: a.port });
+    }
+    return out;
+  }
+
+  // ---- ConnectionHost ----
+
+  loginContext(conn: Connection): LoginContext {
+    return {
+      limits: this.limits,
+      discoveryChap: this.options.discoveryChap,
+      findTarget: (name) => this.targets.get(name),
+      portalGroupTag: (target) => (target as TargetRuntime).groupOfListener.get(conn.listenerId),
+    };
+  }
+
+  establish(conn: Connection, result: LoginResult): Session | number {
+    const target = result.target as TargetRuntime | undefined;
+    if (result.tsih !== 0) {
+      // Adding or reinstating a connection of an existing session.
+      const session = this.sessions.get(result.tsih);
+      if (!session || session.isid !== result.isid || session.initiatorName !== result.initiatorName || session.target !== target) {
+        return LoginStatus.SESSION_DOES_NOT_EXIST;
+      }
+      const same = [...session.connections].find((c) => c.cid === result.cid);
+      if (same) same.close('connection reinstated');
+      else if (session.connections.size >= session.params.maxConnections) return LoginStatus.TOO_MANY_CONNECTIONS;
+      if (session.closed) return LoginStatus.SESSION_DOES_NOT_EXIST;
+      session.connections.add(conn);
+      return session;
+    }
+    if (target) {
+      // Session reinstatement (§6.3.5): same initiator port and target, TSIH 0: the old one goes.
+      for (const old of target.sessions) {
+        if (old.isid === result.isid && old.initiatorName === result.initiatorName) {
+          log.info({ initiator: result.initiatorName, isid: result.isid, tsih: old.tsih }, 'session reinstated');
+          for (const c of [...old.connections]) c.close('session reinstated');
+          this.endSession(old);
+        }
+      }
+    }
+    const tsih = this.allocateTsih();
+    const tpgt = result.portalGroupTag ?? 0;
+    const nexus: Nexus | undefined = target && {
+      initiatorName: result.initiatorName,
+      isid: result.isid,
+      targetName: target.name,
+      relativeTargetPortId: target.relativePortOf(tpgt),
+      targetPortGroupId: tpgt,
+    };
+    const session = new Session(tsih, result.isid, result.initiatorName, result.type, target, nexus, result.params, result.cmdSN);
+    session.connections.add(conn);
+    this.sessions.set(tsih, session);
+    target?.sessions.add(session);
+    return session;
+  }
+
+  private allocateTsih(): number {
+    for (;;) {
+      const t = this.nextTsih;
+      this.nextTsih = this.nextTsih >= 0xffff ? 1 : this.nextTsih + 1;
+      if (!this.sessions.has(t)) return t;
+    }
+  }
+
+  detach(conn: Connection): void {
+    this.connections.delete(conn);
+    const session = conn.session;
+    if (!session) return;
+    session.connections.delete(conn);
+    if (session.connections.size === 0) this.endSession(session);
+  }
+
+  private endSession(session: Session): void {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session.tsih);
+    const target = session.target;
+    if (!target) return;
+    target.sessions.delete(session);
+    const nexus = session.nexus!;
+    Promise.resolve()
+      .then(() => target.scsi.nexusLoss(nexus))
+      .catch((err: unknown) => log.warn({ err }, 'nexus loss handling failed'));
+  }
+
+  sendTargets(conn: Connection, value: string): TextPairs {
+    const discovery = conn.session?.type === 'Discovery';
+    let chosen: TargetRuntime[];
+    if (value === 'All') chosen = discovery ? [...this.targets.values()] : conn.session?.target ? [conn.session.target] : [];
+    else if (value === '') chosen = conn.session?.target ? [conn.session.target] : [];
+    else chosen = this.targets.has(value) ? [this.targets.get(value)!] : [];
+    const pairs: TextPairs = [];
+    for (const target of chosen) {
+      pairs.push(['TargetName', target.name]);
+      for (const l of this.listeners.values()) {
+        const bound = l.server?.address() as AddressInfo | null | undefined;
+        if (!bound) continue;
+        for (const m of l.members) {
+          if (m.target !== target) continue;
+          pairs.push(['TargetAddress', targetAddress(reportedHost(bound, conn.socket.localAddress), bound.port, m.group)]);
+        }
+      }
+    }
+    return pairs;
+  }
+
+  // ---- administration ----
+
+  /** Take a portal group out of service (ALUA: unavailable, failing over under active-passive) or back. */
+  async setPortalGroupService(targetName: string, groupId: number, inService: boolean): Promise<void> {
+    const target = this.targetOf(targetName);
+    if (inService) await target.alua.bringIntoService(groupId);
+    else await target.alua.takeOutOfService(groupId);
+  }
+
+  /** Make a portal group the active/optimized one (active-passive switchover). */
+  async setPortalGroupActive(targetName: string, groupId: number): Promise<void> {
+    await this.targetOf(targetName).alua.setStates(new Map([[groupId, 'active/optimized']]), false);
+  }
+
+  portalGroups(targetName: string) {
+    return this.targetOf(targetName).alua.groups();
+  }
+
+  private targetOf(name: string): TargetRuntime {
+    const t = this.targets.get(name);
+    if (!t) throw new BlockError('EINVAL', `no iSCSI target ${name}`);
+    return t;
+  }
+
+  /**
+   * Ask every initiator to log out (Async "logout requested"), give them `drainMs`, then
+   * close what is left, the listeners and the SCSI targets.
+   */
+  async stop(options: { drainMs?: number } = {}): Promise<void> {
+    const drainMs = options.drainMs ?? 2000;
+    for (const l of this.listeners.values()) l.server?.close();
+    if (drainMs > 0 && this.connections.size > 0) {
+      for (const c of this.connections) c.sendAsync(AsyncEvent.LOGOUT_REQUEST, Math.max(1, Math.ceil(drainMs / 1000)));
+      const deadline = Date.now() + drainMs;
+      while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of [...this.connections]) c.close('server stopping');
+    for (const t of this.targets.values()) await t.scsi.close();
+    this.targets.clear();
+    this.listeners.clear();
+    log.info('iSCSI server stopped');
+  }
+}

@@ -1,0 +1,79 @@
+import type { Nexus } from '../scsi/types.js';
+import type { Task } from './task.js';
+import type { TargetRuntime } from './target-runtime.js';
+import type { OperationalParams } from './negotiation.js';
+import { seqAdd, seqInWindow, seqLt } from './sequence.js';
+
+/** Commands the initiator may have outstanding beyond ExpCmdSN: MaxCmdSN = ExpCmdSN + depth - 1. */
+export const COMMAND_WINDOW = 128;
+
+export type SessionType = 'Discovery' | 'Normal';
+
+/** A session's connection, as the session needs it: to close it and abort its tasks. */
+export interface SessionConnection {
+  readonly cid: number;
+  close(reason: string): void;
+  readonly commands: { abortTask(task: Task): void };
+}
+
+export type CmdSnVerdict = 'now' | 'queue' | 'drop';
+
+/**
+ * One iSCSI session (RFC 7143 §4.2.2): its initiator port (name + ISID), the TSIH we gave
+ * it, the CmdSN window shared by its connections, and the tasks it has in flight.
+ */
+export class Session {
+  expCmdSN: number;
+  readonly connections = new Set<SessionConnection>();
+  /** In-flight tasks by Initiator Task Tag. */
+  readonly tasks = new Map<number, Task>();
+  /** Commands that arrived ahead of ExpCmdSN (multi-connection ordering), by CmdSN. */
+  private readonly early = new Map<number, () => void>();
+  closed = false;
+
+  constructor(
+    readonly tsih: number,
+    readonly isid: string,
+    readonly initiatorName: string,
+    readonly type: SessionType,
+    /** Undefined for discovery sessions. */
+    readonly target: TargetRuntime | undefined,
+    readonly nexus: Nexus | undefined,
+    readonly params: OperationalParams,
+    firstCmdSN: number,
+  ) {
+    this.expCmdSN = firstCmdSN >>> 0;
+  }
+
+  get maxCmdSN(): number {
+    return seqAdd(this.expCmdSN, COMMAND_WINDOW - 1);
+  }
+
+  /** Where a non-immediate command with this CmdSN stands in the window (§4.2.2.1). */
+  verdict(cmdSN: number): CmdSnVerdict {
+    if (cmdSN === this.expCmdSN) return 'now';
+    if (seqLt(cmdSN, this.expCmdSN) || !seqInWindow(cmdSN, this.expCmdSN, this.maxCmdSN)) return 'drop';
+    return 'queue';
+  }
+
+  /** Accept the command at ExpCmdSN and run any queued successors that became due. */
+  advance(): void {
+    this.expCmdSN = seqAdd(this.expCmdSN, 1);
+    let run = this.early.get(this.expCmdSN);
+    while (run) {
+      this.early.delete(this.expCmdSN);
+      this.expCmdSN = seqAdd(this.expCmdSN, 1);
+      run();
+      run = this.early.get(this.expCmdSN);
+    }
+  }
+
+  defer(cmdSN: number, run: () => void): void {
+    if (!this.early.has(cmdSN)) this.early.set(cmdSN, run);
+  }
+
+  /** TMF ABORT TASK: a RefCmdSN already counted as received (§11.5.1). */
+  wasReceived(cmdSN: number): boolean {
+    return seqLt(cmdSN, this.expCmdSN);
+  }
+}

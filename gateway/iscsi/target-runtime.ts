@@ -1,0 +1,68 @@
+import type { AluaState } from '../scsi/alua.js';
+import type { ChapCredentials } from './chap.js';
+import type { LoginTarget } from './login.js';
+import type { ScsiTargetPort } from './scsi-port.js';
+import type { Session } from './session.js';
+
+export interface PortalConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PortalGroupConfig {
+  /** Target Portal Group Tag (also the ALUA target port group id). */
+  readonly id: number;
+  readonly portals: readonly PortalConfig[];
+}
+
+export interface IscsiTargetConfig {
+  readonly name: string;
+  readonly alias?: string;
+  readonly luns: readonly { readonly lun: number; readonly export: string }[];
+  readonly chap?: ChapCredentials;
+  /** Let initiators in without CHAP; default: true when no chap is configured. */
+  readonly allowNoAuth?: boolean;
+  readonly portalGroups: readonly PortalGroupConfig[];
+  readonly aluaPolicy: 'active-active' | 'active-passive';
+}
+
+/**
+ * A configured target while the server runs: its SCSI side, its ALUA state, and which
+ * listeners carry which of its portal groups. In iSCSI a SCSI target port is a portal
+ * group, so relative target port ids are the groups' positions (1-based).
+ */
+export class TargetRuntime implements LoginTarget {
+  readonly name: string;
+  readonly alias?: string;
+  readonly chap?: ChapCredentials;
+  readonly allowNoAuth: boolean;
+  /** Listener id → portal group tag. */
+  readonly groupOfListener = new Map<string, number>();
+  /** Normal sessions logged in to this target. */
+  readonly sessions = new Set<Session>();
+
+  constructor(
+    readonly config: IscsiTargetConfig,
+    readonly scsi: ScsiTargetPort,
+    readonly alua: AluaState,
+  ) {
+    this.name = config.name;
+    this.alias = config.alias;
+    this.chap = config.chap;
+    this.allowNoAuth = config.allowNoAuth ?? config.chap === undefined;
+  }
+
+  relativePortOf(groupId: number): number {
+    return this.config.portalGroups.findIndex((g) => g.id === groupId) + 1;
+  }
+}
+
+/** Abort, without responses, the tasks of every session of the target that match (LUN and target resets). */
+export function abortTargetTasks(target: TargetRuntime, lun: number | undefined): void {
+  for (const session of target.sessions) {
+    for (const task of [...session.tasks.values()]) {
+      if (lun !== undefined && task.lun !== lun) continue;
+      for (const c of session.connections) c.commands.abortTask(task);
+    }
+  }
+}

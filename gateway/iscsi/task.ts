@@ -1,0 +1,59 @@
+import type { DataDirection } from '../scsi/types.js';
+
+/** One outstanding R2T: the burst the initiator owes us for this Target Transfer Tag. */
+export interface PendingR2T {
+  readonly ttt: number;
+  readonly offset: number;
+  readonly length: number;
+  received: number;
+  nextDataSN: number;
+}
+
+/**
+ * A SCSI command between its arrival and its response: collecting data-out (immediate,
+ * unsolicited, then R2T bursts), then executing. Data-out stays as received slices.
+ */
+export interface Task {
+  readonly itt: number;
+  readonly lun: number;
+  readonly cmdSN: number;
+  readonly cdb: Buffer;
+  readonly direction: DataDirection;
+  /** Expected Data Transfer Length for data-out (write direction). */
+  readonly writeLength: number;
+  /** Expected length of data-in (read direction). */
+  readonly readLength: number;
+  readonly dataOut: Buffer[];
+  received: number;
+  /** Bytes the initiator may send unsolicited (immediate + Data-Out with TTT 0xffffffff). */
+  readonly unsolicitedLength: number;
+  /** The unsolicited sequence ended (F bit seen or nothing unsolicited expected). */
+  unsolicitedDone: boolean;
+  nextUnsolicitedDataSN: number;
+  /** Next offset an R2T will ask for. */
+  nextR2TOffset: number;
+  nextR2TSN: number;
+  readonly r2ts: Map<number, PendingR2T>;
+  readonly abort: AbortController;
+  /** Aborted by task management: no response may go out. */
+  aborted: boolean;
+  executing: boolean;
+  /** Settles when the response has been sent (or the task dropped). */
+  done?: Promise<void>;
+}
+
+export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'direction' | 'writeLength' | 'readLength' | 'unsolicitedLength'>): Task {
+  return {
+    ...init,
+    dataOut: [],
+    received: 0,
+    unsolicitedDone: false,
+    nextUnsolicitedDataSN: 0,
+    nextR2TOffset: init.unsolicitedLength,
+    nextR2TSN: 0,
+    r2ts: new Map(),
+    abort: new AbortController(),
+    aborted: false,
+    executing: false,
+  };
+}

@@ -1,0 +1,131 @@
+import type { RootDatabase } from 'lmdb';
+import { buildGraph } from '../fabric/graph.js';
+import { FabricSwitch } from '../fabric/switch.js';
+import { logger } from '../fabric/log.js';
+import { allDeviceSpecs, deviceFieldOf, type ListenAddress, type MemberConfig } from '../failover/config/schema.js';
+import { NbdServer } from './nbd/server.js';
+
+/** A front-end protocol server: what hosts connect to. The member starts and stops them as a list. */
+export interface FrontEnd {
+  readonly protocol: string;
+  start(): Promise<void>;
+  /** Stop accepting, let in-flight requests finish for up to `drainMs`, then close. */
+  stop(options: { drainMs: number }): Promise<void>;
+  /** Where hosts reach it, for logs and tests: `127.0.0.1:10809`, `unix:/run/x.sock`. */
+  addresses(): string[];
+}
+
+export interface MemberOptions {
+  /** For device state (bitmaps…) and the member's LMDB. */
+  readonly dataDir: string;
+  /** The member's LMDB root, for subsystems keeping state in named sub-databases. Not closed by the member. */
+  readonly database?: RootDatabase;
+}
+
+const log = logger('member');
+
+/**
+ * One running member: its device graph in a fabric switch, and the front ends serving the
+ * exports. Started whole or not at all: if anything fails, what already started is closed.
+ */
+export class Member {
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: MemberConfig,
+    readonly fabric: FabricSwitch,
+    readonly frontEnds: readonly FrontEnd[],
+    readonly database: RootDatabase | undefined,
+  ) {}
+
+  static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
+    const devices = await buildGraph(allDeviceSpecs(config), { dataDir: options.dataDir, fieldOf: deviceFieldOf(config) });
+    const fabric = new FabricSwitch();
+    const started: FrontEnd[] = [];
+    try {
+      for (const device of devices.values()) fabric.addDevice(device);
+      for (const e of config.exports) fabric.addExport(e);
+      for (const frontEnd of createFrontEnds(config, fabric)) {
+        // Listed before start: one that fails half-way (second listener busy) is stopped too.
+        started.push(frontEnd);
+        await frontEnd.start();
+      }
+    } catch (err) {
+      await Promise.allSettled(started.map((f) => f.stop({ drainMs: 0 })));
+      await fabric.close();
+      throw err;
+    }
+    const member = new Member(config, fabric, started, options.database);
+    log.info({ member: config.member, devices: devices.size, exports: config.exports.length, listen: member.addresses() }, 'member started');
+    return member;
+  }
+
+  /** Listening addresses by protocol. */
+  addresses(): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const f of this.frontEnds) (out[f.protocol] ??= []).push(...f.addresses());
+    return out;
+  }
+
+  /** Front ends first (draining in-flight requests), then the devices. Safe to call twice. */
+  stop(options: { drainMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.stopOnce(options.drainMs ?? 5000);
+    return this.stopping;
+  }
+
+  private async stopOnce(drainMs: number): Promise<void> {
+    log.info({ member: this.config.member, drainMs }, 'member stopping');
+    const results = await Promise.allSettled(this.frontEnds.map((f) => f.stop({ drainMs })));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') log.warn({ err: r.reason, protocol: this.frontEnds[i]!.protocol }, 'front end stop failed');
+    });
+    await this.fabric.close();
+    log.info({ member: this.config.member }, 'member stopped');
+  }
+}
+
+/**
+ * Every front end this member runs, in start order. A protocol joins with one block here.
+ * iSCSI: `config.iscsi` is only checked to be a mapping (failover/config/schema.ts); the
+ * lead adds its server here once gateway/iscsi exists.
+ */
+function createFrontEnds(config: MemberConfig, fabric: FabricSwitch): FrontEnd[] {
+  const frontEnds: FrontEnd[] = [];
+
+  if (config.nbd.listen.length > 0) {
+    const server = new NbdServer({
+      fabric,
+      id: `${config.member}/nbd`,
+      listen: config.nbd.listen.map(toNbdListen),
+      // A client asking for the empty export name (NBD's default export) gets the first one.
+      ...(config.exports[0] && { defaultExport: config.exports[0].name }),
+    });
+    frontEnds.push({
+      protocol: 'nbd',
+      start: () => server.start(),
+      stop: (options) => server.stop(options),
+      addresses: () => server.addresses().map(formatAddress),
+    });
+  }
+
+  return frontEnds;
+}
+
+function toNbdListen(a: ListenAddress): { host: string; port: number } | { socketPath: string } {
+  return 'socket' in a ? { socketPath: a.socket } : { host: a.host, port: a.port };
+}
+
+/** Render whatever address form a server reports (TCP host/port, Unix socket path, or text). */
+export function formatAddress(a: unknown): string {
+  if (typeof a === 'string') return a;
+  if (typeof a === 'object' && a !== null) {
+    const o = a as { host?: unknown; address?: unknown; port?: unknown; socketPath?: unknown; path?: unknown };
+    const socket = o.socketPath ?? o.path;
+    if (typeof socket === 'string') return `unix:${socket}`;
+    const host = o.host ?? o.address;
+    if (typeof host === 'string' && typeof o.port === 'number') {
+      return host.includes(':') ? `[${host}]:${o.port}` : `${host}:${o.port}`;
+    }
+  }
+  return String(a);
+}

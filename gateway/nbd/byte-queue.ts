@@ -1,0 +1,97 @@
+import { countCopy } from '../../fabric/copies.js';
+
+/**
+ * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks.
+ * Payloads leave as slices of those chunks (no concatenation); only a small fixed-size
+ * field that straddles two chunks is copied, and that copy is counted.
+ */
+export class ByteQueue {
+  private chunks: Buffer[] = [];
+  private head = 0;
+  /** Bytes already consumed from chunks[head]. */
+  private offset = 0;
+  length = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /**
+   * The next `n` bytes as one Buffer: a view when they lie in one chunk, else a copy.
+   * Copies are counted as transfer copies unless `counted` is false.
+   */
+  readContiguous(n: number, counted = true): Buffer {
+    if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
+    const first = this.chunks[this.head]!;
+    if (first.length - this.offset >= n) {
+      const view = first.subarray(this.offset, this.offset + n);
+      this.advance(n);
+      return view;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[this.head]!;
+      const take = Math.min(chunk.length - this.offset, n - filled);
+      chunk.copy(out, filled, this.offset, this.offset + take);
+      filled += take;
+      this.advance(take);
+    }
+    if (counted) countCopy(n);
+    return out;
+  }
+
+  /** The next `n` bytes as slices of the received chunks, without copying. */
+  readSlices(n: number): Buffer[] {
+    if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!;
+      const take = Math.min(chunk.length - this.offset, left);
+      out.push(chunk.subarray(this.offset, this.offset + take));
+      left -= take;
+      this.advance(take);
+    }
+    return out;
+  }
+
+  /** Drop up to `n` bytes; returns how many were dropped. */
+  skip(n: number): number {
+    const dropped = Math.min(n, this.length);
+    let left = dropped;
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!;
+      const take = Math.min(chunk.length - this.offset, left);
+      left -= take;
+      this.advance(take);
+    }
+    return dropped;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.offset = 0;
+    this.length = 0;
+  }
+
+  private advance(n: number): void {
+    this.offset += n;
+    this.length -= n;
+    if (this.offset === this.chunks[this.head]!.length) {
+      this.chunks[this.head] = undefined as unknown as Buffer; // let the chunk be collected
+      this.head++;
+      this.offset = 0;
+      if (this.head === this.chunks.length) {
+        this.chunks.length = 0;
+        this.head = 0;
+      } else if (this.head > 64) {
+        this.chunks = this.chunks.slice(this.head);
+        this.head = 0;
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import type { Socket } from 'node:net';
+import type { BufferPool } from '../../fabric/buffers.js';
+import type { NbdRequest } from './request-reader.js';
+import { blockStatusChunk, errorChunk, offsetDataHeader, offsetHoleChunk, simpleReply } from './wire.js';
+
+/** One piece of a sparse read reply: data from the read buffer, or a hole. */
+export interface ReadSegment {
+  /** Offset within the request. */
+  readonly at: number;
+  readonly length: number;
+  readonly hole: boolean;
+}
+
+/**
+ * Puts replies on the socket. Each reply goes out in one batch (cork/uncork: one writev
+ * of header and payload), so replies never interleave and Nagle never splits a small
+ * one. Read payloads go out as the pooled buffer itself, returned to the pool once the
+ * socket has written it.
+ */
+export class ReplyWriter {
+  constructor(
+    private readonly socket: Socket,
+    readonly structured: boolean,
+    private readonly pool: BufferPool,
+  ) {}
+
+  private get open(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  ok(req: NbdRequest): void {
+    // A simple reply is allowed for any payload-less success, structured or not.
+    if (this.open) this.socket.write(simpleReply(req.cookieHi, req.cookieLo, 0));
+  }
+
+  error(req: NbdRequest, errno: number, message: string): void {
+    if (!this.open) return;
+    this.socket.write(
+      this.structured ? errorChunk(req.cookieHi, req.cookieLo, errno, message) : simpleReply(req.cookieHi, req.cookieLo, errno),
+    );
+  }
+
+  /** A successful read: the whole buffer as one reply. */
+  readData(req: NbdRequest, data: Buffer): void {
+    const header = this.structured
+      ? offsetDataHeader(req.cookieHi, req.cookieLo, req.offset, data.length, true)
+      : simpleReply(req.cookieHi, req.cookieLo, 0);
+    this.sendWithPayload([header, data], data);
+  }
+
+  /** A sparse read (structured replies only): data chunks from `data`, hole chunks elsewhere. */
+  readSegments(req: NbdRequest, segments: readonly ReadSegment[], data: Buffer | null): void {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      const last = i === segments.length - 1;
+      if (s.hole) parts.push(offsetHoleChunk(req.cookieHi, req.cookieLo, req.offset + s.at, s.length, last));
+      else {
+        parts.push(offsetDataHeader(req.cookieHi, req.cookieLo, req.offset + s.at, s.length, last));
+        parts.push(data!.subarray(s.at, s.at + s.length));
+      }
+    }
+    this.sendWithPayload(parts, data);
+  }
+
+  blockStatus(req: NbdRequest, contextId: number, descriptors: readonly number[]): void {
+    if (this.open) this.socket.write(blockStatusChunk(req.cookieHi, req.cookieLo, contextId, descriptors, true));
+  }
+
+  private sendWithPayload(parts: readonly Buffer[], pooled: Buffer | null): void {
+    if (!this.open) {
+      if (pooled) this.pool.release(pooled);
+      return;
+    }
+    const socket = this.socket;
+    socket.cork();
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) socket.write(parts[i]!);
+    if (pooled) socket.write(parts[last]!, () => this.pool.release(pooled));
+    else socket.write(parts[last]!);
+    socket.uncork();
+  }
+}

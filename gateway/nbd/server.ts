@@ -1,0 +1,106 @@
+import net from 'node:net';
+import { unlink } from 'node:fs/promises';
+import { readBufferPool, type BufferPool } from '../../fabric/buffers.js';
+import { logger } from '../../fabric/log.js';
+import type { FabricSwitch } from '../../fabric/switch.js';
+import { NbdConnection, type ConnectionContext } from './connection.js';
+
+export type NbdListenAddress = { host: string; port: number } | { socketPath: string };
+
+export interface NbdServerOptions {
+  readonly fabric: FabricSwitch;
+  readonly listen: readonly NbdListenAddress[];
+  /** Port id for the switch's counters and for logs; default 'nbd'. */
+  readonly id?: string;
+  /** Export served for the empty name ""; default: the first export. */
+  readonly defaultExport?: string;
+  readonly pool?: BufferPool;
+}
+
+const DEFAULT_DRAIN_MS = 5000;
+
+/** The NBD front end: TCP and Unix listeners, one NbdConnection per client. */
+export class NbdServer {
+  private readonly servers: net.Server[] = [];
+  private readonly bound: NbdListenAddress[] = [];
+  private readonly connections = new Set<NbdConnection>();
+  private readonly ctx: ConnectionContext;
+  private readonly log;
+  private stopping = false;
+  private nextConnection = 1;
+
+  constructor(private readonly options: NbdServerOptions) {
+    const id = options.id ?? 'nbd';
+    this.log = logger('nbd', { port: id });
+    this.ctx = {
+      fabric: options.fabric,
+      defaultExport: options.defaultExport,
+      stopping: () => this.stopping,
+      log: this.log,
+      portId: id,
+      pool: options.pool ?? readBufferPool,
+    };
+  }
+
+  async start(): Promise<void> {
+    for (const address of this.options.listen) {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+      server.on('error', (err) => this.log.error({ err }, 'listener error'));
+      if ('socketPath' in address) {
+        // A leftover socket file from a previous run would make listen fail.
+        await unlink(address.socketPath).catch(() => undefined);
+        await listen(server, { path: address.socketPath });
+        this.bound.push({ socketPath: address.socketPath });
+      } else {
+        await listen(server, { host: address.host, port: address.port });
+        const info = server.address() as net.AddressInfo;
+        this.bound.push({ host: info.address, port: info.port });
+      }
+      this.servers.push(server);
+      this.log.info({ address: this.bound[this.bound.length - 1] }, 'NBD listener started');
+    }
+  }
+
+  addresses(): NbdListenAddress[] {
+    return this.bound.map((a) => ({ ...a }));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stop accepting, let in-flight requests finish and their replies flush, then close. */
+  async stop(options: { drainMs?: number } = {}): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
+    const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    await Promise.all([...this.connections].map((c) => c.shutdown(drainMs)));
+    await Promise.all(closing);
+    this.log.info('NBD server stopped');
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+    const conn = new NbdConnection(socket, this.ctx, this.log.child({ conn: this.nextConnection++, remote }));
+    this.connections.add(conn);
+    void conn.closed.then(() => this.connections.delete(conn));
+    conn.start();
+  }
+}
+
+function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(options, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,102 @@
+import { totalLength } from '../../fabric/device.js';
+import type { CommandContext } from './command.js';
+import type { LogicalUnit } from './logical-unit.js';
+import * as op from './opcodes.js';
+import { ScsiError, toScsiError } from './sense.js';
+
+/** Bytes [start, start+length) of a list of slices, as views (no copy). */
+export function sliceBuffers(slices: readonly Buffer[], start: number, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  const end = start + length;
+  for (const s of slices) {
+    const sEnd = pos + s.length;
+    if (sEnd > start && pos < end) out.push(s.subarray(Math.max(0, start - pos), Math.min(s.length, end - pos)));
+    pos = sEnd;
+    if (pos >= end) break;
+  }
+  return out;
+}
+
+/** One contiguous buffer; copies only when the data came in several slices. */
+export function contiguous(slices: readonly Buffer[]): Buffer {
+  return slices.length === 1 ? slices[0]! : Buffer.concat(slices as Buffer[]);
+}
+
+/**
+ * The first `needed` bytes of the command's data-out. Less than the CDB asks for means the
+ * initiator's Expected Data Transfer Length was too short: FCP-4 lets us refuse the
+ * command without touching the medium.
+ */
+export function dataOut(ctx: CommandContext<LogicalUnit | undefined>, needed: number): Buffer[] {
+  const slices = ctx.cmd.dataOut ?? [];
+  if (totalLength(slices) < needed) throw new ScsiError(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+  return sliceBuffers(slices, 0, needed);
+}
+
+function checkAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new ScsiError(op.ABORTED_COMMAND, op.ASC_NO_ADDITIONAL_SENSE, {}, op.SAM_STAT_TASK_ABORTED);
+}
+
+/** Reads whole blocks, in pieces the device accepts; a failure names the first LBA of its piece. */
+export async function readBlocks(ctx: CommandContext, lba: number, blocks: number): Promise<Buffer> {
+  const lu = ctx.lu;
+  const target = Buffer.allocUnsafe(blocks * lu.blockSize);
+  const chunk = lu.chunkBytes;
+  for (let pos = 0; pos < target.length; pos += chunk) {
+    checkAborted(ctx.signal);
+    const offset = lba * lu.blockSize + pos;
+    try {
+      await lu.device.read(offset, target.subarray(pos, Math.min(target.length, pos + chunk)));
+    } catch (err) {
+      throw toScsiError(err, 'read', offset / lu.blockSize);
+    }
+  }
+  return target;
+}
+
+/**
+ * Writes whole blocks. FUA when asked, or always when the write cache is disabled; a device
+ * without FUA gets a flush after the write instead.
+ */
+export async function writeBlocks(ctx: CommandContext, lba: number, data: readonly Buffer[], fua: boolean): Promise<void> {
+  const lu = ctx.lu;
+  const length = totalLength(data);
+  const chunk = lu.chunkBytes;
+  const durable = fua || !lu.writeCacheEnabled;
+  const deviceFua = durable && lu.device.capabilities.fua;
+  for (let pos = 0; pos < length; pos += chunk) {
+    checkAborted(ctx.signal);
+    const offset = lba * lu.blockSize + pos;
+    const piece = length <= chunk ? data : sliceBuffers(data, pos, Math.min(chunk, length - pos));
+    try {
+      await lu.device.write(offset, piece, { fua: deviceFua });
+    } catch (err) {
+      throw toScsiError(err, 'write', offset / lu.blockSize);
+    }
+  }
+  if (durable && !deviceFua) await flushDevice(lu);
+}
+
+export async function flushDevice(lu: LogicalUnit): Promise<void> {
+  if (!lu.device.capabilities.flush) return;
+  try {
+    await lu.device.flush();
+  } catch (err) {
+    throw toScsiError(err, 'write');
+  }
+}
+
+/** Holds the write lock of [lba, lba+blocks) around `fn`. */
+export async function withRangeLock<T>(lu: LogicalUnit, lba: number, blocks: number, fn: () => Promise<T>): Promise<T> {
+  const release = await lu.writes.acquire(lba, lba + blocks);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+export function checkWritable(lu: LogicalUnit): void {
+  if (lu.readOnly) throw new ScsiError(op.DATA_PROTECT, op.ASC_WRITE_PROTECTED);
+}

@@ -1,0 +1,232 @@
+import { logger } from '../../fabric/log.js';
+import type { AluaState, AccessState } from './alua.js';
+import { cdbLengthOf, checkControl, serviceAction } from './cdb.js';
+import { CommandTable, type AluaAllowance, type CommandContext, type TargetContext } from './command.js';
+import { ALL_COMMANDS } from './commands.js';
+import { LogicalUnit, type LunConfig } from './logical-unit.js';
+import * as op from './opcodes.js';
+import type { Asc } from './opcodes.js';
+import { initiatorPortOf } from './reservations.js';
+import type { ReservationStore } from './reservation-store.js';
+import { fixedSense, invalidFieldInCdb, invalidOpcode, notReady, reservationConflict, ScsiError, toScsiError } from './sense.js';
+import type { Nexus, ScsiCommand, ScsiResult } from './types.js';
+import { UnitAttentions } from './unit-attention.js';
+
+export interface ScsiTargetOptions {
+  readonly targetName: string;
+  readonly luns: ReadonlyMap<number, LunConfig>;
+  readonly alua: AluaState;
+  readonly reservations: ReservationStore;
+  /** INQUIRY T10 VENDOR IDENTIFICATION (8 chars) and PRODUCT IDENTIFICATION (16 chars). */
+  readonly vendor?: string;
+  readonly product?: string;
+  readonly revision?: string;
+}
+
+interface Task {
+  readonly nexusKey: string;
+  readonly lun: number;
+  readonly controller: AbortController;
+}
+
+/** How far each state lets commands through, from most to least accessible. */
+const ALUA_RANK: Record<AluaAllowance, number> = { active: 0, standby: 1, unavailable: 2, transitioning: 3 };
+const STATE_NEEDS: Record<AccessState, { rank: number; asc: Asc }> = {
+  'active/optimized': { rank: 0, asc: op.ASC_NO_ADDITIONAL_SENSE },
+  'active/non-optimized': { rank: 0, asc: op.ASC_NO_ADDITIONAL_SENSE },
+  standby: { rank: 1, asc: op.ASC_LOGICAL_UNIT_NOT_ACCESSIBLE_STANDBY },
+  unavailable: { rank: 2, asc: op.ASC_LOGICAL_UNIT_NOT_ACCESSIBLE_UNAVAILABLE },
+  transitioning: { rank: 3, asc: op.ASC_LOGICAL_UNIT_NOT_ACCESSIBLE_TRANSITION },
+};
+
+const log = logger('scsi');
+
+/**
+ * A SCSI target device (SAM-5): its logical units, unit attentions, reservations and task
+ * set. Transport independent: the iSCSI layer hands it whole commands.
+ */
+export class ScsiTarget implements TargetContext {
+  readonly targetName: string;
+  readonly vendor: string;
+  readonly product: string;
+  readonly revision: string;
+  readonly alua: AluaState;
+  readonly commands = new CommandTable(ALL_COMMANDS);
+  readonly unitAttentions = new UnitAttentions();
+  private readonly units = new Map<number, LogicalUnit>();
+  private readonly tasks = new Map<string, Task>();
+  private readonly store: ReservationStore;
+  private readonly onAluaChange = () =>
+    this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_ASYMMETRIC_ACCESS_STATE_CHANGED);
+
+  constructor(options: ScsiTargetOptions) {
+    this.targetName = options.targetName;
+    this.vendor = options.vendor ?? 'BLOCKGAT';
+    this.product = options.product ?? 'blockgate';
+    this.revision = options.revision ?? '0001';
+    this.alua = options.alua;
+    this.store = options.reservations;
+    for (const [lun, config] of options.luns) this.units.set(lun, new LogicalUnit(lun, this.targetName, config, this.store));
+    this.alua.on('change', this.onAluaChange);
+  }
+
+  lunNumbers(): number[] {
+    return [...this.units.keys()].sort((a, b) => a - b);
+  }
+
+  logicalUnit(lun: number): LogicalUnit | undefined {
+    return this.units.get(lun);
+  }
+
+  /** Adds a LUN at run time; every nexus is told REPORTED LUNS DATA HAS CHANGED. */
+  addLun(lun: number, config: LunConfig): void {
+    this.units.set(lun, new LogicalUnit(lun, this.targetName, config, this.store));
+    this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
+  }
+
+  removeLun(lun: number): void {
+    if (!this.units.delete(lun)) return;
+    this.abortWhere((t) => t.lun === lun);
+    this.unitAttentions.dropLun(lun);
+    this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
+  }
+
+  async execute(cmd: ScsiCommand): Promise<ScsiResult> {
+    const nexusKey = initiatorPortOf(cmd.nexus);
+    this.unitAttentions.see(nexusKey);
+    const taskKey = `${nexusKey}|${cmd.taskTag}`;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    cmd.signal?.addEventListener('abort', onAbort, { once: true });
+    if (cmd.signal?.aborted) controller.abort();
+    this.tasks.set(taskKey, { nexusKey, lun: cmd.lun, controller });
+    try {
+      const result = await this.dispatch(cmd, nexusKey, controller.signal);
+      return controller.signal.aborted ? { status: op.SAM_STAT_TASK_ABORTED } : result;
+    } finally {
+      cmd.signal?.removeEventListener('abort', onAbort);
+      if (this.tasks.get(taskKey)?.controller === controller) this.tasks.delete(taskKey);
+    }
+  }
+
+  private async dispatch(cmd: ScsiCommand, nexusKey: string, signal: AbortSignal): Promise<ScsiResult> {
+    const opcode = cmd.cdb[0];
+    if (opcode === undefined) return invalidOpcode().toResult();
+    const lu = this.units.get(cmd.lun);
+    const hasActions = this.commands.hasServiceActions(opcode);
+    const length = cdbLengthOf(opcode);
+    const spec =
+      cmd.cdb.length >= length && length > 0
+        ? this.commands.find(opcode, hasActions ? serviceAction(cmd.cdb) : undefined)
+        : undefined;
+    if (!spec) {
+      if (!lu && opcode !== op.INQUIRY && opcode !== op.REQUEST_SENSE && opcode !== op.REPORT_LUNS) return luNotSupported();
+      return (hasActions ? invalidFieldInCdb(1, 4) : invalidOpcode()).toResult();
+    }
+    if (!lu && !spec.anyLun) return luNotSupported();
+    const cdb = cmd.cdb.subarray(0, length);
+    const ctx: CommandContext<LogicalUnit | undefined> = { cmd, cdb, lu, nexus: cmd.nexus, nexusKey, target: this, signal };
+    try {
+      checkControl(cdb);
+      if (lu) this.admit(spec, lu, cmd.nexus, nexusKey);
+      return await (spec.run as (c: typeof ctx) => Promise<ScsiResult> | ScsiResult)(ctx);
+    } catch (err) {
+      const scsi = toScsiError(err, spec.io ?? 'other');
+      if (!(err instanceof ScsiError) && scsi.senseKey === op.HARDWARE_ERROR) {
+        log.error({ err, opcode, lun: cmd.lun }, 'SCSI command failed unexpectedly');
+      }
+      return scsi.toResult();
+    }
+  }
+
+  /** Unit attention, ALUA access and reservation checks, in SAM-5 order. */
+  private admit(
+    spec: { ignoresUnitAttention?: boolean; alua: AluaAllowance; reservation: 'none' | 'read' | 'write'; ignoresSpc2Reservation?: boolean },
+    lu: LogicalUnit,
+    nexus: Nexus,
+    nexusKey: string,
+  ): void {
+    if (!spec.ignoresUnitAttention) {
+      const ua = this.unitAttentions.take(nexusKey, lu.lun);
+      if (ua) throw new ScsiError(op.UNIT_ATTENTION, ua);
+    }
+    const access = STATE_NEEDS[this.alua.stateFor(nexus.targetPortGroupId, nexus.relativeTargetPortId)];
+    if (access.rank > ALUA_RANK[spec.alua]) throw notReady(access.asc);
+    if (lu.spc2Holder !== undefined && lu.spc2Holder !== nexusKey && !spec.ignoresSpc2Reservation) {
+      throw reservationConflict();
+    }
+    if (lu.pr.conflicts(nexus, spec.reservation)) throw reservationConflict();
+  }
+
+  /** Why a port cannot serve media commands right now (for REQUEST SENSE and TEST UNIT READY). */
+  accessProblem(nexus: Nexus): Asc | undefined {
+    const access = STATE_NEEDS[this.alua.stateFor(nexus.targetPortGroupId, nexus.relativeTargetPortId)];
+    return access.rank > 0 ? access.asc : undefined;
+  }
+
+  abortTask(nexus: Nexus, taskTag: number): boolean {
+    const task = this.tasks.get(`${initiatorPortOf(nexus)}|${taskTag}`);
+    if (!task) return false;
+    task.controller.abort();
+    return true;
+  }
+
+  abortTaskSet(nexus: Nexus, lun: number): void {
+    const key = initiatorPortOf(nexus);
+    this.abortWhere((t) => t.nexusKey === key && t.lun === lun);
+  }
+
+  abortTasksOf(lun: number, nexusKeys: ReadonlySet<string>): void {
+    this.abortWhere((t) => t.lun === lun && nexusKeys.has(t.nexusKey));
+  }
+
+  /** LOGICAL UNIT RESET: aborts its tasks, drops RESERVE(6)/(10) (not persistent reservations). */
+  lunReset(lun: number): void {
+    const lu = this.units.get(lun);
+    if (!lu) return;
+    this.abortWhere((t) => t.lun === lun);
+    lu.spc2Holder = undefined;
+    this.unitAttentions.queueAll([lun], op.ASC_BUS_DEVICE_RESET_FUNCTION_OCCURRED);
+    log.info({ target: this.targetName, lun }, 'logical unit reset');
+  }
+
+  targetReset(): void {
+    this.abortWhere(() => true);
+    for (const lu of this.units.values()) lu.spc2Holder = undefined;
+    this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED);
+    log.info({ target: this.targetName }, 'target reset');
+  }
+
+  /**
+   * The transport lost an I_T nexus (session closed or dropped): its tasks are aborted and
+   * its RESERVE(6)/(10) reservations released (SPC-2 5.5.1); persistent ones stay.
+   */
+  nexusLost(nexus: Nexus): void {
+    const key = initiatorPortOf(nexus);
+    this.abortWhere((t) => t.nexusKey === key);
+    for (const lu of this.units.values()) if (lu.spc2Holder === key) lu.spc2Holder = undefined;
+    this.unitAttentions.forget(key);
+  }
+
+  /** Detaches from the ALUA state (several targets may share it). */
+  close(): void {
+    this.alua.off('change', this.onAluaChange);
+    this.abortWhere(() => true);
+  }
+
+  private abortWhere(predicate: (t: Task) => boolean): void {
+    for (const [key, task] of this.tasks) {
+      if (predicate(task)) {
+        task.controller.abort();
+        this.tasks.delete(key);
+      }
+    }
+  }
+}
+
+function luNotSupported(): ScsiResult {
+  return {
+    status: op.SAM_STAT_CHECK_CONDITION,
+    sense: fixedSense(op.ILLEGAL_REQUEST, op.ASC_LOGICAL_UNIT_NOT_SUPPORTED),
+  };
+}

@@ -1,0 +1,58 @@
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBuilt, listExports, startMember } from '../helpers/blockgate-cli.js';
+
+ensureBuilt();
+const dir = mkdtempSync(join(tmpdir(), 'blockgate-serve-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('the demo serves a 1 GiB export named demo; SIGTERM stops it with status 0', async (t) => {
+  const member = startMember(t, ['--data-dir', join(dir, 'demo'), '--nbd', '127.0.0.1:0']);
+  const listen = await member.ready();
+  t.equal(listen.nbd?.length, 1);
+  t.match(listen.nbd![0], /^127\.0\.0\.1:\d+$/);
+  t.not(listen.nbd![0], '127.0.0.1:0', 'the log gives the port the kernel chose');
+  const exports = await listExports(listen.nbd![0]!);
+  t.same(exports.map((e) => [e['export-name'], e['export-size']]), [['demo', 1024 ** 3]]);
+  t.ok(member.lines.some((l) => l.msg === 'no configuration stored: serving the demo'));
+
+  const { code, signal } = await member.terminate('SIGTERM');
+  t.equal(signal, null);
+  t.equal(code, 0, member.stderr);
+  t.ok(member.lines.some((l) => l.msg === 'member stopped'), 'the member logged its stop');
+});
+
+t.test('SIGINT stops a member with status 0 too', async (t) => {
+  const socket = join(dir, 'int.sock');
+  const member = startMember(t, ['--data-dir', join(dir, 'int'), '--nbd', socket]);
+  t.same((await member.ready()).nbd, [`unix:${socket}`]);
+  t.equal((await member.terminate('SIGINT')).code, 0, member.stderr);
+});
+
+t.test('a listener that cannot bind stops start-up with status 1 and closes what had started', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as { port: number }).port;
+  const socket = join(dir, 'partial.sock');
+  const config = join(dir, 'busy.yaml');
+  writeFileSync(
+    config,
+    `backends: [{name: d, type: memory, size: 1MiB}]\nexports: [{name: d, device: d}]\n` +
+      `nbd:\n  listen:\n    - socket: ${socket}\n    - host: 127.0.0.1\n      port: ${port}\n`,
+  );
+  const member = startMember(t, ['--config', config, '--data-dir', join(dir, 'busy')]);
+  const { code } = await member.exited;
+  t.equal(code, 1);
+  t.match(member.stderr, /start-up failed/);
+  t.notOk(member.lines.some((l) => l.msg === 'ready'));
+  const refused = await new Promise<boolean>((resolve) => {
+    const c = connect(socket);
+    c.once('connect', () => (c.destroy(), resolve(false)));
+    c.once('error', () => resolve(true));
+  });
+  t.ok(refused, 'the Unix socket that had bound is closed again');
+});

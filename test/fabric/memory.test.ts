@@ -1,0 +1,108 @@
+import t from 'tap';
+import { MemoryBackend } from '../../fabric/backends/memory.js';
+import { BlockError } from '../../fabric/errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const TiB = 1024 ** 4;
+
+function pattern(length: number, seed: number): Buffer {
+  const b = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+t.test('a 1 TiB device costs only the chunks written', async (t) => {
+  const dev = new MemoryBackend({ name: 'big', size: TiB });
+  t.equal(dev.allocatedBytes, 0);
+  await dev.write(TiB - 64 * KiB, [pattern(64 * KiB, 1)]);
+  await dev.write(0, [pattern(100, 2)]);
+  t.equal(dev.allocatedBytes, 128 * KiB, 'two 64 KiB chunks');
+  const back = Buffer.alloc(64 * KiB);
+  await dev.read(TiB - 64 * KiB, back);
+  t.same(back, pattern(64 * KiB, 1));
+  const middle = Buffer.alloc(4096, 0xff);
+  await dev.read(TiB / 2, middle);
+  t.ok(middle.every((x) => x === 0), 'unwritten space reads as zeroes');
+  t.equal((dev.status().detail as { allocatedBytes: number }).allocatedBytes, 128 * KiB);
+});
+
+t.test('writes spanning chunks, from several slices, read back exactly', async (t) => {
+  const dev = new MemoryBackend({ name: 'm', size: 4 * MiB, chunkSize: 4096 });
+  const data = pattern(3 * 4096 + 77, 9);
+  const slices = [data.subarray(0, 5), data.subarray(5, 5000), data.subarray(5000)];
+  await dev.write(4000, slices);
+  const back = Buffer.alloc(data.length);
+  await dev.read(4000, back);
+  t.same(back, data);
+  t.same(slices[1], data.subarray(5, 5000), 'caller slices untouched');
+  t.equal(dev.allocatedBytes, 4 * 4096, 'chunks 0..3 touched by bytes 4000..16364');
+});
+
+t.test('trim and write zeroes free whole chunks, keep partial ones, honour noHole', async (t) => {
+  const dev = new MemoryBackend({ name: 'm', size: 1 * MiB, chunkSize: 4096 });
+  await dev.write(0, [pattern(16 * 4096, 3)]);
+  t.equal(dev.allocatedBytes, 16 * 4096);
+
+  await dev.trim(4096, 2 * 4096);
+  t.equal(dev.allocatedBytes, 14 * 4096, 'two whole chunks freed by trim');
+
+  await dev.writeZeroes(4 * 4096 + 100, 200);
+  t.equal(dev.allocatedBytes, 14 * 4096, 'partial zeroing keeps the chunk');
+  const piece = Buffer.alloc(400);
+  await dev.read(4 * 4096, piece);
+  t.same(piece.subarray(100, 300), Buffer.alloc(200), 'zeroed bytes read as zero');
+  t.same(piece.subarray(0, 100), pattern(16 * 4096, 3).subarray(4 * 4096, 4 * 4096 + 100), 'neighbours intact');
+
+  await dev.writeZeroes(8 * 4096, 4096);
+  t.equal(dev.allocatedBytes, 13 * 4096, 'whole-chunk zeroing frees');
+
+  await dev.writeZeroes(8 * 4096, 4096, { noHole: true });
+  t.equal(dev.allocatedBytes, 14 * 4096, 'noHole allocates');
+  await dev.writeZeroes(64 * 4096, 2 * 4096, { noHole: true });
+  t.equal(dev.allocatedBytes, 16 * 4096, 'noHole allocates unwritten chunks too');
+
+  // Zeroing the remaining non-zero bytes of a chunk in pieces frees it once all zero.
+  await dev.write(200 * 4096, [pattern(10, 4)]);
+  const before = dev.allocatedBytes;
+  await dev.trim(200 * 4096, 10);
+  t.equal(dev.allocatedBytes, before - 4096, 'a chunk that became all zeroes is freed');
+});
+
+t.test('blockStatus is exact and merges runs', async (t) => {
+  const dev = new MemoryBackend({ name: 'm', size: 64 * 4096, chunkSize: 4096 });
+  t.same(await dev.blockStatus(0, 64 * 4096), [{ length: 64 * 4096, hole: true, zero: true }], 'empty device: one hole');
+  await dev.write(2 * 4096, [pattern(3 * 4096, 5)]);
+  await dev.write(6 * 4096, [pattern(1, 6)]);
+  t.same(await dev.blockStatus(0, 10 * 4096), [
+    { length: 2 * 4096, hole: true, zero: true },
+    { length: 3 * 4096, hole: false, zero: false },
+    { length: 4096, hole: true, zero: true },
+    { length: 4096, hole: false, zero: false },
+    { length: 3 * 4096, hole: true, zero: true },
+  ]);
+  t.same(await dev.blockStatus(2 * 4096 + 10, 100), [{ length: 100, hole: false, zero: false }], 'unaligned query clipped to its range');
+  t.same(await dev.blockStatus(4096 + 5, 4096), [
+    { length: 4091, hole: true, zero: true },
+    { length: 5, hole: false, zero: false },
+  ]);
+});
+
+t.test('closed device fails with ESHUTDOWN; bad options refused', async (t) => {
+  const dev = new MemoryBackend({ name: 'm', size: 4096 });
+  await dev.close();
+  await t.rejects(dev.read(0, Buffer.alloc(1)), { code: 'ESHUTDOWN' });
+  await t.rejects(dev.write(0, [Buffer.alloc(1)]), { code: 'ESHUTDOWN' });
+  await t.rejects(dev.trim(0, 1), { code: 'ESHUTDOWN' });
+  t.equal(dev.status().state, 'failed');
+  t.throws(() => new MemoryBackend({ name: 'x', size: -1 }), BlockError);
+  t.throws(() => new MemoryBackend({ name: 'x', size: 10, chunkSize: 3000 }), { code: 'EINVAL' });
+  t.throws(() => new MemoryBackend({ name: 'x', size: 10, chunkSize: 4 }), { code: 'EINVAL' }, 'chunks under 8 bytes refused');
+});
+
+t.test('read-only flag and block sizes are reported', async (t) => {
+  const dev = new MemoryBackend({ name: 'ro', size: 8192, readOnly: true, blockSizes: { minimum: 512 } });
+  t.equal(dev.capabilities.readOnly, true);
+  t.equal(dev.blockSizes.minimum, 512);
+  t.equal(dev.blockSizes.preferred, 4096);
+});
