@@ -37,7 +37,8 @@ export class CheckedDevice extends Layer {
   override async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
     this.checkWritable('trim');
     if (!this.capabilities.trim) throw new BlockError('ENOTSUP', 'trim is not supported by this device');
-    this.checkRange('trim', offset, length, 'write');
+    // A trim past the end is EINVAL like a read (NBD spec, "Error values"), not ENOSPC.
+    this.checkRange('trim', offset, length, 'read');
     this.checkFua(options);
     return this.next.trim(offset, length, options);
   }

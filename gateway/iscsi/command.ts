@@ -153,7 +153,6 @@ export class CommandPath {
       expectedDataInLength: task.readLength,
       dataOut: task.writeLength > 0 ? task.dataOut : undefined,
       taskTag: task.itt,
-      signal: task.abort.signal,
     };
     let pending: Promise<ScsiResult>;
     try {
@@ -243,8 +242,8 @@ export class CommandPath {
 
   /** Task management aborted this task: no response may follow (SAM-5 §7.1). */
   abortTask(task: Task): void {
+    // The SCSI layer stops the command itself through abortTask/abortTaskSet/lunReset.
     task.aborted = true;
-    task.abort.abort();
     const session = this.conn.session;
     if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
     this.recentlyAborted.push(task.itt);

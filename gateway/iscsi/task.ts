@@ -34,7 +34,6 @@ export interface Task {
   nextR2TOffset: number;
   nextR2TSN: number;
   readonly r2ts: Map<number, PendingR2T>;
-  readonly abort: AbortController;
   /** Aborted by task management: no response may go out. */
   aborted: boolean;
   executing: boolean;
@@ -52,7 +51,6 @@ export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'dire
     nextR2TOffset: init.unsolicitedLength,
     nextR2TSN: 0,
     r2ts: new Map(),
-    abort: new AbortController(),
     aborted: false,
     executing: false,
   };

@@ -88,8 +88,10 @@ export class NbdConnection {
       const client = await handshake(io);
       negotiated = await negotiateOptions(io, client, this.ctx);
     } catch (err) {
-      if (err instanceof PeerGone) this.log.debug('client left during negotiation');
-      else if (err instanceof NbdProtocolError) {
+      if (err instanceof PeerGone) {
+        this.log.debug('client left during negotiation');
+        this.socket.destroy();
+      } else if (err instanceof NbdProtocolError) {
         this.log.warn({ reason: err.message }, 'negotiation failed');
         this.socket.destroy();
       } else throw err;

@@ -91,7 +91,8 @@ export class LogicalUnit {
     return Math.max(this.blockSize, max - (max % this.blockSize));
   }
 
+  /** LBA OUT OF RANGE unless [lba, lba+blocks) is on the medium; with no blocks, lba must be. */
   checkRange(lba: number, blocks: number): void {
-    if (lba + blocks > this.blockCount || lba > this.blockCount) throw lbaOutOfRange(lba);
+    if (lba + Math.max(blocks, 1) > this.blockCount) throw lbaOutOfRange(lba);
   }
 }

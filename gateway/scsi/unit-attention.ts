@@ -51,6 +51,15 @@ export class UnitAttentions {
     return asc;
   }
 
+  /** Drops pending conditions of one kind (the nexus caused the event itself). */
+  clear(nexusKey: string, lun: number, asc: Asc): void {
+    const list = this.pending.get(nexusKey)?.get(lun);
+    if (!list) return;
+    const kept = list.filter((a) => a[0] !== asc[0] || a[1] !== asc[1]);
+    if (kept.length) this.pending.get(nexusKey)!.set(lun, kept);
+    else this.pending.get(nexusKey)!.delete(lun);
+  }
+
   /** Clears conditions of a logical unit that went away. */
   dropLun(lun: number): void {
     for (const luns of this.pending.values()) luns.delete(lun);

@@ -41,11 +41,11 @@ t.test('command-line mistakes exit 2 with a message on stderr', async (t) => {
     [['serve', '--log-level', 'loud'], /--log-level must be one of/],
     [['check-config'], /exactly one FILE/],
   ];
-  for (const [args, message] of cases) {
-    const r = await runCli(args);
-    t.equal(r.code, 2, args.join(' '));
-    t.match(r.stderr, message, args.join(' '));
-  }
+  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  cases.forEach(([args, message], i) => {
+    t.equal(results[i]!.code, 2, args.join(' '));
+    t.match(results[i]!.stderr, message, args.join(' '));
+  });
 });
 
 t.test('check-config prints the device graph of a valid file', async (t) => {
@@ -65,16 +65,18 @@ t.test('a bad configuration exits 2 and names the field, for check-config and se
     ['typo.yaml', 'backend:\n  - {name: a, type: memory, size: 1MiB}\n', 'backend'],
     ['bad-size.yaml', 'backends:\n  - {name: a, type: memory, size: huge}\n', 'backends[0].size'],
   ];
-  for (const [name, text, field] of cases) {
-    const path = join(dir, name);
-    writeFileSync(path, text);
-    const check = await runCli(['check-config', path]);
-    t.equal(check.code, 2, `check-config ${name}`);
-    t.match(check.stderr, `${field}:`, `check-config ${name} names ${field}`);
-    const serve = await runCli(['serve', '--config', path, '--data-dir', join(dir, `data-${name}`), '--nbd', '127.0.0.1:0']);
-    t.equal(serve.code, 2, `serve ${name}`);
-    t.match(serve.stderr, `configuration error: ${field}:`, `serve ${name} names ${field}`);
-  }
+  await Promise.all(
+    cases.map(async ([name, text, field]) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      const check = await runCli(['check-config', path]);
+      t.equal(check.code, 2, `check-config ${name}`);
+      t.match(check.stderr, `${field}:`, `check-config ${name} names ${field}`);
+      const serve = await runCli(['serve', '--config', path, '--data-dir', join(dir, `data-${name}`), '--nbd', '127.0.0.1:0']);
+      t.equal(serve.code, 2, `serve ${name}`);
+      t.match(serve.stderr, `configuration error: ${field}:`, `serve ${name} names ${field}`);
+    }),
+  );
 });
 
 t.test('show-config on an empty data directory says the demo would run', async (t) => {

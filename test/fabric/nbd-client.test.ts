@@ -161,3 +161,70 @@ t.test('a read-only export is reported read-only', async (t) => {
   t.ok(dev.capabilities.readOnly);
   await rejectsWith(t, dev.write(0, [Buffer.alloc(512)]), 'EPERM', 'write to read-only export');
 });
+
+t.test('an old server without NBD_OPT_GO is reached through NBD_OPT_EXPORT_NAME', async (t) => {
+  const { createServer } = await import('node:net');
+  const {
+    NBDMAGIC, IHAVEOPT, REPLY_MAGIC, NBD_FLAG_FIXED_NEWSTYLE, NBD_FLAG_NO_ZEROES, NBD_OPT_EXPORT_NAME,
+    NBD_REP_ERR_UNSUP, NBD_FLAG_HAS_FLAGS, NBD_FLAG_SEND_FLUSH, NBD_SIMPLE_REPLY_MAGIC,
+  } = await import('../../fabric/protocols/nbd.js');
+  const seen: number[] = [];
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    let phase: 'flags' | 'options' | 'transmission' = 'flags';
+    const greeting = Buffer.alloc(18);
+    greeting.writeBigUInt64BE(NBDMAGIC, 0);
+    greeting.writeBigUInt64BE(IHAVEOPT, 8);
+    greeting.writeUInt16BE(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES, 16);
+    socket.write(greeting);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (phase === 'flags') {
+          if (buf.length < 4) return;
+          buf = buf.subarray(4);
+          phase = 'options';
+        } else if (phase === 'options') {
+          if (buf.length < 16 || buf.length < 16 + buf.readUInt32BE(12)) return;
+          const option = buf.readUInt32BE(8);
+          buf = buf.subarray(16 + buf.readUInt32BE(12));
+          seen.push(option);
+          if (option === NBD_OPT_EXPORT_NAME) {
+            const info = Buffer.alloc(10);
+            info.writeBigUInt64BE(1024n * 1024n, 0);
+            info.writeUInt16BE(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH, 8);
+            socket.write(info);
+            phase = 'transmission';
+          } else {
+            const reply = Buffer.alloc(20);
+            reply.writeBigUInt64BE(REPLY_MAGIC, 0);
+            reply.writeUInt32BE(option, 8);
+            reply.writeUInt32BE(NBD_REP_ERR_UNSUP, 12);
+            socket.write(reply);
+          }
+        } else {
+          if (buf.length < 28) return;
+          const command = buf.readUInt16BE(6);
+          const length = buf.readUInt32BE(24);
+          const reply = Buffer.alloc(16);
+          reply.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+          buf.copy(reply, 8, 8, 16);
+          buf = buf.subarray(28);
+          socket.write(command === 0 ? Buffer.concat([reply, Buffer.alloc(length, 0x5a)]) : reply);
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as { port: number }).port;
+  const dev = await client(t, { address: `127.0.0.1:${port}` });
+  t.equal(dev.size, 1024 * 1024);
+  t.ok(dev.capabilities.flush && !dev.capabilities.trim && !dev.capabilities.blockStatus, 'flags from EXPORT_NAME reply');
+  const back = Buffer.alloc(16 * KiB);
+  await dev.read(0, back);
+  t.ok(back.every((x) => x === 0x5a), 'simple-reply read data');
+  await dev.flush();
+  t.equal(seen[seen.length - 1], 1, 'fell back to NBD_OPT_EXPORT_NAME (1) after GO was refused');
+});

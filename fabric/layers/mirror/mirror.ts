@@ -376,7 +376,9 @@ export class MirrorDevice implements BlockDevice {
     if (this.closing) return;
     if (op === 'read') r.readErrors++;
     else r.writeErrors++;
-    const exceeded = r.recordFailure(this.failureLimit, Date.now());
+    // Requests already in flight when a replica failed fail too: one failure, not many.
+    const alreadyDown = r.state === 'failed' || r.state === 'quarantined';
+    const exceeded = !alreadyDown && r.recordFailure(this.failureLimit, Date.now());
     const reason = err instanceof Error ? err.message : String(err);
     const last = r.state === 'in-sync' && this.readable.length === 1 && this.readable[0] === r;
     if (last) {
