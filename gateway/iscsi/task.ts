@@ -43,7 +43,14 @@ export interface Task {
 
 export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'direction' | 'writeLength' | 'readLength' | 'unsolicitedLength'>): Task {
   return {
-    ...init,
+    itt: init.itt,
+    lun: init.lun,
+    cmdSN: init.cmdSN,
+    cdb: init.cdb,
+    direction: init.direction,
+    writeLength: init.writeLength,
+    readLength: init.readLength,
+    unsolicitedLength: init.unsolicitedLength,
     dataOut: [],
     received: 0,
     unsolicitedDone: false,
@@ -53,5 +60,6 @@ export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'dire
     r2ts: new Map(),
     aborted: false,
     executing: false,
+    done: undefined,
   };
 }

@@ -188,7 +188,7 @@ export class AluaState extends EventEmitter<{ change: [groupId: number, state: A
     g.state = 'transitioning';
     this.emit('change', g.id, g.state);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      setTimeout(() => {
         if (g.generation === generation) {
           g.state = state;
           log.info({ groupId: g.id, state }, 'target port group state changed');
@@ -196,7 +196,6 @@ export class AluaState extends EventEmitter<{ change: [groupId: number, state: A
         }
         resolve();
       }, this.transitionMs);
-      timer.unref();
     });
   }
 }

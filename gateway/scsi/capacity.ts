@@ -15,18 +15,13 @@ function readCapacity10(ctx: CommandContext): ScsiResult {
   return { status: op.SAM_STAT_GOOD, dataIn: data };
 }
 
-/** log2 of logical blocks per physical block, from the device's preferred I/O size. */
-function physicalExponent(preferred: number, blockSize: number): number {
-  const ratio = Math.floor(preferred / blockSize);
-  return ratio >= 2 && (ratio & (ratio - 1)) === 0 ? Math.min(15, Math.log2(ratio)) : 0;
-}
-
 function readCapacity16(ctx: CommandContext): ScsiResult {
   const { cdb, lu } = ctx;
   const data = Buffer.alloc(32);
   writeUint64(data, 0, Math.max(0, lu.blockCount - 1));
   data.writeUInt32BE(lu.blockSize, 8);
-  data[13] = physicalExponent(lu.device.blockSizes.preferred, lu.blockSize);
+  // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT stays 0: the device's preferred size is a
+  // hint, already given as OPTIMAL TRANSFER LENGTH GRANULARITY in the Block Limits page.
   const p = provisioning(lu);
   data[14] = (p.unmap ? 0x80 : 0) | (p.readsZero ? 0x40 : 0); // LBPME, LBPRZ
   return { status: op.SAM_STAT_GOOD, dataIn: truncate(data, allocationLength(cdb, 10, 4)) };

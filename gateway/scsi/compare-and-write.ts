@@ -1,7 +1,7 @@
 import { uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { firstDifference, miscompare } from './compare.js';
-import { checkWritable, contiguous, dataOut, readBlocks, sliceBuffers, withRangeLock, writeBlocks } from './io.js';
+import { checkWritable, contiguous, exactDataOut, readBlocks, sliceBuffers, withRangeLock, writeBlocks } from './io.js';
 import * as op from './opcodes.js';
 import { invalidFieldInCdb, GOOD } from './sense.js';
 import type { ScsiResult } from './types.js';
@@ -21,9 +21,9 @@ async function compareAndWrite(ctx: CommandContext): Promise<ScsiResult> {
   lu.checkRange(lba, blocks);
   if (blocks > MAX_COMPARE_AND_WRITE_BLOCKS) throw invalidFieldInCdb(13);
   checkWritable(lu);
-  if (blocks === 0) return GOOD;
   const half = blocks * lu.blockSize;
-  const data = dataOut(ctx, 2 * half);
+  const data = exactDataOut(ctx, 2 * half, 13);
+  if (blocks === 0) return GOOD;
   const expected = contiguous(sliceBuffers(data, 0, half));
   await withRangeLock(lu, lba, blocks, async () => {
     const current = await readBlocks(ctx, lba, blocks);

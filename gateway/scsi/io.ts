@@ -2,7 +2,7 @@ import { totalLength } from '../../fabric/device.js';
 import type { CommandContext } from './command.js';
 import type { LogicalUnit } from './logical-unit.js';
 import * as op from './opcodes.js';
-import { ScsiError, toScsiError } from './sense.js';
+import { invalidFieldInCdb, ScsiError, toScsiError } from './sense.js';
 
 /** Bytes [start, start+length) of a list of slices, as views (no copy). */
 export function sliceBuffers(slices: readonly Buffer[], start: number, length: number): Buffer[] {
@@ -16,6 +16,28 @@ export function sliceBuffers(slices: readonly Buffer[], start: number, length: n
     if (pos >= end) break;
   }
   return out;
+}
+
+/**
+ * Data-out of a WRITE: when the initiator's Expected Data Transfer Length was shorter than
+ * the CDB's transfer, only the whole blocks that did arrive are written and the transport
+ * reports the overflow residual (FCP-4 9.4.2 option a, as libiscsi expects).
+ */
+export function writeDataOut(ctx: CommandContext, blocks: number): { data: Buffer[]; blocks: number } {
+  const slices = ctx.cmd.dataOut ?? [];
+  const size = ctx.lu.blockSize;
+  const received = Math.min(blocks, Math.floor(totalLength(slices) / size));
+  return { data: sliceBuffers(slices, 0, received * size), blocks: received };
+}
+
+/**
+ * The data-out of a command whose CDB fixes its exact size (WRITE SAME, COMPARE AND WRITE):
+ * any other length is an error in the CDB rather than a residual.
+ */
+export function exactDataOut(ctx: CommandContext<LogicalUnit | undefined>, needed: number, fieldByte: number): Buffer[] {
+  const slices = ctx.cmd.dataOut ?? [];
+  if (totalLength(slices) !== needed) throw invalidFieldInCdb(fieldByte);
+  return [...slices];
 }
 
 /** One contiguous buffer; copies only when the data came in several slices. */

@@ -1,6 +1,6 @@
 import { blockRange, cdbLengthOf } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
-import { checkWritable, dataOut, readBlocks, withRangeLock, writeBlocks } from './io.js';
+import { checkWritable, readBlocks, withRangeLock, writeBlocks, writeDataOut } from './io.js';
 import * as op from './opcodes.js';
 import { GOOD, invalidFieldInCdb } from './sense.js';
 import type { ScsiResult } from './types.js';
@@ -29,9 +29,10 @@ async function write(ctx: CommandContext): Promise<ScsiResult> {
   const bytes = blocks * ctx.lu.blockSize;
   checkBlockRange(ctx, lba, blocks);
   checkWritable(ctx.lu);
-  if (blocks === 0) return GOOD;
-  const data = dataOut(ctx, bytes);
-  await withRangeLock(ctx.lu, lba, blocks, () => writeBlocks(ctx, lba, data, fua));
+  const received = writeDataOut(ctx, blocks);
+  if (received.blocks > 0) {
+    await withRangeLock(ctx.lu, lba, received.blocks, () => writeBlocks(ctx, lba, received.data, fua));
+  }
   return { status: op.SAM_STAT_GOOD, dataOutLength: bytes };
 }
 

@@ -1,7 +1,7 @@
 import { blockRange } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { firstDifference, miscompare } from './compare.js';
-import { checkWritable, contiguous, dataOut, readBlocks, withRangeLock, writeBlocks } from './io.js';
+import { checkWritable, contiguous, dataOut, readBlocks, withRangeLock, writeBlocks, writeDataOut } from './io.js';
 import * as op from './opcodes.js';
 import { checkBlockRange } from './read-write.js';
 import { GOOD, invalidFieldInCdb } from './sense.js';
@@ -44,13 +44,14 @@ async function writeAndVerify(ctx: CommandContext): Promise<ScsiResult> {
   if (ctx.cdb[1]! & 0x04) throw invalidFieldInCdb(1, 2); // BYTCHK 11b is not defined here
   checkBlockRange(ctx, lba, blocks);
   checkWritable(ctx.lu);
-  if (blocks === 0) return GOOD;
   const bytes = blocks * ctx.lu.blockSize;
-  const data = dataOut(ctx, bytes);
-  await withRangeLock(ctx.lu, lba, blocks, async () => {
-    await writeBlocks(ctx, lba, data, true);
-    await compareMedium(ctx, lba, blocks, contiguous(data));
-  });
+  const received = writeDataOut(ctx, blocks);
+  if (received.blocks > 0) {
+    await withRangeLock(ctx.lu, lba, received.blocks, async () => {
+      await writeBlocks(ctx, lba, received.data, true);
+      await compareMedium(ctx, lba, received.blocks, contiguous(received.data));
+    });
+  }
   return { status: op.SAM_STAT_GOOD, dataOutLength: bytes };
 }
 

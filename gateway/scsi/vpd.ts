@@ -132,8 +132,9 @@ export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 export const MAX_UNMAP_LBA_COUNT = 0xffffffff;
 export const MAX_UNMAP_DESCRIPTORS = 256;
 
-export function maxWriteSameBlocks(lu: LogicalUnit): number {
-  return Math.floor((1024 * 1024 * 1024) / lu.blockSize);
+/** One WRITE SAME covers at most this many blocks: bounds the time one command holds its range. */
+export function maxWriteSameBlocks(_lu: LogicalUnit): number {
+  return 0xffff;
 }
 
 export function vpdPage(ctx: CommandContext<LogicalUnit | undefined>, code: number): Buffer | undefined {

@@ -1,6 +1,6 @@
 import { uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
-import { checkWritable, contiguous, dataOut, flushDevice, withRangeLock, writeBlocks } from './io.js';
+import { checkWritable, contiguous, exactDataOut, flushDevice, withRangeLock, writeBlocks } from './io.js';
 import type { LogicalUnit } from './logical-unit.js';
 import * as op from './opcodes.js';
 import { provisioning } from './provisioning.js';
@@ -54,7 +54,7 @@ async function writeSame(ctx: CommandContext): Promise<ScsiResult> {
   if (blocks === 0 || blocks > maxWriteSameBlocks(lu)) throw invalidFieldInCdb(blocksByte);
   checkWritable(lu);
   if (unmap && !provisioning(lu).writeSameUnmap) throw invalidFieldInCdb(1, 3);
-  const block = ndob ? undefined : contiguous(dataOut(ctx, lu.blockSize));
+  const block = ndob ? undefined : contiguous(exactDataOut(ctx, lu.blockSize, blocksByte));
   await withRangeLock(lu, lba, blocks, async () => {
     if (!block || isZero(block)) await zeroRange(ctx, lu, lba, blocks, unmap);
     else await writePattern(ctx, lba, blocks, block);

@@ -56,3 +56,18 @@ t.test('a listener that cannot bind stops start-up with status 1 and closes what
   });
   t.ok(refused, 'the Unix socket that had bound is closed again');
 });
+
+t.test('--log-level error silences the info lines of every component', async (t) => {
+  const socket = join(dir, 'quiet.sock');
+  const member = startMember(t, ['--data-dir', join(dir, 'quiet'), '--nbd', socket, '--log-level', 'error']);
+  let exports;
+  for (let attempt = 0; !exports; attempt++) {
+    exports = await listExports(`unix:${socket}`).catch((err: unknown) => {
+      if (attempt > 150 || member.child.exitCode !== null) throw err;
+      return new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200));
+    });
+  }
+  t.same(exports.map((e) => e['export-name']), ['demo']);
+  t.equal((await member.terminate()).code, 0, member.stderr);
+  t.same(member.lines.filter((l) => typeof l.level !== 'number' || l.level < 50), [], 'nothing below error was logged');
+});

@@ -1,22 +1,16 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FileBackend, skipBytes, type FileIo } from '../../fabric/backends/file.js';
 import { CheckedDevice } from '../../fabric/checked.js';
 import { buildGraph } from '../../fabric/graph.js';
 import '../../fabric/backends/file-kind.js';
+import { tempDir } from '../helpers/clients.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-
-async function tempDir(t: Tap.Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'blockgate-file-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 function pattern(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length);
@@ -55,7 +49,7 @@ function recordingIo(real: FileIo, cap = Infinity) {
 }
 
 t.test('creates a sparse file of the given size; read, write, flush and FUA', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'disk.img');
   const dev = await FileBackend.open({ name: 'f', path, size: 8 * MiB });
   t.teardown(() => dev.close());
@@ -88,7 +82,7 @@ t.test('creates a sparse file of the given size; read, write, flush and FUA', as
 });
 
 t.test('write zeroes covers large ranges exactly', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'z.img');
   await writeFile(path, Buffer.alloc(4 * MiB + 10, 0xaa));
   const dev = await FileBackend.open({ name: 'z', path });
@@ -102,7 +96,7 @@ t.test('write zeroes covers large ranges exactly', async (t) => {
 });
 
 t.test('reads past the end of a shorter regular file return zeroes', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'short.img');
   await writeFile(path, Buffer.alloc(1000, 0x55));
   const dev = await FileBackend.open({ name: 's', path, size: 64 * 1024, readOnly: true });
@@ -117,7 +111,7 @@ t.test('reads past the end of a shorter regular file return zeroes', async (t) =
 });
 
 t.test('read-only: opened O_RDONLY, writes refused with EPERM', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'ro.img');
   await writeFile(path, pattern(8192, 3));
   const dev = await FileBackend.open({ name: 'ro', path, readOnly: true });
@@ -133,7 +127,7 @@ t.test('read-only: opened O_RDONLY, writes refused with EPERM', async (t) => {
 });
 
 t.test('opening: missing file without size, non-regular files, create:false', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'missing') }), { name: 'BlockError' });
   await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'missing'), size: MiB, create: false }), { name: 'BlockError' });
   await t.rejects(FileBackend.open({ name: 'x', path: dir, readOnly: true }), { code: 'EINVAL' }, 'a directory is refused');
@@ -147,7 +141,7 @@ t.test('opening: missing file without size, non-regular files, create:false', as
 });
 
 t.test('short writes continue from views of the same slices, never a concatenation', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'sw.img');
   const fh = await open(path, 'w+');
   await fh.truncate(MiB);
@@ -229,7 +223,7 @@ t.test('skipBytes', async (t) => {
 });
 
 t.test('config kind "file" builds a device', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const devices = await buildGraph([{ name: 'disk', type: 'file', path: join(dir, 'k.img'), size: '2MiB' }], { dataDir: dir });
   const dev = devices.get('disk')!;
   t.equal(dev.size, 2 * MiB);
@@ -239,7 +233,7 @@ t.test('config kind "file" builds a device', async (t) => {
 });
 
 t.test('a loop block device: size from sysfs, I/O reaches the backing file', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'blockgate-file-');
   const backing = join(dir, 'loop.img');
   await writeFile(backing, Buffer.alloc(0));
   await truncate(backing, 4 * MiB);

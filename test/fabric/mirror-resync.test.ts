@@ -147,7 +147,7 @@ t.test('host writes racing the resync of the same regions never leave a stale co
 
 t.test('a failed replica is replaced by a hot spare, rebuilt online; it returns as a spare', async (t) => {
   const [a, b, s] = faultyMemory(['a', 'b', 's'], MiB);
-  const m = await openMirror(t, { replicas: [a!, b!], spares: [s!], dataDir: await tempDir(t), probeIntervalMs: 20 });
+  const m = await openMirror(t, { replicas: [a!, b!], spares: [s!], dataDir: await tempDir(t), probeIntervalMs: 20, resync: { rateMiBps: 2, regionSize: REGION } });
   await m.write(0, [pattern(MiB, 9)]);
   t.same(m.replicaStates().map((r) => `${r.name}:${r.role}/${r.state}`), ['a:primary/in-sync', 'b:secondary/in-sync', 's:alternate/standby']);
   a!.down();

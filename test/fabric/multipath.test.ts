@@ -160,11 +160,28 @@ t.test('a path that keeps failing and recovering becomes marginal', async (t) =>
   }
   t.equal(pathStates(dev)[1], 'marginal', 'third flap makes it marginal');
   t.equal(dev.status().state, 'degraded');
-  const before = paths[1]!.ios;
+  const carried = () => (dev.status().detail!.paths as { ios: number }[]).map((p) => p.ios);
+  const before = carried();
   await Promise.all(Array.from({ length: 10 }, (_, i) => dev.write(4096 * i, [block(i)])));
-  t.ok(paths[1]!.ios - before <= 2, 'a marginal path carries no I/O (probes only)');
+  t.same(carried(), [before[0]! + 10, before[1]!], 'a marginal path carries no I/O');
   t.ok(dev.clearMarginal('p1'));
   t.same(pathStates(dev), ['active', 'active']);
+});
+
+t.test('a marginal path returns to service after staying healthy for the window', async (t) => {
+  const { paths, dev } = setup({ policy: 'active-active', marginal: { failures: 2, windowMs: 400 } });
+  t.teardown(() => dev.close());
+  for (let round = 1; round <= 2; round++) {
+    paths[0]!.broken = true;
+    await until(() => pathStates(dev)[0] === 'failed', `failure ${round}`);
+    paths[0]!.broken = false;
+    await until(() => pathStates(dev)[0] !== 'failed', `recovery ${round}`);
+  }
+  t.equal(pathStates(dev)[0], 'marginal');
+  const markedAt = Date.now();
+  await until(() => pathStates(dev)[0] === 'active', 'return to service');
+  t.ok(Date.now() - markedAt >= 300, 'only after a whole window of good probes');
+  t.equal(dev.status().state, 'optimal');
 });
 
 t.test('the multipath kind validates and builds from config', async (t) => {

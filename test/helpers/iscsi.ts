@@ -11,6 +11,10 @@ import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { IscsiServer, type IscsiServerOptions } from '../../gateway/iscsi/server.js';
 import type { IscsiTargetConfig } from '../../gateway/iscsi/target-runtime.js';
 import { crc32c } from '../../gateway/iscsi/digest.js';
+import { setLogLevel } from '../../fabric/log.js';
+
+// Tests read TAP, not the server's state-change log; BLOCKGATE_LOG_LEVEL=info brings it back.
+setLogLevel((process.env.BLOCKGATE_LOG_LEVEL as 'info' | undefined) ?? 'warn');
 
 export const TARGET_IQN = 'iqn.2026-11.dev.blockgate:test';
 export const INITIATOR_IQN = 'iqn.2026-11.dev.blockgate:initiator';
@@ -571,4 +575,31 @@ export function parseRtpg(data: Buffer): Map<number, number> {
     at += 8 + 4 * ports;
   }
   return groups;
+}
+
+/** Sense key / ASC / ASCQ from fixed (0x70/0x71) or descriptor (0x72/0x73) sense data. */
+export function senseOf(sense: Buffer | undefined): { key: number; asc: number; ascq: number } | undefined {
+  if (!sense || sense.length < 4) return undefined;
+  const code = sense[0]! & 0x7f;
+  if (code === 0x72 || code === 0x73) return { key: sense[1]! & 0x0f, asc: sense[2]!, ascq: sense[3]! };
+  if (sense.length < 14) return undefined;
+  return { key: sense[2]! & 0x0f, asc: sense[12]!, ascq: sense[13]! };
+}
+
+export const TEST_UNIT_READY = Buffer.alloc(6);
+
+export function read10(lba: number, blocks: number): Buffer {
+  const cdb = Buffer.alloc(10);
+  cdb[0] = 0x28;
+  cdb.writeUInt32BE(lba, 2);
+  cdb.writeUInt16BE(blocks, 7);
+  return cdb;
+}
+
+export function write10(lba: number, blocks: number): Buffer {
+  const cdb = Buffer.alloc(10);
+  cdb[0] = 0x2a;
+  cdb.writeUInt32BE(lba, 2);
+  cdb.writeUInt16BE(blocks, 7);
+  return cdb;
 }

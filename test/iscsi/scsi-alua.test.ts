@@ -23,9 +23,11 @@ function states(d: Buffer): Record<number, number> {
   return out;
 }
 
+/** Consumes pending unit attentions (TEST UNIT READY until it reports something else). */
 async function settle(f: Fixture, ...ns: (typeof P1)[]) {
-  for (const n of ns) for (let i = 0; i < 10; i++) if ((await f.run([0x12, 0, 0, 0, 36, 0], { nexus: n })).status === GOOD) break;
-  for (const n of ns) for (let i = 0; i < 10; i++) if ((await f.run([0, 0, 0, 0, 0, 0], { nexus: n })).status !== 2 || (await f.run([0x03, 0, 0, 0, 18, 0], { nexus: n })).status === GOOD) break;
+  for (const n of ns) {
+    for (let i = 0; i < 10; i++) if (senseOf(await f.run([0, 0, 0, 0, 0, 0], { nexus: n }))?.[0] !== 6) break;
+  }
 }
 
 t.test('REPORT TARGET PORT GROUPS layout, same on every path', async (t) => {
@@ -71,7 +73,7 @@ t.test('explicit failover with SET TARGET PORT GROUPS', async (t) => {
   t.equal(r.status, GOOD);
   t.same(states(await rtpg(f, P3)), { 1: 2, 2: 0 }, 'group 2 active/optimized, group 1 standby');
   const d = await rtpg(f, P3);
-  t.equal(d[5], 1, 'group 1 status: altered by SET TARGET PORT GROUPS');
+  t.equal(d[9], 1, 'group 1 status: altered by SET TARGET PORT GROUPS');
   t.same(senseOf(await f.run([0, 0, 0, 0, 0, 0], { nexus: other })), [6, 0x2a, 0x06], 'others: ASYMMETRIC ACCESS STATE CHANGED');
   t.same(senseOf(await f.run(cdb10(0x28, 0, 1), { nexus: other })), [2, 0x04, 0x0b], 'and their port is standby now');
   t.equal((await f.run(cdb10(0x28, 0, 1), { nexus: P3 })).status, GOOD, 'the sender is not told and reads through group 2');
@@ -95,13 +97,14 @@ t.test('transitions pass through transitioning and queue unit attentions', async
   const during2 = await f.run(cdb10(0x28, 0, 1), { nexus: P3 });
   t.same(senseOf(during2), [2, 0x04, 0x0a], 'then NOT READY, transitioning');
   await done;
-  t.same(states(await rtpg(f, P3)), { 1: 3, 2: 0 }, 'group 1 unavailable, group 2 took over');
   await settle(f, P1, P3);
+  t.same(states(await rtpg(f, P3)), { 1: 3, 2: 0 }, 'group 1 unavailable, group 2 took over');
   t.same(senseOf(await f.run(cdb10(0x28, 0, 1), { nexus: P1 })), [2, 0x04, 0x0c], 'unavailable port');
   t.equal((await f.run(cdb10(0x28, 0, 1), { nexus: P3 })).status, GOOD, 'other path works');
   t.same(senseOf(await f.run([0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], { nexus: P3, data: Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]) })), [5, 0x26, 0], 'an out-of-service group cannot be made active');
 
   await f.alua.bringIntoService(1);
+  await settle(f, P3);
   t.same(states(await rtpg(f, P3)), { 1: 2, 2: 0 }, 'back as standby under active-passive');
 
   // The standalone state machine reports every step.
@@ -112,9 +115,12 @@ t.test('transitions pass through transitioning and queue unit attentions', async
 t.test('active-active keeps every group optimized', async (t) => {
   const f = makeTarget({ alua: { groups, policy: 'active-active', transitionMs: 5 } });
   t.same(states(await rtpg(f)), { 1: 0, 2: 0 });
+  await f.run([0x12, 0, 0, 0, 36, 0]);
   await f.alua.takeOutOfService(2);
+  await settle(f, P1);
   t.same(states(await rtpg(f)), { 1: 0, 2: 3 }, 'only the lost group changes');
   await f.alua.bringIntoService(2);
+  await settle(f, P1);
   t.same(states(await rtpg(f)), { 1: 0, 2: 0 });
   const list = Buffer.from([0, 0, 0, 0, 0x01, 0, 0, 2]);
   t.equal((await f.run([0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], { data: list })).status, GOOD);

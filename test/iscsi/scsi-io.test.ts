@@ -52,16 +52,18 @@ t.test('range, protection and size errors', async (t) => {
   const r = await big.run(cdb10(0x28, 0, 20000));
   t.same(senseOf(r), [5, 0x24, 0], 'beyond the maximum transfer length');
   t.equal(r.sense!.readUInt16BE(16), 7, 'points at TRANSFER LENGTH');
-  const short = await f.run(cdb10(0x2a, 0, 2), { data: Buffer.alloc(512, 9) });
-  t.same(senseOf(short), [5, 0x0e, 0x03], 'data-out shorter than the CDB: INVALID FIELD IN INFORMATION UNIT');
-  const check = Buffer.alloc(512);
+  await f.run(cdb10(0x2a, 0, 2), { data: Buffer.alloc(1024, 0x61) });
+  const short = await f.run(cdb10(0x2a, 0, 2), { data: Buffer.alloc(512 + 200, 0x62) });
+  t.equal(short.status, GOOD, 'data-out shorter than the CDB (EDTL < SPDTL): GOOD');
+  t.equal(short.dataOutLength, 1024, 'the transport reports the overflow from the CDB length');
+  const check = Buffer.alloc(1024);
   await f.device.read(0, check);
-  t.equal(check[0], 0, 'nothing written');
+  t.same(check, Buffer.concat([Buffer.alloc(512, 0x62), Buffer.alloc(512, 0x61)]), 'only the whole blocks received were written');
   const long = await f.run(cdb10(0x2a, 0, 1), { data: Buffer.alloc(2048, 9) });
   t.equal(long.status, GOOD, 'more data-out than needed');
   t.equal(long.dataOutLength, 512, 'reports the CDB transfer length for residuals');
   await f.device.read(512, check);
-  t.equal(check[0], 0, 'only the CDB length was written');
+  t.equal(check[0], 0x61, 'only the CDB length was written');
 });
 
 t.test('medium errors, not ready and write protect from the fabric', async (t) => {

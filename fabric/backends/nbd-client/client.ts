@@ -77,6 +77,8 @@ export class NbdClient implements BlockDevice {
   private closed = false;
   private lastError: string | undefined;
   private connects = 0;
+  /** Not connected since a loss (or since a detached start): the next connection is logged. */
+  private lost = false;
 
   static async open(options: NbdClientOptions): Promise<NbdClient> {
     const first = await NbdConnection.open(connectionOptions(options));
@@ -88,7 +90,9 @@ export class NbdClient implements BlockDevice {
 
   /** A client for a server that cannot be reached now; it connects on first use. */
   static detached(options: NbdClientOptions, geometry: NbdGeometry): NbdClient {
-    return new NbdClient(options, geometry);
+    const client = new NbdClient(options, geometry);
+    client.lost = true;
+    return client;
   }
 
   private constructor(
@@ -246,7 +250,7 @@ export class NbdClient implements BlockDevice {
     }
     if (this.connections.length === 0 && firstError !== undefined) {
       const error = firstError instanceof BlockError ? firstError : new BlockError('EIO', String(firstError));
-      this.noteError(error.message);
+      this.lastError = error.message;
       // Whatever stopped the connection (refused, reset, timed out), the server is not there.
       throw error.code === 'EIO' ? error : new BlockError('EIO', error.message, { cause: error });
     }
@@ -256,7 +260,8 @@ export class NbdClient implements BlockDevice {
     connection.onClose = this.onClose;
     this.connections.push(connection);
     this.connects++;
-    if (this.connects > 1) this.log.info({ connections: this.connections.length }, 'connected to the NBD server again');
+    if (this.lost) this.log.info({ connections: this.connections.length }, 'connected to the NBD server');
+    this.lost = false;
     this.lastError = undefined;
   }
 
@@ -265,14 +270,11 @@ export class NbdClient implements BlockDevice {
     if (i < 0) return;
     this.connections.splice(i, 1);
     if (!this.closed) {
-      this.noteError(error.message);
+      this.lost = true;
+      this.lastError = error.message;
       this.log.warn({ err: error.message, connections: this.connections.length }, 'NBD connection lost');
     }
   };
-
-  private noteError(message: string): void {
-    this.lastError = message;
-  }
 
   private matches(info: ExportInfo): boolean {
     return info.size === this.size;

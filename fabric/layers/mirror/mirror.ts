@@ -511,8 +511,8 @@ export class MirrorDevice implements BlockDevice {
     }
   }
 
+  /** Some devices (NBD clients) only reconnect when asked for I/O, so the probe is a read. */
   private async probeOne(r: Replica): Promise<boolean> {
-    if (r.device.status().state === 'failed') return false;
     try {
       await r.device.read(0, this.probeBuffer);
     } catch {

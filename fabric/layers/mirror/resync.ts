@@ -108,7 +108,7 @@ export class Resync {
   }
 
   private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
-    const unlock = () => {};
+    const unlock = await this.host.gate.lock(start, end);
     try {
       for (let at = start; at < end; ) {
         if (this.stopped) return 'stopped';

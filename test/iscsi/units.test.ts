@@ -1,0 +1,105 @@
+/** The transport's pieces on their own: CRC32C, text codec, PDU framing, config parsing. */
+import t from 'tap';
+import { crc32c } from '../../gateway/iscsi/digest.js';
+import { decodeBinary, decodeText, encodeText, TextFormatError } from '../../gateway/iscsi/text.js';
+import { frame, FramingError, newBhs, PduReader } from '../../gateway/iscsi/pdu.js';
+import { parseIscsiConfig, DEMO_TARGET } from '../../gateway/iscsi/config.js';
+import { ConfigError } from '../../fabric/graph.js';
+import { seqInWindow, seqLt } from '../../gateway/iscsi/sequence.js';
+
+t.test('CRC32C matches RFC 3720 appendix B.4 and the check value', async (t) => {
+  t.equal(crc32c(Buffer.alloc(32)), 0x8a9136aa, '32 bytes of zeroes');
+  t.equal(crc32c(Buffer.alloc(32, 0xff)), 0x62a8ab43, '32 bytes of ones');
+  t.equal(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => i))), 0x46dd794e, 'incrementing');
+  t.equal(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i))), 0x113fdb5c, 'decrementing');
+  t.equal(crc32c(Buffer.from('123456789')), 0xe3069283, 'check value');
+  const data = Buffer.from('the quick brown fox jumps over the lazy dog!!');
+  t.equal(crc32c([data.subarray(0, 7), data.subarray(7, 30), data.subarray(30)]), crc32c(data), 'incremental over slices');
+  t.equal(crc32c([Buffer.from('abc')], 1), crc32c(Buffer.from('abc\0')), 'padding counts as zero bytes');
+});
+
+t.test('text key=value codec', async (t) => {
+  const pairs: [string, string][] = [['InitiatorName', 'iqn.x:y'], ['MaxBurstLength', '262144']];
+  t.same(decodeText(encodeText(pairs)), pairs);
+  t.same(decodeText(Buffer.from('A=1\0\0B=\0')), [['A', '1'], ['B', '']], 'empty pairs skipped, empty values kept');
+  t.throws(() => decodeText(Buffer.from('novalue\0')), TextFormatError);
+  t.same(decodeBinary('0x0a0b'), Buffer.from([10, 11]));
+  t.same(decodeBinary('0bAAEC'), Buffer.from([0, 1, 2]), 'base64 values');
+  t.equal(decodeBinary('12'), undefined, 'decimal is not a binary value');
+});
+
+t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) => {
+  const limits = { headerDigest: true, dataDigest: true, maxDataSegment: 8192 };
+  const payload = Buffer.from('0123456789abcdefXYZ'); // 19 bytes: 1 byte of padding
+  const bhs = newBhs(0x05, 0x80);
+  const wire = Buffer.concat(frame(bhs, [payload], payload.length, true, true));
+  t.equal(wire.length, 48 + 4 + 20 + 4);
+  const reader = new PduReader(limits);
+  const twice = Buffer.concat([wire, wire]);
+  for (let i = 0; i < twice.length; i += 7) reader.push(twice.subarray(i, i + 7));
+  const a = reader.next()!;
+  const b = reader.next()!;
+  t.equal(reader.next(), undefined);
+  t.ok(Buffer.concat(a.data as Buffer[]).equals(payload));
+  t.ok(a.data.length > 1, 'data arrives as several slices, not concatenated');
+  t.equal(b.dataLength, 19);
+
+  const bad = Buffer.from(wire);
+  bad[48 + 4 + 3] ^= 0xff;
+  const r2 = new PduReader(limits);
+  r2.push(bad);
+  t.throws(() => r2.next(), FramingError, 'data digest mismatch');
+  const r3 = new PduReader({ ...limits, maxDataSegment: 8 });
+  r3.push(wire);
+  t.throws(() => r3.next(), { kind: 'too-long' });
+});
+
+t.test('serial number arithmetic wraps', async (t) => {
+  t.ok(seqLt(0xfffffff0, 5));
+  t.notOk(seqLt(5, 0xfffffff0));
+  t.ok(seqInWindow(2, 0xfffffffe, 10));
+  t.notOk(seqInWindow(11, 0xfffffffe, 10));
+});
+
+t.test('config: demo defaults and named errors', async (t) => {
+  const demo = parseIscsiConfig(undefined, 'iscsi');
+  t.equal(demo.targets[0]!.name, DEMO_TARGET);
+  t.same(demo.targets[0]!.luns, [{ lun: 0, export: 'demo' }]);
+  t.same(demo.targets[0]!.portalGroups, [{ id: 1, portals: [{ host: '127.0.0.1', port: 3260 }] }]);
+
+  const parsed = parseIscsiConfig(
+    {
+      targets: [
+        {
+          name: 'iqn.2026-11.com.example:disk1',
+          luns: [{ lun: 0, export: 'a' }, { lun: 3, export: 'b' }],
+          chap: { user: 'u', secret: 'a-long-secret' },
+          portalGroups: [{ id: 1, portals: ['10.0.0.1:3260', '[fd00::1]:3261'] }, { id: 2, portals: [{ host: '10.0.1.1' }] }],
+          aluaPolicy: 'active-passive',
+        },
+      ],
+    },
+    'iscsi',
+  );
+  const tg = parsed.targets[0]!;
+  t.same(tg.portalGroups[0]!.portals, [{ host: '10.0.0.1', port: 3260 }, { host: 'fd00::1', port: 3261 }]);
+  t.same(tg.portalGroups[1]!.portals, [{ host: '10.0.1.1', port: 3260 }]);
+  t.equal(tg.aluaPolicy, 'active-passive');
+
+  const bad = (raw: unknown, field: string) => {
+    try {
+      parseIscsiConfig(raw, 'iscsi');
+      t.fail(`${field}: accepted`);
+    } catch (err) {
+      t.ok(err instanceof ConfigError && err.field === field, `${field}: ${(err as Error).message}`);
+    }
+  };
+  bad({ targets: [{ name: 'disk1', luns: [{ lun: 0, export: 'a' }] }] }, 'iscsi.targets[0].name');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [] }] }, 'iscsi.targets[0].luns');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }, { lun: 0, export: 'b' }] }] }, 'iscsi.targets[0].luns[1].lun');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], chap: { user: 'u', secret: 'short' } }] }, 'iscsi.targets[0].chap.secret');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], aluaPolicy: 'both' }] }, 'iscsi.targets[0].aluaPolicy');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], portalGroups: [{ id: 1, portals: ['h:99999'] }] }] }, 'iscsi.targets[0].portalGroups[0].portals[0]');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], portalGroups: [{ id: 1, portals: ['a'] }, { id: 1, portals: ['b'] }] }] }, 'iscsi.targets[0].portalGroups[1].id');
+  bad({ targets: [], extra: 1 }, 'iscsi.extra');
+});
