@@ -1,10 +1,10 @@
-import { fields, registerDeviceKind } from '../graph.js';
+import { ConfigError, fields, registerDeviceKind } from '../graph.js';
 import { FileBackend } from './file.js';
 
 registerDeviceKind('file', {
   validate(spec, field) {
     fields.string(spec, 'path', field);
-    fields.size(spec, 'size', field, false);
+    if (fields.size(spec, 'size', field, false) === 0) throw new ConfigError(`${field}.size`, 'must be more than 0');
     fields.boolean(spec, 'readOnly', field);
     fields.boolean(spec, 'create', field);
   },

@@ -117,6 +117,19 @@ export class DirtyBitmap {
     return flipped ? this.persist() : undefined;
   }
 
+  /** Mark whole regions by index; like mark(), a promise only if some bit flipped. */
+  markRegions(regions: Iterable<number>): Promise<void> | undefined {
+    let flipped = false;
+    for (const r of regions) {
+      if (r >= this.regionCount || this.isDirty(r)) continue;
+      this.bits[r >>> 3]! |= 1 << (r & 7);
+      this.dirty++;
+      this.noteChange(r >>> 3);
+      flipped = true;
+    }
+    return flipped ? this.persist() : undefined;
+  }
+
   /** Clear one region's bit in memory; written by the next persist. */
   clear(region: number): void {
     const byte = region >>> 3;

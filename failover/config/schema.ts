@@ -135,7 +135,8 @@ function nbdSection(v: unknown): MemberConfig['nbd'] {
   if (v === undefined) return { listen: DEFAULT_NBD_LISTEN };
   const m = mapping(v, 'nbd');
   onlyKeys(m, ['listen'], 'nbd');
-  const listen = list(m.listen, 'nbd.listen').map((a, i) => listenAddress(a, `nbd.listen[${i}]`));
+  // Without `listen` the default applies; `listen: []` turns NBD off.
+  const listen = m.listen === undefined ? DEFAULT_NBD_LISTEN : list(m.listen, 'nbd.listen').map((a, i) => listenAddress(a, `nbd.listen[${i}]`));
   const seen = new Set<string>();
   listen.forEach((a, i) => {
     const key = formatListen(a);
@@ -145,7 +146,10 @@ function nbdSection(v: unknown): MemberConfig['nbd'] {
   return { listen };
 }
 
-function exportsSection(v: unknown, deviceNames: ReadonlySet<string>): ExportConfig[] {
+function exportsSection(v: unknown, graph: ReadonlyMap<string, ValidatedSpec>): ExportConfig[] {
+  const deviceNames = [...graph.keys()];
+  const partOf = new Map<string, string>();
+  for (const [name, { children }] of graph) for (const child of children) partOf.set(child, name);
   const names = new Set<string>();
   return list(v, 'exports').map((entry, i) => {
     const field = `exports[${i}]`;
@@ -157,8 +161,13 @@ function exportsSection(v: unknown, deviceNames: ReadonlySet<string>): ExportCon
     if (Buffer.byteLength(name) > 4096) throw new ConfigError(`${field}.name`, 'must be at most 4096 bytes');
     names.add(name);
     const device = text(m, 'device', field, { required: true })!;
-    if (!deviceNames.has(device)) {
-      throw new ConfigError(`${field}.device`, `refers to unknown device ${JSON.stringify(device)} (declared: ${[...deviceNames].join(', ') || 'none'})`);
+    if (!graph.has(device)) {
+      throw new ConfigError(`${field}.device`, `refers to unknown device ${JSON.stringify(device)} (declared: ${deviceNames.join(', ') || 'none'})`);
+    }
+    const parent = partOf.get(device);
+    // A host writing to one replica or path behind its layer's back would corrupt the set.
+    if (parent !== undefined) {
+      throw new ConfigError(`${field}.device`, `${JSON.stringify(device)} is part of ${JSON.stringify(parent)}: export ${JSON.stringify(parent)} instead`);
     }
     return {
       name,
@@ -198,7 +207,7 @@ export function validateMemberConfig(doc: unknown): ValidatedConfig {
   const backends = deviceSpecs(root.backends, 'backends');
   const devices = deviceSpecs(root.devices, 'devices');
   const graph = validateGraph([...backends, ...devices], { fieldOf: deviceFieldOf({ backends }) });
-  const exports = exportsSection(root.exports, new Set(graph.keys()));
+  const exports = exportsSection(root.exports, graph);
   const nbd = nbdSection(root.nbd);
   let iscsi: Mapping | undefined;
   if (root.iscsi !== undefined) iscsi = mapping(root.iscsi, 'iscsi');

@@ -4,7 +4,6 @@ import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, Re
 import type { Connection } from './connection.js';
 import { sliceData } from './connection.js';
 import { isFinal, itt, lunOf, newBhs, type Pdu } from './pdu.js';
-import { dataOutLengthOf } from './scsi-port.js';
 import { newTask, type Task } from './task.js';
 
 const log = logger('iscsi');
@@ -174,6 +173,8 @@ export class CommandPath {
     const session = conn.session;
     if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
     if (task.aborted || conn.closed) return;
+    // Aborted inside the SCSI layer (e.g. PREEMPT AND ABORT from another nexus): no response.
+    if (result?.status === SamStatus.TASK_ABORTED) return;
     if (!result) return this.sendResponse(task, SamStatus.CHECK_CONDITION, undefined, 0, 0, ScsiResponseCode.TARGET_FAILURE);
     const data = result.dataIn === undefined ? [] : Buffer.isBuffer(result.dataIn) ? [result.dataIn] : result.dataIn;
     let total = 0;
@@ -186,10 +187,11 @@ export class CommandPath {
       dataInLength = Math.min(total, task.readLength);
       if (total > task.readLength) [flags, residual] = [ResponseFlag.OVERFLOW, total - task.readLength];
       else if (total < task.readLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.readLength - total];
-    } else if (task.writeLength > 0) {
-      const wanted = dataOutLengthOf(result);
-      if (wanted !== undefined && wanted < task.writeLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.writeLength - wanted];
-      else if (wanted !== undefined && wanted > task.writeLength) [flags, residual] = [ResponseFlag.OVERFLOW, wanted - task.writeLength];
+    } else if (result.dataOutLength !== undefined) {
+      // Writes: the CDB's data-out length against the initiator's EDTL (0 included).
+      const wanted = result.dataOutLength;
+      if (wanted < task.writeLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.writeLength - wanted];
+      else if (wanted > task.writeLength) [flags, residual] = [ResponseFlag.OVERFLOW, wanted - task.writeLength];
     }
     if (dataInLength === 0) return this.sendResponse(task, result.status, result.sense, flags, residual);
 

@@ -232,21 +232,32 @@ export class Connection {
     this.send(parts);
   }
 
+  /**
+   * Write a PDU train. The socket stays corked until the current tick's work is done, so
+   * every response completed in this tick (a burst of pipelined commands) leaves in one
+   * writev: one syscall instead of one per PDU.
+   */
   private send(parts: readonly Buffer[]): void {
     if (this.phase === 'closed' || this.socket.destroyed) return;
-    let ok = true;
-    if (parts.length === 1) ok = this.socket.write(parts[0]!);
-    else {
+    if (!this.corked) {
+      this.corked = true;
       this.socket.cork();
-      for (const p of parts) ok = this.socket.write(p);
-      this.socket.uncork();
+      process.nextTick(this.uncork);
     }
+    let ok = true;
+    for (const p of parts) ok = this.socket.write(p);
     if (!ok && !this.paused) {
       // Backpressure: stop reading requests until the initiator drains our replies.
       this.paused = true;
       this.socket.pause();
     }
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private resume(): void {
     if (!this.paused) return;

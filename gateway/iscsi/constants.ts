@@ -138,7 +138,7 @@ export const AsyncEvent = {
 export const AhsType = { EXTENDED_CDB: 1, BIDI_READ_DATA_LENGTH: 2 } as const;
 
 /** SAM status codes the transport itself produces. */
-export const SamStatus = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08 } as const;
+export const SamStatus = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08, TASK_ABORTED: 0x40 } as const;
 
 /** Largest data segment the 24-bit DataSegmentLength can describe. */
 export const MAX_DATA_SEGMENT = 0xffffff;

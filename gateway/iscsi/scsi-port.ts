@@ -21,12 +21,6 @@ export interface ScsiTargetPort {
   close(): Promise<void>;
 }
 
-/** The bytes of data-out the CDB asked for, when the SCSI layer reports it (for residuals). */
-export function dataOutLengthOf(result: ScsiResult): number | undefined {
-  const n = (result as ScsiResult & { readonly dataOutLength?: unknown }).dataOutLength;
-  return typeof n === 'number' ? n : undefined;
-}
-
 /** The SCSI layer's target as the transport's port (gateway/scsi/target.ts). */
 export function scsiTargetPort(target: ScsiTarget): ScsiTargetPort {
   return {

@@ -133,8 +133,9 @@ export class NbdConnection {
       return;
     }
     this.log.debug({ reason }, 'transmission ended');
-    // end() sends every queued reply before the FIN.
-    this.socket.end();
+    // end() sends every queued reply before the FIN; the client has nothing more to say
+    // (or already left), so the socket is released as soon as that is done.
+    this.socket.end(() => this.socket.destroy());
   }
 
   private onData(chunk: Buffer): void {

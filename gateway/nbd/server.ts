@@ -27,6 +27,7 @@ export class NbdServer {
   private readonly ctx: ConnectionContext;
   private readonly log;
   private stopping = false;
+  private stopped: Promise<void> | null = null;
   private nextConnection = 1;
 
   constructor(private readonly options: NbdServerOptions) {
@@ -70,10 +71,13 @@ export class NbdServer {
   }
 
   /** Stop accepting, let in-flight requests finish and their replies flush, then close. */
-  async stop(options: { drainMs?: number } = {}): Promise<void> {
-    if (this.stopping) return;
+  stop(options: { drainMs?: number } = {}): Promise<void> {
+    this.stopped ??= this.shutdown(options.drainMs ?? DEFAULT_DRAIN_MS);
+    return this.stopped;
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
     this.stopping = true;
-    const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     await Promise.all([...this.connections].map((c) => c.shutdown(drainMs)));
     await Promise.all(closing);

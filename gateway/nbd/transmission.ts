@@ -55,6 +55,12 @@ export interface TransmissionOptions {
 const MAX_IN_FLIGHT = 128;
 /** …or while this many payload bytes are held by requests and unsent replies. */
 const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/**
+ * …or while replies this large wait in the socket: a client that does not read its
+ * replies stops being read. (A little slack, so one big read reply does not stall the
+ * pipeline until it drains.)
+ */
+const MAX_UNSENT_REPLY_BYTES = 4 * 1024 * 1024;
 /** Reads this large are worth a block-status look-up to send holes instead of zeroes. */
 const SPARSE_READ_MIN = 256 * 1024;
 /** Cap on descriptors in one block-status reply; clients ask again for the rest. */
@@ -83,10 +89,6 @@ export class Transmission {
   constructor(private readonly o: TransmissionOptions) {
     this.reader = new RequestReader(o.queue, o.maxPayload);
     o.socket.on('drain', () => this.maybeResume());
-  }
-
-  get busy(): number {
-    return this.inFlight;
   }
 
   /** Parse and dispatch every complete request in the queue. */
@@ -144,7 +146,7 @@ export class Transmission {
     return (
       this.inFlight >= MAX_IN_FLIGHT ||
       this.inFlightBytes >= MAX_IN_FLIGHT_BYTES ||
-      this.o.socket.writableLength >= MAX_IN_FLIGHT_BYTES
+      this.o.socket.writableLength >= MAX_UNSENT_REPLY_BYTES
     );
   }
 

@@ -25,7 +25,7 @@ export const VALID_TYPES = new Set([
   op.PR_TYPE_EXCLUSIVE_ACCESS_ALL_REGISTRANTS,
 ]);
 
-const allRegistrants = (type: number) =>
+export const allRegistrants = (type: number) =>
   type === op.PR_TYPE_WRITE_EXCLUSIVE_ALL_REGISTRANTS || type === op.PR_TYPE_EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
 const registrantsOnly = (type: number) =>
   type === op.PR_TYPE_WRITE_EXCLUSIVE_REGISTRANTS_ONLY || type === op.PR_TYPE_EXCLUSIVE_ACCESS_REGISTRANTS_ONLY;
@@ -266,5 +266,3 @@ function checkScopeAndType(p: ProutParameters): void {
   if (p.scope !== 0) throw invalidFieldInCdb(2, 7);
   if (!VALID_TYPES.has(p.type)) throw invalidFieldInCdb(2, 3);
 }
-
-export { allRegistrants, registrantsOnly };

@@ -1,7 +1,7 @@
 import { logger } from '../../fabric/log.js';
 import type { AluaState, AccessState } from './alua.js';
 import { cdbLengthOf, checkControl, serviceAction } from './cdb.js';
-import { CommandTable, type AluaAllowance, type CommandContext, type TargetContext } from './command.js';
+import { CommandTable, type AluaAllowance, type CommandContext, type CommandSpec, type TargetContext } from './command.js';
 import { ALL_COMMANDS } from './commands.js';
 import { LogicalUnit, type LunConfig } from './logical-unit.js';
 import * as op from './opcodes.js';
@@ -140,12 +140,7 @@ export class ScsiTarget implements TargetContext {
   }
 
   /** Unit attention, ALUA access and reservation checks, in SAM-5 order. */
-  private admit(
-    spec: { ignoresUnitAttention?: boolean; alua: AluaAllowance; reservation: 'none' | 'read' | 'write'; ignoresSpc2Reservation?: boolean },
-    lu: LogicalUnit,
-    nexus: Nexus,
-    nexusKey: string,
-  ): void {
+  private admit(spec: CommandSpec, lu: LogicalUnit, nexus: Nexus, nexusKey: string): void {
     if (!spec.ignoresUnitAttention) {
       const ua = this.unitAttentions.take(nexusKey, lu.lun);
       if (ua) throw new ScsiError(op.UNIT_ATTENTION, ua);

@@ -1,9 +1,11 @@
 /**
  * Notes for the transport (H7, SCSI side), all compatible additions:
  * - `ScsiResult.dataOutLength`: the data-out length the CDB asked for (SPDTL), so the
- *   transport can report write residuals against its Expected Data Transfer Length. When
- *   the data-out received is shorter, the command fails with INVALID FIELD IN INFORMATION
- *   UNIT and nothing is written (FCP-4 option b).
+ *   transport can report write residuals against its Expected Data Transfer Length, also
+ *   when that length is 0. When a WRITE's data-out is shorter than the CDB asks, the whole
+ *   blocks received are written and the status is GOOD (FCP-4 option a, as libiscsi's
+ *   residual tests expect); WRITE SAME / COMPARE AND WRITE need their exact size, and a
+ *   short parameter list fails with INVALID FIELD IN INFORMATION UNIT.
  * - `lun` is the LUN number already decoded from the 8-byte SAM LUN field.
  * - `cdb` may be the whole 16-byte CDB field: the SCSI layer cuts it to the opcode's length.
  * - Data-in is already truncated to the CDB's ALLOCATION LENGTH; the transport truncates

@@ -57,3 +57,15 @@ t.test('a device used by two layers is an error naming the second', async (t) =>
     { name: 'ConfigError', field: 'devices[1]', message: /already used by x/ },
   );
 });
+
+t.test('exporting a part of a layer is an error naming the export', async (t) => {
+  t.throws(
+    () =>
+      validateMemberConfig({
+        backends: [{ name: 'a', type: 'memory', size: 512 }],
+        devices: [{ name: 'x', type: 'test-join', parts: ['a'] }],
+        exports: [{ name: 'x', device: 'x' }, { name: 'raw', device: 'a' }],
+      }),
+    { name: 'ConfigError', field: 'exports[1].device', message: /"a" is part of "x": export "x" instead/ },
+  );
+});

@@ -70,6 +70,8 @@ t.test('a config with no nbd section listens on the NBD port on localhost; membe
   t.same(config.nbd.listen, DEFAULT_NBD_LISTEN);
   t.ok(config.member.length > 0);
   t.same(config.exports, []);
+  t.same(validateMemberConfig({ nbd: {} }).config.nbd.listen, DEFAULT_NBD_LISTEN, 'nbd without listen: the default');
+  t.same(validateMemberConfig({ nbd: { listen: [] } }).config.nbd.listen, [], 'an empty list turns NBD off');
 });
 
 /** Each mistake and the field its error must name. */
@@ -93,6 +95,7 @@ const MISTAKES: Array<[string, unknown, string, RegExp]> = [
   ['listen without host', { nbd: { listen: [{ port: 10809 }] } }, 'nbd.listen[0].host', /non-empty string/],
   ['listen with both forms', { nbd: { listen: [{ socket: '/x', port: 1 }] } }, 'nbd.listen[0].port', /unknown key/],
   ['listen twice', { nbd: { listen: [{ socket: '/x' }, { socket: '/x' }] } }, 'nbd.listen[1]', /listed twice/],
+  ['nbd listen not a list', { nbd: { listen: { host: 'a', port: 1 } } }, 'nbd.listen', /list/],
   ['nbd with unknown key', { nbd: { port: 1 } }, 'nbd.port', /unknown key/],
   ['iscsi not a mapping', { iscsi: true }, 'iscsi', /mapping/],
   ['dataDir empty', { dataDir: '' }, 'dataDir', /non-empty/],

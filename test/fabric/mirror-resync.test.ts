@@ -40,6 +40,7 @@ t.test('a returning replica gets a delta resync of the regions written while it 
   const dataDir = await tempDir(t);
   const m = await openMirror(t, { replicas: [a!, b!], dataDir });
   await m.write(0, [pattern(4 * MiB, 1)]);
+  await m.flush(); // what a replica holds only in its cache would be lost with it, flushed data not
   a!.down();
   await m.write(REGION + 512, [pattern(4096, 2)]); // fails on a: a is dropped, region 1 marked
   t.equal(replicaState(m, 'a'), 'failed');
@@ -165,4 +166,18 @@ t.test('a failed replica is replaced by a hot spare, rebuilt online; it returns 
   a!.up();
   for (let i = 0; i < 100 && replicaState(m, 'a') !== 'standby'; i++) await new Promise((r) => setTimeout(r, 20));
   t.equal(replicaState(m, 'a'), 'standby', 'the old replica is now the spare');
+});
+
+t.test('regions written since the last flush join the bitmap of a replica that fails', async (t) => {
+  const [a, b] = faultyMemory(['a', 'b'], MiB);
+  const m = await openMirror(t, { replicas: [a!, b!], dataDir: await tempDir(t) });
+  await m.write(REGION, [pattern(2 * REGION, 11)]);
+  await m.flush();
+  await m.write(5 * REGION, [pattern(4096, 12)]); // only in a's cache, as far as we know
+  await m.write(6 * REGION, [pattern(4096, 13)], { fua: true }); // durable at once: not at risk
+  a!.failNext('flush', 1);
+  await m.flush();
+  t.equal(replicaState(m, 'a'), 'failed');
+  const detail = m.status().detail as { replicas: Array<{ dirtyBytes: number }> };
+  t.equal(detail.replicas[0]!.dirtyBytes, REGION, 'the unflushed region is dirty, the flushed and FUA ones are not');
 });

@@ -105,7 +105,7 @@ t.test('READ CAPACITY (10) and (16)', async (t) => {
   t.equal(rc16.length, 32);
   t.equal(rc16.readBigUInt64BE(0), 16383n);
   t.equal(rc16.readUInt32BE(8), 512);
-  t.equal(rc16[13]! & 0x0f, 3, '8 logical blocks per physical block');
+  t.equal(rc16[13]! & 0x0f, 0, 'one logical block per physical block');
   t.equal(rc16[14]! & 0xc0, 0xc0, 'LBPME and LBPRZ');
   t.equal(dataIn(await f.run([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0])).length, 12);
   const big = makeTarget({ size: 8 * 1024 * 1024, blockSize: 4096 });
@@ -204,4 +204,18 @@ t.test('REPORT SUPPORTED OPERATION CODES', async (t) => {
   t.equal(unsupported[1]! & 7, 1, 'not supported');
   t.same(senseOf(await f.run([0xa3, 0x0c, 0x01, 0x9e, 0, 0, 0, 0, 1, 0, 0, 0])), [5, 0x24, 0], 'opcode with service actions needs option 2');
   t.same(senseOf(await f.run([0xa3, 0x0c, 0x02, 0x28, 0, 0, 0, 0, 1, 0, 0, 0])), [5, 0x24, 0], 'opcode without service actions');
+});
+
+t.test('unit attentions: INQUIRY does not consume them, REQUEST SENSE does', async (t) => {
+  const f = makeTarget();
+  await f.run([0, 0, 0, 0, 0, 0], { nexus: A });
+  f.target.targetReset();
+  t.equal((await f.run([0x12, 0, 0, 0, 36, 0], { nexus: A })).status, GOOD, 'INQUIRY runs');
+  t.equal((await f.run([0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], { nexus: A })).status, GOOD, 'REPORT LUNS runs');
+  const rs = dataIn(await f.run([0x03, 0, 0, 0, 18, 0], { nexus: A }));
+  t.same([rs[2]! & 0x0f, rs[12], rs[13]], [6, 0x29, 0x00], 'REQUEST SENSE returns the unit attention');
+  t.equal((await f.run([0, 0, 0, 0, 0, 0], { nexus: A })).status, GOOD, 'and it is gone');
+  f.target.targetReset();
+  t.same(senseOf(await f.run([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], { nexus: A })), [6, 0x29, 0x00], 'a media command reports it instead of running');
+  t.equal((await f.run([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], { nexus: A })).status, GOOD);
 });

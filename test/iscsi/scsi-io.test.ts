@@ -180,7 +180,8 @@ t.test('COMPARE AND WRITE', async (t) => {
   t.equal(r.sense!.readUInt32BE(3), expectedOffset, 'INFORMATION: offset of the first differing byte');
   t.same(dataIn(await f.run(cdb10(0x28, 8, 2))), after, 'nothing written on miscompare');
   t.same(senseOf(await f.run(cw(16384, 1), { data: Buffer.alloc(1024) })), [5, 0x21, 0]);
-  t.same(senseOf(await f.run(cw(0, 2), { data: Buffer.alloc(1024) })), [5, 0x0e, 0x03], 'needs 2n blocks of data-out');
+  t.same(senseOf(await f.run(cw(0, 2), { data: Buffer.alloc(1024) })), [5, 0x24, 0], 'needs exactly 2n blocks of data-out');
+  t.same(senseOf(await f.run(cw(0, 1), { data: Buffer.alloc(4096) })), [5, 0x24, 0], 'not more either');
 
   // Atomicity: many concurrent compare-and-writes incrementing a counter; every success
   // must have seen the previous value, so the count equals the number of successes.

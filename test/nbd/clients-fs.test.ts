@@ -27,7 +27,7 @@ function startFuse() {
 }
 
 async function waitForImage(): Promise<number> {
-  return waitFor(async () => (await stat(image)).size === SIZE && SIZE, `nbdfuse file ${image}\n${fuse.output()}`);
+  return waitFor(async () => ((await stat(image)).size === SIZE ? SIZE : 0), `nbdfuse file ${image}\n${fuse.output()}`);
 }
 
 async function stopFuse(): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {

@@ -29,6 +29,7 @@ import {
   NBD_REP_SERVER,
   REPLY_MAGIC,
 } from '../../fabric/protocols/nbd.js';
+import { NbdServer } from '../../gateway/nbd/server.js';
 import { RawNbdClient, infoRequest, startNbdServer, stillServes } from '../helpers/nbd.js';
 
 const nbd = await startNbdServer([
@@ -237,4 +238,22 @@ t.test('a client without fixed newstyle may only send EXPORT_NAME', async (t) =>
 
 t.test('the Unix socket speaks the same protocol', async (t) => {
   t.ok(await stillServes({ socketPath: nbd.socketPath }, 'disk'));
+});
+
+t.test('defaultExport chooses what the empty name means', async (t) => {
+  const server = new NbdServer({ fabric: nbd.fabric, listen: [{ host: '127.0.0.1', port: 0 }], id: 'nbd-default', defaultExport: 'ro' });
+  await server.start();
+  t.teardown(() => server.stop());
+  const [address] = server.addresses();
+  const c = await RawNbdClient.open(address as { port: number });
+  t.teardown(() => c.destroy());
+  c.sendOption(NBD_OPT_INFO, infoRequest('', [NBD_INFO_NAME]));
+  const replies = await c.readOptionReplies(NBD_REP_INFO);
+  const name = replies.find((r) => r.type === NBD_REP_INFO && r.data.readUInt16BE(0) === NBD_INFO_NAME);
+  t.equal(name?.data.toString('utf8', 2), 'ro');
+  const { flags } = await c.go('');
+  t.ok(flags & NBD_FLAG_READ_ONLY);
+  c.request(0, { cookie: 1n, length: 512 });
+  t.equal((await c.readSimple(512)).error, 0);
+  t.equal(nbd.fabric.portStats.get('nbd-default')?.byOp.get('read')?.ops, 1, 'I/O counted under the port id');
 });

@@ -269,4 +269,6 @@ t.test('DISC waits for in-flight requests, then closes', async (t) => {
   t.equal(cookies.size, 16, 'every request before DISC was answered');
   await c.closed;
   t.equal(c.pending, 0, 'no reply to DISC');
+  while (nbd.server.connectionCount > 0) await new Promise((r) => setTimeout(r, 10));
+  t.pass('the server released the connection');
 });

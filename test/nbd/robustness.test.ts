@@ -125,3 +125,35 @@ t.test('stop cuts connections still busy when drainMs expires', async (t) => {
   held.releaseAll();
   await nbd.stop();
 });
+
+t.test('a client that stops reading replies stops being read', async (t) => {
+  let reads = 0;
+  class CountReads extends Layer {
+    override read(offset: number, target: Buffer): Promise<void> {
+      reads++;
+      return super.read(offset, target);
+    }
+  }
+  const nbd = await startNbdServer([
+    { name: 'disk', device: new CountReads(new MemoryBackend({ name: 'rb-bp', size: 8 * MiB }), 'rb-bp') },
+  ]);
+  t.teardown(() => nbd.stop());
+  const c = await RawNbdClient.open({ port: nbd.port });
+  t.teardown(() => c.destroy());
+  await c.go('disk');
+  c.socket.pause();
+  const total = 300;
+  for (let i = 0; i < total; i++) c.request(NBD_CMD_READ, { cookie: BigInt(i), offset: (i % 8) * MiB, length: MiB });
+  // Give the server every chance to run ahead; with backpressure it must stop well short.
+  let last = -1;
+  while (reads !== last) {
+    last = reads;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.ok(reads < total, `server paused after ${reads} of ${total} reads`);
+  c.socket.resume();
+  let failed = 0;
+  for (let i = 0; i < total; i++) if ((await c.readSimple(MiB)).error !== 0) failed++;
+  t.equal(failed, 0, 'all replies arrive without error');
+  t.equal(reads, total, 'every request was served once the client read again');
+});

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
+import { readBufferPool } from '../../fabric/buffers.js';
 import { copyStats, resetCopyStats } from '../../fabric/copies.js';
 import { REQUEST_HEADER_SIZE } from '../../fabric/protocols/nbd.js';
 import { startNbdServer } from '../helpers/nbd.js';
@@ -39,7 +40,13 @@ t.test('nbdcopy in and out: no payload copies, every byte stored once', async (t
   t.ok(afterWrite.transfer <= headerCopyBound(SIZE), `transfer copies ${afterWrite.transfer} within header bound`);
 
   resetCopyStats();
+  const pool = { ...readBufferPool.stats };
   await run('nbdcopy', [nbd.uri(), back]);
+  const acquired = readBufferPool.stats.acquired - pool.acquired;
+  const allocated = readBufferPool.stats.allocated - pool.allocated;
+  t.comment(`read buffers: ${acquired} borrowed, ${allocated} newly allocated`);
+  t.ok(acquired > 0, 'reads borrowed pooled buffers');
+  t.equal(readBufferPool.stats.released - pool.released, acquired, 'every buffer went back after the socket wrote it');
   t.comment(`read ${SIZE} bytes: transfer=${copyStats.transfer} stored=${copyStats.stored}`);
   t.equal(copyStats.transfer, 0, 'reads copy nothing: pooled buffer straight to the socket');
   t.equal(copyStats.stored, SIZE, 'each byte read out of the store once');
@@ -61,7 +68,13 @@ t.test('qemu-io many small and large requests over the Unix socket', async (t) =
   const reads: string[] = [];
   for (let i = 0; i < 256; i += 17) reads.push('-c', `read -P ${(i % 250) + 1} ${i * 65536} 64k`);
   reads.push('-c', `read -P 7 ${16 * MiB} ${16 * MiB}`);
+  const pool = { ...readBufferPool.stats };
   const { stdout } = await run('qemu-io', ['-f', 'raw', ...reads, nbd.unixUri()]);
+  const acquired = readBufferPool.stats.acquired - pool.acquired;
+  const allocated = readBufferPool.stats.allocated - pool.allocated;
+  t.ok(acquired >= 17, `${acquired} read buffers borrowed`);
+  // One request at a time: after the first of each size class, every read reuses a buffer.
+  t.ok(allocated <= 2, `${allocated} newly allocated for ${acquired} reads`);
   t.notMatch(stdout, /verification failed/i, 'patterns read back');
   t.equal(copyStats.transfer, 0);
   t.equal(copyStats.stored, 16 * 65536 + 16 * MiB);

@@ -1,8 +1,8 @@
 /**
  * One NBD connection in the transmission phase: sends requests (header then payload slices,
- * corked into one writev), matches replies by cookie in any order, and times requests out.
- * Any failure of the connection fails every request on it and ends the connection; the
- * client (client.ts) opens new ones.
+ * never joined; the requests of one tick corked into one writev), matches replies by cookie
+ * in any order, and times requests out. Any failure of the connection fails every request
+ * on it and ends the connection; the client (client.ts) opens new ones.
  *
  *   NbdConnection.open({ address, exportName, connectTimeoutMs, timeoutMs }); conn.onClose = …
  *   conn.request(command, flags, offset, length, target?, payload?) → Promise<Extent[] | undefined>
@@ -41,6 +41,11 @@ export class NbdConnection implements ReplySink {
   private bigReads = 0;
   private readonly headViews: Buffer[];
   private sweeper: NodeJS.Timeout | undefined;
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
   private closedWith: BlockError | undefined;
   info!: ExportInfo;
   /** Called once when an opened connection ends for any reason. */
@@ -56,7 +61,6 @@ export class NbdConnection implements ReplySink {
     this.headViews = Array.from({ length: 64 }, (_, n) => this.receive.subarray(0, n));
     this.socket = net.connect({
       ...connectOptions(options.address),
-      noDelay: true,
       onread: {
         buffer: () => this.nextBuffer(),
         callback: (n: number, buf: Uint8Array) => {
@@ -65,6 +69,8 @@ export class NbdConnection implements ReplySink {
         },
       },
     });
+    // Requests are small and latency-bound: never let Nagle hold one back.
+    if ('port' in options.address) this.socket.setNoDelay(true);
     this.socket.on('error', (err) => this.fail('EIO', `connection to ${this.where}: ${err.message}`));
     this.socket.on('close', () => this.fail('EIO', `connection to ${this.where} closed`));
   }
@@ -131,12 +137,14 @@ export class NbdConnection implements ReplySink {
       header.writeUInt32BE(Math.floor(offset / 0x100000000), 16);
       header.writeUInt32BE(offset >>> 0, 20);
       header.writeUInt32BE(length, 24);
-      if (payload && payload.length > 0) {
+      // Requests issued in the same tick leave in one writev: cork now, uncork next tick.
+      if (!this.corked) {
+        this.corked = true;
         this.socket.cork();
-        this.socket.write(header);
-        for (const slice of payload) this.socket.write(slice);
-        this.socket.uncork();
-      } else this.socket.write(header);
+        process.nextTick(this.uncork);
+      }
+      this.socket.write(header);
+      if (payload) for (const slice of payload) this.socket.write(slice);
     });
   }
 

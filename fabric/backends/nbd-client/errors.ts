@@ -22,8 +22,10 @@ const FROM_NBD = new Map<number, BlockErrorCode>([
   [NBD_ESHUTDOWN, 'ESHUTDOWN'],
 ]);
 
-/** Servers may send other errno values; the spec says to treat unknown ones as EINVAL, but a
- * server fault is the safer reading for a failover layer, so anything unknown is EIO. */
+/**
+ * The spec tells clients to read a value it does not define as EINVAL (as qemu does): the
+ * server failed this request, not the path, so a failover layer must not retry it elsewhere.
+ */
 export function blockCodeFromNbd(error: number): BlockErrorCode {
-  return FROM_NBD.get(error) ?? 'EIO';
+  return FROM_NBD.get(error) ?? 'EINVAL';
 }

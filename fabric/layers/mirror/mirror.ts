@@ -13,6 +13,7 @@ import { BlockError, isBlockError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
 import { SerialFlush } from '../../bitmap/serial-flush.js';
+import { RegionBits } from '../../bitmap/region-bits.js';
 import { commonBlockSizes, commonCapabilities } from '../combine.js';
 import { RegionGate, type Range } from './region-gate.js';
 import { Replica, type FailureLimit, type ReplicaRole, type ReplicaState } from './replica.js';
@@ -108,6 +109,7 @@ export class MirrorDevice implements BlockDevice {
   private probing = false;
   private probeBuffer: Buffer;
   private deviceState: DeviceState = 'optimal';
+  private announced = false;
   private closing = false;
 
   private constructor(options: MirrorOptions, replicas: Replica[], dir: string) {
@@ -133,6 +135,10 @@ export class MirrorDevice implements BlockDevice {
     this.failureLimit = options.failureLimit ?? MIRROR_DEFAULTS.failureLimit;
     this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted() }));
     this.probeBuffer = Buffer.alloc(Math.min(Math.max(min, 4096), this.size));
+    if (this.capabilities.flush) {
+      const regions = Math.ceil(this.size / this.regionSize);
+      for (const r of replicas) r.trackUnflushed(() => new RegionBits(regions));
+    }
   }
 
   /** Build a mirror, restoring replica states and bitmaps from its data dir. */
@@ -171,7 +177,7 @@ export class MirrorDevice implements BlockDevice {
 
   async read(offset: number, target: Buffer): Promise<void> {
     const readable = this.readable;
-    if (readable.length === 0) throw this.noReplica('read');
+    if (readable.length === 0 || this.closing) throw this.noReplica('read');
     const r = this.balancer.pick(readable);
     const n = target.length;
     r.outstanding += n;
@@ -196,8 +202,14 @@ export class MirrorDevice implements BlockDevice {
     return this.mutate('zero', offset, length, undefined, options);
   }
 
-  flush(): Promise<void> {
-    return this.fanOut('flush', 0, 0, undefined, undefined);
+  async flush(): Promise<void> {
+    const targets = this.writeTargets;
+    const tookOver = targets.map((r) => r.beginFlush());
+    try {
+      await this.fanOut('flush', 0, 0, undefined, undefined);
+    } finally {
+      targets.forEach((r, i) => r.endFlush(tookOver[i]!, r.state === 'in-sync' || r.state === 'resyncing'));
+    }
   }
 
   blockStatus(offset: number, length: number): Promise<Extent[]> {
@@ -231,18 +243,27 @@ export class MirrorDevice implements BlockDevice {
     const targets = this.writeTargets;
     const inSync = this.writeInSync;
     if (inSync === 0) throw this.noReplica(op);
+    const track = op !== 'flush' && !options?.fua;
     if (targets.length === 1) {
       try {
         await issue(targets[0]!.device, op, offset, length, data, options);
+        if (track) this.noteWritten(targets[0]!, offset, length);
         return;
       } catch (err) {
         return this.afterFanOutErrors(op, offset, length, data, options, targets, inSync, [err]);
       }
     }
     const results = await Promise.all(targets.map((r) => issue(r.device, op, offset, length, data, options).then(returnTrue, (err: unknown) => err)));
-    for (const result of results) {
-      if (result !== true) return this.afterFanOutErrors(op, offset, length, data, options, targets, inSync, results);
+    let failed = false;
+    for (let i = 0; i < results.length; i++) {
+      if (results[i] !== true) failed = true;
+      else if (track) this.noteWritten(targets[i]!, offset, length);
     }
+    if (failed) return this.afterFanOutErrors(op, offset, length, data, options, targets, inSync, results);
+  }
+
+  private noteWritten(r: Replica, offset: number, length: number): void {
+    r.noteWritten(Math.floor(offset / this.regionSize), Math.floor((offset + length - 1) / this.regionSize));
   }
 
   /** Some replicas failed a write: drop them from the set, or fail the request if none took it. */
@@ -391,6 +412,8 @@ export class MirrorDevice implements BlockDevice {
         if (!r.bitmap) r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
         const marked = length > 0 ? r.bitmap.mark(offset, length) : r.bitmap.persist();
         if (marked) pending.push(marked);
+        const lost = r.bitmap.markRegions(r.takeUnflushed());
+        if (lost) pending.push(lost);
       }
     }
     const next: ReplicaState | undefined = exceeded ? 'quarantined' : drop && r.state !== 'quarantined' ? 'failed' : undefined;
@@ -422,7 +445,11 @@ export class MirrorDevice implements BlockDevice {
     this.away = members.filter((r) => r.state !== 'in-sync' && r.state !== 'resyncing');
     const state: DeviceState =
       this.readable.length === 0 ? 'failed' : resyncing.length > 0 ? 'rebuilding' : this.readable.length < members.length ? 'degraded' : 'optimal';
-    if (state !== this.deviceState) {
+    if (!this.announced) {
+      this.announced = true;
+      this.deviceState = state;
+      this.log.info({ state, replicas: this.replicaSummary() }, `mirror ${this.name} opened: ${state}`);
+    } else if (state !== this.deviceState) {
       const from = this.deviceState;
       this.deviceState = state;
       const level = state === 'optimal' ? 'info' : state === 'failed' ? 'error' : 'warn';
@@ -466,7 +493,8 @@ export class MirrorDevice implements BlockDevice {
         this.bytesResynced += bytes;
       },
     };
-    const resync = new Resync(host, r, { rate: this.rate, chunk: MIRROR_DEFAULTS.copyChunk, logIntervalMs: this.logIntervalMs });
+    const chunk = Math.min(MIRROR_DEFAULTS.copyChunk, this.blockSizes.maximum);
+    const resync = new Resync(host, r, { rate: this.rate, chunk, logIntervalMs: this.logIntervalMs });
     this.setState(r, 'resyncing', `resync of ${r.bitmap.dirtyRegions} dirty regions (${r.bitmap.dirtyBytes} bytes) started`);
     const done = resync.run().then(
       (outcome) => this.resyncEnded(r, resync, outcome),
