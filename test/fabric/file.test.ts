@@ -230,6 +230,7 @@ t.test('config kind "file" builds a device', async (t) => {
   await dev.close();
   await t.rejects(buildGraph([{ name: 'disk', type: 'file' }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].path' });
   await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x', size: 'lots' }], { dataDir: dir }), { field: 'devices[0].size' });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x', size: 0 }], { dataDir: dir }), { field: 'devices[0].size' });
 });
 
 t.test('a loop block device: size from sysfs, I/O reaches the backing file', async (t) => {

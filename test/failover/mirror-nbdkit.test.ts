@@ -4,13 +4,13 @@
  * killed with SIGKILL under load and restarted on the same file.
  */
 import t from 'tap';
-import { readFile, truncate } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../fabric/device.js';
 import { buildGraph, type DeviceSpec } from '../../fabric/graph.js';
 import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
 import '../../fabric/kinds.js';
-import { runTool, startBackground, tempDir, waitFor } from '../helpers/clients.js';
+import { startBackground, tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 import { startNbdServer } from '../helpers/nbd.js';
 
@@ -24,7 +24,10 @@ interface Tap {
 
 async function replicaFiles(t: Tap, dir: string, names: string[]): Promise<{ files: string[]; servers: NbdkitServer[] }> {
   const files = names.map((n) => join(dir, `${n}.img`));
-  for (const f of files) await truncate(f, SIZE).catch(async () => (await import('node:fs/promises')).writeFile(f, Buffer.alloc(0)).then(() => truncate(f, SIZE)));
+  for (const f of files) {
+    await writeFile(f, '');
+    await truncate(f, SIZE);
+  }
   const servers = await Promise.all(files.map((file) => startNbdkit(t, { plugin: ['file', `file=${file}`] })));
   return { files, servers };
 }
@@ -77,11 +80,11 @@ t.test('kill -9 of a replica under fio: no error, verify passes; its return is a
   // Writes confined to the first 8 MiB at 4 MiB/s: about two seconds of load, then verify.
   const fio = startBackground('fio', fioArgs(nbd.unixUri('m'), ['--rw=randwrite', '--size=8m', '--rate=4m']));
   t.teardown(() => fio.stop());
-  await waitFor(() => m.status().state === 'optimal' && fio.output() !== undefined, 'fio start');
   await new Promise((r) => setTimeout(r, 700));
   await servers[1]!.kill('SIGKILL');
   const result = await fio.exited;
-  t.equal(result.code, 0, `fio finished without error and its verify passed\n${fio.output().slice(-2000)}`);
+  t.equal(result.code, 0, 'fio finished without error and its verify passed');
+  if (result.code !== 0) t.comment(fio.output().slice(-3000));
   t.equal(m.status().state, 'degraded', 'the mirror went on degraded');
   t.same(detailOf(m).replicas.map((r) => `${r.name}:${r.role}/${r.state}`), ['r0:primary/in-sync', 'r1:secondary/failed']);
   const dirty = detailOf(m).replicas[1]!.dirtyBytes;
@@ -111,7 +114,8 @@ t.test('a hot spare replaces a killed replica and is rebuilt under load', async 
   await waitFor(() => detailOf(m).replicas.find((r) => r.name === 'spare')!.role === 'secondary', 'spare promotion');
   t.pass('the spare was promoted while fio ran');
   const result = await fio.exited;
-  t.equal(result.code, 0, `fio finished without error and its verify passed\n${fio.output().slice(-2000)}`);
+  t.equal(result.code, 0, 'fio finished without error and its verify passed');
+  if (result.code !== 0) t.comment(fio.output().slice(-3000));
   await waitFor(() => m.status().state === 'optimal', 'rebuild', 60_000);
   t.same(detailOf(m).replicas.map((r) => `${r.name}:${r.role}/${r.state}`), ['r0:alternate/failed', 'r1:primary/in-sync', 'spare:secondary/in-sync']);
   t.equal(detailOf(m).bytesResynced, SIZE, 'the spare got a full copy');
@@ -145,5 +149,4 @@ t.test('a restart of the mirror during a throttled resync resumes from the bitma
   t.ok(after < 8 * MiB && before + after <= 8 * MiB + 2 * REGION, `only the rest was copied (${after})`);
   await m2.flush();
   t.ok(await sameFiles(files[0]!, files[1]!), 'replica files are byte-identical');
-  void runTool;
 });

@@ -232,3 +232,16 @@ t.test('a path that is down at start joins once its server answers', async (t) =
   await dev.read(0, back);
   t.ok(back.equals(blockData(0, 3)));
 });
+
+t.test('a hung server (SIGSTOP) is failed by request timeout and rejoins after SIGCONT', async (t) => {
+  const { servers } = await sharedDisk(t);
+  const dev = await build(t, { name: 'mp', type: 'nbd', paths: servers.map((s) => s.address), ...tuning, timeoutMs: 500 });
+  const { written, errors } = await loadWithFault(dev, 300, 60, async () => servers[0]!.pause());
+  t.same(errors, [], 'no error reached the caller');
+  t.same(states(dev), ['failed', 'active'], 'the hung path was failed by timeout');
+  const detail = (dev.status().detail!.paths as { lastError?: string }[])[0]!;
+  t.match(detail.lastError ?? '', /ETIMEDOUT/, 'the path failed with ETIMEDOUT');
+  servers[0]!.resume();
+  await until(() => states(dev)[0] === 'active', 'the resumed server answers its probe').catch((e) => { console.error(JSON.stringify(dev.status())); throw e; });
+  await verify(t, dev, written);
+});

@@ -34,6 +34,9 @@ export interface NbdkitServer {
   readonly running: boolean;
   start(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGSTOP / SIGCONT: a hung server that keeps its connections open. */
+  pause(): void;
+  resume(): void;
 }
 
 let counter = 0;
@@ -89,11 +92,18 @@ export async function startNbdkit(t: Tap, options: NbdkitOptions): Promise<Nbdki
       }
       if (!existsSync(pidFile)) throw new Error(`nbdkit ${argv.join(' ')} did not start: ${stderr}`);
     },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       const proc = child;
       if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
       proc.kill(signal);
+      if (signal !== 'SIGKILL') proc.kill('SIGCONT'); // a paused server must wake to die
       await exited;
     },
   };

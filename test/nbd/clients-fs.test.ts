@@ -1,9 +1,10 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { randomBytes, runTool, startBackground, tempDir, waitFor } from '../helpers/clients.js';
+import { randomBytes, runTool, startBackground, waitFor } from '../helpers/clients.js';
 import { startNbdServer } from '../helpers/nbd.js';
 
 /**
@@ -16,8 +17,9 @@ const SIZE = 96 * MiB;
 
 const device = new MemoryBackend({ name: 'disk', size: SIZE });
 const server = await startNbdServer([{ name: 'disk', device }]);
-const fuseDir = await tempDir(t, 'blockgate-fuse-');
-const mountDir = await tempDir(t, 'blockgate-mnt-');
+// Made here and removed last by the one teardown below, after the unmounts.
+const fuseDir = await mkdtemp(join(tmpdir(), 'blockgate-fuse-'));
+const mountDir = await mkdtemp(join(tmpdir(), 'blockgate-mnt-'));
 const image = join(fuseDir, 'disk');
 let fuse = startFuse();
 let mounted = false;
@@ -41,13 +43,15 @@ async function umount(): Promise<void> {
   mounted = false;
 }
 
-// One teardown, in order: filesystem, FUSE, server. Each step runs even if one before failed.
+// One teardown, in order: filesystem, FUSE, server, directories. Steps that may fail don't stop the rest.
 t.teardown(async () => {
   if (mounted) await runTool('umount', ['-l', mountDir], { allowFailure: true, timeoutMs: 30_000 });
   await runTool('fusermount3', ['-u', fuseDir], { allowFailure: true, timeoutMs: 30_000 });
   await fuse.stop();
   await server.stop();
   await device.close();
+  await rm(fuseDir, { recursive: true, force: true });
+  await rm(mountDir, { recursive: true, force: true });
 });
 
 const files = new Map<string, Buffer>([

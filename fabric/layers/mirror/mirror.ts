@@ -285,6 +285,7 @@ export class MirrorDevice implements BlockDevice {
           results.map(async (result, i) => {
             if (isBlockError(result) && result.code === 'ENOTSUP') {
               results[i] = await issue(targets[i]!.device, op, offset, length, data, { ...options, fastOnly: false }).then(returnTrue, (err: unknown) => err);
+              if (results[i] === true && !options.fua) this.noteWritten(targets[i]!, offset, length);
             }
           }),
         );
