@@ -1,5 +1,6 @@
 import type { RootDatabase } from 'lmdb';
-import { buildGraph } from '../fabric/graph.js';
+import type { BlockDevice } from '../fabric/device.js';
+import { buildGraph, validateGraph } from '../fabric/graph.js';
 import { FabricSwitch } from '../fabric/switch.js';
 import { logger } from '../fabric/log.js';
 import { allDeviceSpecs, deviceFieldOf, type ListenAddress, type MemberConfig } from '../failover/config/schema.js';
@@ -36,10 +37,15 @@ export class Member {
     readonly fabric: FabricSwitch,
     readonly frontEnds: readonly FrontEnd[],
     readonly database: RootDatabase | undefined,
+    private readonly topDevices: readonly BlockDevice[],
   ) {}
 
   static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
-    const devices = await buildGraph(allDeviceSpecs(config), { dataDir: options.dataDir, fieldOf: deviceFieldOf(config) });
+    const specs = allDeviceSpecs(config);
+    const fieldOf = deviceFieldOf(config);
+    const devices = await buildGraph(specs, { dataDir: options.dataDir, fieldOf });
+    const wrapped = new Set([...validateGraph(specs, { fieldOf }).values()].flatMap((v) => v.children));
+    const topDevices = [...devices.values()].filter((d) => !wrapped.has(d.name));
     const fabric = new FabricSwitch();
     const started: FrontEnd[] = [];
     try {
@@ -52,10 +58,10 @@ export class Member {
       }
     } catch (err) {
       await Promise.allSettled(started.map((f) => f.stop({ drainMs: 0 })));
-      await fabric.close();
+      await closeTopDown(topDevices, fabric);
       throw err;
     }
-    const member = new Member(config, fabric, started, options.database);
+    const member = new Member(config, fabric, started, options.database, topDevices);
     log.info({ member: config.member, devices: devices.size, exports: config.exports.length, listen: member.addresses() }, 'member started');
     return member;
   }
@@ -79,9 +85,22 @@ export class Member {
     results.forEach((r, i) => {
       if (r.status === 'rejected') log.warn({ err: r.reason, protocol: this.frontEnds[i]!.protocol }, 'front end stop failed');
     });
-    await this.fabric.close();
+    await closeTopDown(this.topDevices, this.fabric);
     log.info({ member: this.config.member }, 'member stopped');
   }
+}
+
+/**
+ * Layers first: a mirror persists its bitmaps and closes its replicas itself, so each
+ * device closes after whatever wraps it. The switch then releases what is left (closing a
+ * closed device does nothing).
+ */
+async function closeTopDown(topDevices: readonly BlockDevice[], fabric: FabricSwitch): Promise<void> {
+  const results = await Promise.allSettled(topDevices.map((d) => d.close()));
+  results.forEach((r, i) => {
+    if (r.status === 'rejected') log.warn({ err: r.reason, device: topDevices[i]!.name }, 'device close failed');
+  });
+  await fabric.close();
 }
 
 /**

@@ -1,24 +1,22 @@
 import { constants as fsc } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import type { BlockDevice, BlockSizes, Capabilities, DeviceStatus, Extent, WriteOptions } from '../device.js';
+import type { BlockDevice, BlockSizes, Capabilities, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../device.js';
 import { DEFAULT_CAPABILITIES, totalLength } from '../device.js';
 import { BlockError, toBlockError } from '../errors.js';
 import { logger } from '../log.js';
+import { EOPNOTSUPP, linuxFs } from './linux-fs.js';
 
 /**
  * A device over a regular file or a block device, through one shared file descriptor
  * (positioned I/O, so concurrent requests need no locking and a flush on any connection
  * covers all of them: multi-conn safe).
  *
- * What Node cannot do, and what that means here:
- * - There is no fallocate(2) in Node, so no FALLOC_FL_PUNCH_HOLE and no FALLOC_FL_ZERO_RANGE.
- *   Spawning util-linux `fallocate` per request would cost milliseconds and a process per
- *   discard, and a native addon is off the table. So this device cannot release space:
- *   `trim` is not advertised (hosts then don't send discards that would silently do nothing),
- *   `writeZeroes` writes real zeroes (always "noHole"), and `fastZero` is false so that
- *   clients asking for a fast zero fall back to their own strategy at once.
- * - There is no lseek(SEEK_DATA/SEEK_HOLE) either, so holes cannot be found: `blockStatus`
- *   reports the whole range as data and the capability says so.
+ * Holes: Node's fs has neither fallocate(2) nor lseek(SEEK_DATA/SEEK_HOLE); linux-fs.ts
+ * reaches them through koffi. With them, trim and writeZeroes punch holes (zeroes that keep
+ * allocation use FALLOC_FL_ZERO_RANGE), fast zeroing is real, and blockStatus reports the
+ * file's holes exactly. A file system that refuses (EOPNOTSUPP) is remembered: trim then
+ * does nothing (it is advisory), writeZeroes writes real zeroes, and FAST_ZERO fails.
+ * Without koffi none of this is advertised.
  */
 
 export interface FileBackendOptions {
@@ -40,6 +38,8 @@ export interface FileIo {
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
   close(): Promise<void>;
+  /** The descriptor, for fallocate/lseek; absent on wrapped handles that cannot offer it. */
+  readonly fd?: number;
 }
 
 /** What was learned about the file when it was opened. */
@@ -72,6 +72,8 @@ export class FileBackend implements BlockDevice {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private scratch: Buffer | undefined;
+  /** Set when the file system answered EOPNOTSUPP to fallocate. */
+  private holesRefused = false;
   /** Counters operators and tests read to see FUA and flush reach stable storage. */
   private readonly counters = { datasyncs: 0, shortReads: 0, shortWrites: 0 };
 
@@ -89,12 +91,14 @@ export class FileBackend implements BlockDevice {
     this.name = name;
     this.size = geometry.size;
     this.blockSizes = geometry.blockSizes;
+    const canPunch = linuxFs !== undefined && io.fd !== undefined && !geometry.readOnly;
     this.capabilities = {
       ...DEFAULT_CAPABILITIES,
       readOnly: geometry.readOnly,
-      trim: false,
-      fastZero: false,
-      blockStatus: false,
+      trim: canPunch,
+      fastZero: canPunch,
+      // SEEK_DATA/SEEK_HOLE mean nothing on a block device.
+      blockStatus: linuxFs !== undefined && io.fd !== undefined && !geometry.blockDevice,
       rotational: geometry.rotational,
     };
   }
@@ -129,27 +133,50 @@ export class FileBackend implements BlockDevice {
     return this.run('flush', () => this.datasync());
   }
 
-  trim(): Promise<void> {
-    return Promise.reject(new BlockError('ENOTSUP', `${this.name}: cannot punch holes (see fabric/backends/file.ts)`));
+  trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    return this.run(`trim ${length}@${offset}`, async () => {
+      this.checkWritable();
+      // Trim is advisory: where holes cannot be punched, leaving the data is correct.
+      if (this.fallocate('punch', offset, length) && options?.fua) await this.datasync();
+    });
   }
 
-  writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
+  writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
     return this.run(`write zeroes ${length}@${offset}`, async () => {
       this.checkWritable();
-      for (let done = 0; done < length; ) {
-        const batch = Math.min(ZERO_BATCH, length - done);
-        const slices: Buffer[] = [];
-        for (let n = 0; n < batch; n += ZERO_BUFFER.length) slices.push(ZERO_BUFFER.subarray(0, Math.min(ZERO_BUFFER.length, batch - n)));
-        await this.writeAll(offset + done, slices);
-        done += batch;
+      const done = this.fallocate(options?.noHole ? 'zero' : 'punch', offset, length);
+      if (!done) {
+        if (options?.fastOnly) throw new BlockError('ENOTSUP', `${this.name}: the file system cannot zero ${this.geometry.path} fast`);
+        await this.writeRealZeroes(offset, length);
       }
       if (options?.fua) await this.datasync();
     });
   }
 
-  async blockStatus(_offset: number, length: number): Promise<Extent[]> {
+  /** Holes and data as the file system knows them (SEEK_HOLE/SEEK_DATA). */
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
     this.checkOpen();
-    return [{ length, hole: false, zero: false }];
+    const fd = this.io.fd;
+    if (!this.capabilities.blockStatus || fd === undefined) return [{ length, hole: false, zero: false }];
+    const end = offset + length;
+    const extents: Extent[] = [];
+    try {
+      for (let at = offset; at < end; ) {
+        let dataAt = linuxFs!.seekData(fd, at);
+        if (dataAt === -1 || dataAt > end) dataAt = end;
+        if (dataAt > at) {
+          extents.push({ length: dataAt - at, hole: true, zero: true });
+          at = dataAt;
+          continue;
+        }
+        const holeAt = Math.min(linuxFs!.seekHole(fd, at), end);
+        extents.push({ length: holeAt - at, hole: false, zero: false });
+        at = holeAt;
+      }
+    } catch (err) {
+      throw toBlockError(err, `${this.name}: block status ${length}@${offset}`);
+    }
+    return extents;
   }
 
   /** Read the range through a scratch buffer so it is in the page cache when asked for. */
@@ -195,6 +222,31 @@ export class FileBackend implements BlockDevice {
       this.counters.shortWrites++;
       position += bytesWritten;
       slices = skipBytes(slices, bytesWritten);
+    }
+  }
+
+  /** fallocate through linux-fs; false when holes cannot be used here (then the caller falls back). */
+  private fallocate(kind: 'punch' | 'zero', offset: number, length: number): boolean {
+    const fd = this.io.fd;
+    if (!linuxFs || fd === undefined || this.holesRefused) return false;
+    const errno = kind === 'punch' ? linuxFs.punchHole(fd, offset, length) : linuxFs.zeroRange(fd, offset, length);
+    if (errno === 0) return true;
+    if (errno === EOPNOTSUPP) {
+      this.holesRefused = true;
+      log.warn({ device: this.name, path: this.geometry.path }, 'file system cannot punch holes: trim ignored, zeroes written');
+      return false;
+    }
+    throw new BlockError(errno === 28 ? 'ENOSPC' : 'EIO', `${this.name}: fallocate ${kind} ${length}@${offset} failed with errno ${errno}`);
+  }
+
+  /** Zeroes by writing: one shared zero buffer referenced many times per writev. */
+  private async writeRealZeroes(offset: number, length: number): Promise<void> {
+    for (let done = 0; done < length; ) {
+      const batch = Math.min(ZERO_BATCH, length - done);
+      const slices: Buffer[] = [];
+      for (let n = 0; n < batch; n += ZERO_BUFFER.length) slices.push(ZERO_BUFFER.subarray(0, Math.min(ZERO_BUFFER.length, batch - n)));
+      await this.writeAll(offset + done, slices);
+      done += batch;
     }
   }
 

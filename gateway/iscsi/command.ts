@@ -2,14 +2,20 @@ import { logger } from '../../fabric/log.js';
 import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
 import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
 import type { Connection } from './connection.js';
-import { sliceData } from './connection.js';
-import { isFinal, itt, lunOf, newBhs, type Pdu } from './pdu.js';
+import { encodeLun, isFinal, itt, lunOf, newBhs, sliceData, type Pdu } from './pdu.js';
 import { newTask, type Task } from './task.js';
+import { fixedSense } from '../scsi/sense.js';
+import * as op from '../scsi/opcodes.js';
 
 const log = logger('iscsi');
 
 /** Tags of recently aborted tasks, so their late Data-Out is dropped quietly. */
 const ABORTED_MEMORY = 64;
+/**
+ * Largest data-out one command may ask us to buffer: data-out is gathered whole before the
+ * SCSI layer runs, so a huge EDTL would be a memory exhaustion vector.
+ */
+export const MAX_WRITE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The SCSI command path of one connection (RFC 7143 §11.3–11.8): SCSI Command with immediate
@@ -47,6 +53,12 @@ export class CommandPath {
       (!final && (!write || p.initialR2T))
     ) {
       return conn.reject(b, RejectReason.PROTOCOL_ERROR);
+    }
+    if (writeLength > MAX_WRITE_BYTES) {
+      // Refuse before buffering anything; unsolicited data that still follows is dropped.
+      this.forget(tag);
+      const refused = newTask({ itt: tag, lun: lunOf(b), cmdSN: 0, cdb, direction, writeLength, readLength, unsolicitedLength: 0 });
+      return this.sendResponse(refused, SamStatus.CHECK_CONDITION, fixedSense(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_CDB), 0, 0);
     }
     const unsolicitedLength = final ? immediate : Math.min(writeLength, p.firstBurstLength);
     const task = newTask({ itt: tag, lun: lunOf(b), cmdSN: b.readUInt32BE(24), cdb, direction, writeLength, readLength, unsolicitedLength });
@@ -122,7 +134,7 @@ export class CommandPath {
       const ttt = this.allocateTtt();
       task.r2ts.set(ttt, { ttt, offset: task.nextR2TOffset, length, received: 0, nextDataSN: 0 });
       const bhs = newBhs(Opcode.R2T, FINAL_BIT);
-      setLun(bhs, task.lun);
+      encodeLun(task.lun, bhs);
       bhs.writeUInt32BE(task.itt, 16);
       bhs.writeUInt32BE(ttt, 20);
       this.conn.fillCounters(bhs, false);
@@ -248,7 +260,11 @@ export class CommandPath {
     task.aborted = true;
     const session = this.conn.session;
     if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
-    this.recentlyAborted.push(task.itt);
+    this.forget(task.itt);
+  }
+
+  private forget(tag: number): void {
+    this.recentlyAborted.push(tag);
     if (this.recentlyAborted.length > ABORTED_MEMORY) this.recentlyAborted.shift();
   }
 
@@ -263,14 +279,6 @@ export class CommandPath {
     const session = this.conn.session;
     if (!session) return;
     await Promise.allSettled([...session.tasks.values()].map((t) => t.done ?? Promise.resolve()));
-  }
-}
-
-function setLun(bhs: Buffer, lun: number): void {
-  if (lun < 256) bhs[9] = lun;
-  else {
-    bhs[8] = 0x40 | ((lun >> 8) & 0x3f);
-    bhs[9] = lun & 0xff;
   }
 }
 

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
 import { logger } from '../../fabric/log.js';
-import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason, Stage } from './constants.js';
+import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason } from './constants.js';
 import { Login, type LoginContext, type LoginResult } from './login.js';
 import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
-import { encodeLun, frame, FramingError, isImmediate, itt, lunOf, newBhs, opcodeOf, PduReader, type Pdu } from './pdu.js';
-import type { Session } from './session.js';
+import { encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, sliceData, type Pdu } from './pdu.js';
+import { COMMAND_WINDOW, type Session } from './session.js';
 import { encodeText, type TextPairs } from './text.js';
 import { CommandPath } from './command.js';
 import { handleTaskManagement } from './tmf.js';
@@ -143,11 +143,10 @@ export class Connection {
   // ---- login ----
 
   private onLogin(pdu: Pdu): void {
-    this.login ??= new Login(this.host.loginContext(this));
-    const first = this.statSN === 0 && !this.loginStarted;
-    if (first) {
+    if (!this.login) {
+      this.login = new Login(this.host.loginContext(this));
+      // StatSN starts where the initiator expects it (its ExpStatSN in the first login PDU).
       this.statSN = pdu.bhs.readUInt32BE(28);
-      this.loginStarted = true;
     }
     const step = this.login.handle(pdu);
     const b = pdu.bhs;
@@ -159,7 +158,7 @@ export class Connection {
     const cmdSN = b.readUInt32BE(24);
     bhs.writeUInt32BE(this.nextStatSN(), 24);
     bhs.writeUInt32BE(cmdSN, 28);
-    bhs.writeUInt32BE((cmdSN + 127) >>> 0, 32);
+    bhs.writeUInt32BE((cmdSN + COMMAND_WINDOW - 1) >>> 0, 32);
     let status = step.status;
     let session: Session | undefined;
     if (status === LoginStatus.SUCCESS && step.result) {
@@ -169,7 +168,7 @@ export class Connection {
     }
     if (status !== LoginStatus.SUCCESS) {
       bhs[1] = (step.csg << 2) & 0x0c;
-      bhs.writeUInt16BE((status >> 8) << 8 | (status & 0xff), 36);
+      bhs.writeUInt16BE(status, 36); // Status-Class, Status-Detail
       this.log.info({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login.failureReason || 'rejected by session rules' }, 'login failed');
       this.send(frame(bhs, [], 0, false, false));
       this.phase = 'logout';
@@ -186,7 +185,6 @@ export class Connection {
     this.send(frame(bhs, [text], text.length, false, false));
     if (session && step.result) this.enterFullFeature(session, step.result);
   }
-  private loginStarted = false;
 
   private enterFullFeature(session: Session, result: LoginResult): void {
     this.session = session;
@@ -353,23 +351,3 @@ export class Connection {
     this.host.detach(this);
   }
 }
-
-/** The first n bytes of a slice list, still as slices. */
-export function sliceData(data: readonly Buffer[], n: number, start = 0): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = start;
-  for (const d of data) {
-    if (n <= 0) break;
-    if (skip >= d.length) {
-      skip -= d.length;
-      continue;
-    }
-    const k = Math.min(d.length - skip, n);
-    out.push(d.subarray(skip, skip + k));
-    n -= k;
-    skip = 0;
-  }
-  return out;
-}
-
-export { lunOf, Stage };

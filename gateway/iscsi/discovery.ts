@@ -1,6 +1,6 @@
 import { FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, TextFlag, MAX_TEXT_BYTES } from './constants.js';
 import type { Connection } from './connection.js';
-import { isFinal, itt, joined, newBhs, type Pdu } from './pdu.js';
+import { itt, joined, newBhs, type Pdu } from './pdu.js';
 import { decodeText, encodeText, TextFormatError, type TextPairs } from './text.js';
 
 /**
@@ -35,9 +35,8 @@ export class TextExchange {
       this.requestBytes = 0;
       return this.conn.reject(b, RejectReason.PROTOCOL_ERROR);
     }
-    if (continueFlag || !isFinal(b)) {
-      if (continueFlag) return this.reply(b, Buffer.alloc(0), true);
-    }
+    // More of the request follows: acknowledge this piece with an empty response.
+    if (continueFlag) return this.reply(b, Buffer.alloc(0), true);
     let pairs: TextPairs;
     try {
       pairs = decodeText(joined(this.request));

@@ -218,3 +218,21 @@ export class PduReader {
 export function joined(data: readonly Buffer[]): Buffer {
   return data.length === 1 ? data[0]! : Buffer.concat(data as Buffer[]);
 }
+
+/** The first n bytes of a slice list, still as slices. */
+export function sliceData(data: readonly Buffer[], n: number, start = 0): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = start;
+  for (const d of data) {
+    if (n <= 0) break;
+    if (skip >= d.length) {
+      skip -= d.length;
+      continue;
+    }
+    const k = Math.min(d.length - skip, n);
+    out.push(d.subarray(skip, skip + k));
+    n -= k;
+    skip = 0;
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { unlink } from 'node:fs/promises';
 import { readBufferPool, type BufferPool } from '../../fabric/buffers.js';
-import { logger } from '../../fabric/log.js';
+import { logger, type Logger } from '../../fabric/log.js';
 import type { FabricSwitch } from '../../fabric/switch.js';
 import { NbdConnection, type ConnectionContext } from './connection.js';
 
@@ -25,7 +25,7 @@ export class NbdServer {
   private readonly bound: NbdListenAddress[] = [];
   private readonly connections = new Set<NbdConnection>();
   private readonly ctx: ConnectionContext;
-  private readonly log;
+  private readonly log: Logger;
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private nextConnection = 1;
@@ -44,22 +44,32 @@ export class NbdServer {
   }
 
   async start(): Promise<void> {
-    for (const address of this.options.listen) {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
-      server.on('error', (err) => this.log.error({ err }, 'listener error'));
-      if ('socketPath' in address) {
-        // A leftover socket file from a previous run would make listen fail.
-        await unlink(address.socketPath).catch(() => undefined);
-        await listen(server, { path: address.socketPath });
-        this.bound.push({ socketPath: address.socketPath });
-      } else {
-        await listen(server, { host: address.host, port: address.port });
-        const info = server.address() as net.AddressInfo;
-        this.bound.push({ host: info.address, port: info.port });
-      }
-      this.servers.push(server);
-      this.log.info({ address: this.bound[this.bound.length - 1] }, 'NBD listener started');
+    try {
+      for (const address of this.options.listen) await this.listenOn(address);
+    } catch (err) {
+      // All or nothing: a port that failed to bind must not leave the others open.
+      await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      this.servers.length = 0;
+      this.bound.length = 0;
+      throw err;
     }
+  }
+
+  private async listenOn(address: NbdListenAddress): Promise<void> {
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
+    if ('socketPath' in address) {
+      // A leftover socket file from a previous run would make listen fail.
+      await unlink(address.socketPath).catch(() => undefined);
+      await listen(server, { path: address.socketPath });
+      this.bound.push({ socketPath: address.socketPath });
+    } else {
+      await listen(server, { host: address.host, port: address.port });
+      const info = server.address() as net.AddressInfo;
+      this.bound.push({ host: info.address, port: info.port });
+    }
+    this.servers.push(server);
+    this.log.info({ address: this.bound[this.bound.length - 1] }, 'NBD listener started');
   }
 
   addresses(): NbdListenAddress[] {

@@ -61,8 +61,9 @@ async function main() {
     member = await startBlockgate({
       root,
       workDir,
-      backends: targets.flatMap((x) => x.blockgate.backends),
-      exports: targets.map((x) => ({ name: x.blockgate.export, device: x.blockgate.devices?.at(-1)?.name ?? x.blockgate.export })),
+      backends: targets.flatMap((x) => x.blockgate.backends ?? []),
+      devices: targets.flatMap((x) => x.blockgate.devices ?? []),
+      exports: targets.map((x) => ({ name: x.blockgate.export, device: x.blockgate.device ?? x.blockgate.export })),
     });
     const uriOf = async (target) => {
       if (target.blockgate) return { uri: member.uri(target.blockgate.export), stop: async () => {} };
@@ -73,17 +74,19 @@ async function main() {
     for (const c of selected) {
       const subject = await uriOf(c.subject);
       const baseline = await uriOf(c.baseline);
+      // fio's nbd engine unless the comparison measures another way (iSCSI: iscsi-perf…).
+      const measure = c.measure ?? runFio;
       try {
         if (!values['no-prefill']) {
           log(`prefill ${c.subject.label} and ${c.baseline.label} (${values.size} each)`);
-          await Promise.all([runFio(subject.uri, PREFILL, {}), runFio(baseline.uri, PREFILL, {})]);
+          await Promise.all([measure(subject.uri, PREFILL, {}), measure(baseline.uri, PREFILL, {})]);
         }
         for (const w of workloads) {
           // Alternate the two sides workload by workload so drift on a shared machine hits both.
           log(`${c.subject.label}: ${w.title}`);
-          const s = await runFio(subject.uri, w, { runtime, ramp });
+          const s = await measure(subject.uri, w, { runtime, ramp });
           log(`${c.baseline.label}: ${w.title}`);
-          const b = await runFio(baseline.uri, w, { runtime, ramp });
+          const b = await measure(baseline.uri, w, { runtime, ramp });
           for (const metric of w.metrics) {
             rows.push({ subjectLabel: c.subject.label, baselineLabel: c.baseline.label, workload: w.title, metric, subject: s[metric], baseline: b[metric] });
           }

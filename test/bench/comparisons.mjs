@@ -1,8 +1,14 @@
 // What the benchmark compares: pairs of targets measured with the same workloads in the
-// same run. A target is served by the blockgate member (`blockgate`: the backends/devices it
-// needs and the export to measure) or by a process of its own (`start`).
-// To add a comparison (mirror vs single device, a remote hop, iSCSI vs tgtd…), append an
-// entry; blockgate targets of every selected comparison share one member.
+// same run. A target is either
+//   { label, blockgate: { backends, devices?, export, device? } }  served by the one blockgate
+//     member of the run (device defaults to the export's name; names must be unique across
+//     comparisons), or
+//   { label, start: async () => ({ uri: () => string, stop }) }     a server of its own.
+// A comparison may set `measure(uri, workload, { runtime, ramp })` (default: fio's nbd
+// engine, lib/fio.mjs) and `prepare()` / `cleanup()`.
+// To add one (mirror vs single device: two blockgate targets; a remote hop: a blockgate
+// `nbd` backend pointing at an nbdkit started in prepare(); iSCSI vs tgtd: a `measure` using
+// iscsi-perf), append an entry.
 import { closeSync, openSync, ftruncateSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNbdkitMemory, startQemuNbd } from './lib/targets.mjs';

@@ -59,6 +59,7 @@ t.test('check-config prints the device graph of a valid file', async (t) => {
 });
 
 t.test('a bad configuration exits 2 and names the field, for check-config and serve alike', async (t) => {
+  // serve runs the same validation: it is checked on the first two, to keep process starts few.
   const cases: Array<[string, string, string]> = [
     ['unknown-device.yaml', 'backends:\n  - {name: a, type: memory, size: 1MiB}\nexports:\n  - {name: e, device: nope}\n', 'exports[0].device'],
     ['bad-port.json', '{"nbd": {"listen": [{"host": "127.0.0.1", "port": 65536}]}}', 'nbd.listen[0].port'],
@@ -66,12 +67,13 @@ t.test('a bad configuration exits 2 and names the field, for check-config and se
     ['bad-size.yaml', 'backends:\n  - {name: a, type: memory, size: huge}\n', 'backends[0].size'],
   ];
   await Promise.all(
-    cases.map(async ([name, text, field]) => {
+    cases.map(async ([name, text, field], i) => {
       const path = join(dir, name);
       writeFileSync(path, text);
       const check = await runCli(['check-config', path]);
       t.equal(check.code, 2, `check-config ${name}`);
       t.match(check.stderr, `${field}:`, `check-config ${name} names ${field}`);
+      if (i >= 2) return;
       const serve = await runCli(['serve', '--config', path, '--data-dir', join(dir, `data-${name}`), '--nbd', '127.0.0.1:0']);
       t.equal(serve.code, 2, `serve ${name}`);
       t.match(serve.stderr, `configuration error: ${field}:`, `serve ${name} names ${field}`);

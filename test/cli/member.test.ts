@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fields, registerDeviceKind } from '../../fabric/graph.js';
+import { Layer } from '../../fabric/layer.js';
+import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { validateMemberConfig } from '../../failover/config/schema.js';
 import { Member } from '../../gateway/member.js';
 
@@ -49,4 +52,40 @@ t.test('if a listener cannot bind, start rejects and the listeners already bound
   });
   await t.rejects(Member.start(config, { dataDir: dir }), { code: 'EADDRINUSE' });
   t.equal(await refused(socket), true, 'the Unix socket bound first is closed again');
+});
+
+t.test('on stop a layer closes before the devices it wraps', async (t) => {
+  const closed: string[] = [];
+  registerDeviceKind('test-leaf', {
+    validate: () => undefined,
+    create: async (spec) =>
+      new (class extends MemoryBackend {
+        override async close(): Promise<void> {
+          closed.push(this.name);
+          return super.close();
+        }
+      })({ name: spec.name, size: 4096 }),
+  });
+  registerDeviceKind('test-wrap', {
+    validate: () => undefined,
+    children: (spec) => [spec.inner as string],
+    create: async (spec, context, field) =>
+      new (class extends Layer {
+        override async close(): Promise<void> {
+          closed.push(this.name);
+          await new Promise((resolve) => setImmediate(resolve)); // e.g. persisting a bitmap
+          return super.close();
+        }
+      })(await context.use(spec.inner as string, field), spec.name),
+  });
+  const { config } = validateMemberConfig({
+    member: 'unit',
+    backends: [{ name: 'leaf', type: 'test-leaf' }],
+    devices: [{ name: 'wrap', type: 'test-wrap', inner: 'leaf' }],
+    exports: [{ name: 'wrap', device: 'wrap' }],
+    nbd: { listen: [] },
+  });
+  const member = await Member.start(config, { dataDir: dir });
+  await member.stop({ drainMs: 0 });
+  t.same(closed.slice(0, 2), ['wrap', 'leaf'], 'the wrapper first, then what it wraps');
 });

@@ -46,7 +46,7 @@ t.test('stripe of mirrors of multipath NBD replicas survives path and replica lo
 
   const fio = startBackground('fio', [
     '--name=stack', '--ioengine=nbd', `--uri=${nbd.unixUri('vol')}`, '--rw=randwrite', '--bs=16k', '--iodepth=8',
-    '--size=24m', '--rate=8m', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1',
+    '--size=24m', '--rate=8m', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0',
   ]);
   t.teardown(() => fio.stop());
   await new Promise((r) => setTimeout(r, 600));

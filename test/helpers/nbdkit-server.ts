@@ -32,6 +32,8 @@ export interface NbdkitServer {
   readonly address: string;
   readonly uri: string;
   readonly running: boolean;
+  /** The tail of nbdkit's stderr, for failure messages. */
+  readonly stderr: string;
   start(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** SIGSTOP / SIGCONT: a hung server that keeps its connections open. */
@@ -76,6 +78,9 @@ export async function startNbdkit(t: Tap, options: NbdkitOptions): Promise<Nbdki
   const server: NbdkitServer = {
     address: options.tcp ? `127.0.0.1:${port}` : `unix:${socket}`,
     uri: options.tcp ? `nbd://127.0.0.1:${port}` : `nbd+unix:///?socket=${socket}`,
+    get stderr() {
+      return stderr;
+    },
     get running() {
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
@@ -85,6 +90,7 @@ export async function startNbdkit(t: Tap, options: NbdkitOptions): Promise<Nbdki
       const proc = spawn('nbdkit', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
       child = proc;
       proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      proc.on('exit', (code, signal) => (stderr += `\n[nbdkit exited: ${code ?? signal}]`));
       const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
       for (let i = 0; i < 500 && !existsSync(pidFile); i++) {
         if (proc.exitCode !== null) break;

@@ -15,7 +15,7 @@ const CU_TIMEOUT_MS = 240_000;
 /** Why blockgate fails a test that tgtd fails too, or that no target of this kind can pass. */
 const KNOWN_REASONS: Record<string, string> = {
   'iSCSIdatasn.iSCSIDataSnInvalid':
-    'after the reconnect the test forces, libiscsi renegotiates ImmediateData=Yes and sends the data immediate, so no Data-Out carries the bad DataSN',
+    'tgtd fails it too; the DataSN==-1 case runs right after libiscsi reconnected, which renegotiates ImmediateData=Yes, so the one-block write goes as immediate data and no Data-Out carries the bad DataSN',
 };
 
 function cu(url: string): Promise<string> {

@@ -36,12 +36,16 @@ interface MapEntry {
 
 const fileDir = await tempDir(t, 'blockgate-nbdinfo-', '/dev/shm');
 
+const file = await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 16 * MiB });
 const server = await startNbdServer([
   { name: 'disk', device: new MemoryBackend({ name: 'disk', size: 64 * MiB }), description: 'scratch disk in RAM' },
   { name: 'ro', device: new MemoryBackend({ name: 'ro-mem', size: 8 * MiB }), readOnly: true },
-  { name: 'file', device: await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 16 * MiB }) },
+  { name: 'file', device: file },
 ]);
-t.teardown(() => server.stop());
+t.teardown(async () => {
+  await server.stop();
+  await file.close();
+});
 
 async function info(uri: string): Promise<InfoExport> {
   const { stdout } = await runTool('nbdinfo', ['--json', uri]);

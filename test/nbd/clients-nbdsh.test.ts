@@ -20,7 +20,10 @@ const server = await startNbdServer([
   { name: 'ro', device: new MemoryBackend({ name: 'ro-mem', size: 4 * MiB }), readOnly: true },
   { name: 'file', device: file },
 ]);
-t.teardown(() => server.stop());
+t.teardown(async () => {
+  await server.stop();
+  await Promise.all([memory.close(), file.close()]);
+});
 
 async function py(uri: string, script: string): Promise<Record<string, unknown>> {
   const { stdout } = await nbdsh(uri, `import json, errno\n${script}`);

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../bitmap/durable-file.js';
-import type { ReplicaSlot, ReplicaState } from './replica.js';
+import type { BlockDevice } from '../../device.js';
+import { Replica, type ReplicaSlot, type ReplicaState } from './replica.js';
 
 /**
  * What a mirror must remember across a restart: which devices are in the replica set (a
@@ -50,4 +51,15 @@ export function persistedState(slot: ReplicaSlot, state: ReplicaState): Persiste
   if (state === 'quarantined') return 'quarantined';
   if (slot === 'alternate') return state === 'standby' ? 'standby' : 'failed';
   return state === 'in-sync' ? 'in-sync' : 'stale';
+}
+
+/** A replica as the saved state left it; devices the state does not know are new. */
+export function restoredReplica(device: BlockDevice, configured: 'member' | 'alternate', saved: PersistedReplica | undefined, hasState: boolean): Replica {
+  if (!saved) {
+    // On a fresh mirror every replica is taken as in sync; one added later must be copied.
+    if (configured === 'alternate') return new Replica(device, 'alternate', 'standby');
+    return new Replica(device, 'member', hasState ? 'stale' : 'in-sync');
+  }
+  if (saved.slot === 'alternate') return new Replica(device, 'alternate', saved.state === 'quarantined' ? 'quarantined' : 'standby');
+  return new Replica(device, 'member', saved.state === 'in-sync' ? 'in-sync' : saved.state === 'quarantined' ? 'quarantined' : 'stale');
 }

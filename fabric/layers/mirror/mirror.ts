@@ -24,6 +24,7 @@ import {
   loadMirrorState,
   mirrorDirectory,
   persistedState,
+  restoredReplica,
   saveMirrorState,
   type PersistedReplica,
 } from './mirror-state.js';
@@ -703,15 +704,4 @@ function issue(
   } catch (err) {
     return Promise.reject(err);
   }
-}
-
-/** A replica as the saved state left it; devices the state does not know are new. */
-function restoredReplica(device: BlockDevice, configured: 'member' | 'alternate', saved: PersistedReplica | undefined, hasState: boolean): Replica {
-  if (!saved) {
-    // On a fresh mirror every replica is taken as in sync; one added later must be copied.
-    if (configured === 'alternate') return new Replica(device, 'alternate', 'standby');
-    return new Replica(device, 'member', hasState ? 'stale' : 'in-sync');
-  }
-  if (saved.slot === 'alternate') return new Replica(device, 'alternate', saved.state === 'quarantined' ? 'quarantined' : 'standby');
-  return new Replica(device, 'member', saved.state === 'in-sync' ? 'in-sync' : saved.state === 'quarantined' ? 'quarantined' : 'stale');
 }

@@ -7,10 +7,11 @@ import { freePort, startProcess, waitForLine, waitForPort } from './processes.mj
  * One blockgate member serving every export the comparisons need, started through the
  * built CLI with a generated config, on a port the kernel picks.
  */
-export async function startBlockgate({ root, workDir, backends, exports }) {
+export async function startBlockgate({ root, workDir, backends, devices = [], exports }) {
   const config = {
     member: 'bench',
     backends,
+    devices,
     exports: exports.map((e) => ({ name: e.name, device: e.device })),
     nbd: { listen: [{ host: '127.0.0.1', port: 0 }] },
   };
