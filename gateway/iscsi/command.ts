@@ -171,13 +171,19 @@ export class CommandPath {
     } catch (err) {
       pending = Promise.reject(err);
     }
-    task.done = pending.then(
-      (result) => this.respond(task, result),
-      (err: unknown) => {
-        log.warn({ err, itt: task.itt }, 'SCSI layer failed a command');
-        this.respond(task, undefined);
-      },
-    );
+    task.done = pending
+      .then(
+        (result) => this.respond(task, result),
+        (err: unknown) => {
+          log.warn({ err, itt: task.itt }, 'SCSI layer failed a command');
+          this.respond(task, undefined);
+        },
+      )
+      .catch((err: unknown) => {
+        // A bug while answering must cost this connection, never the process.
+        log.error({ err, itt: task.itt }, 'failed to send a command response');
+        this.conn.close('internal error');
+      });
   }
 
   private respond(task: Task, result: ScsiResult | undefined): void {

@@ -168,6 +168,23 @@ t.test('bad input never takes the server down', async (t) => {
     t.equal(r.bhs[2], 0x04);
   });
 
+  await t.test('a write asking us to buffer 1 GiB: refused with CHECK CONDITION, no R2T', async (t) => {
+    const ini = await loggedIn(bg);
+    t.teardown(() => ini.close());
+    const tag = ini.itt++;
+    const cmd = ini.bhs(0x01, 0x80 | 0x20);
+    cmd.writeUInt32BE(tag, 16);
+    cmd.writeUInt32BE(1 << 30, 20);
+    cmd.writeUInt32BE(ini.cmdSN++, 24);
+    write10(0, 0xffff).copy(cmd, 32);
+    ini.send(cmd);
+    const r = await ini.next((p) => p.bhs.readUInt32BE(16) === tag);
+    t.equal(r.bhs[0]! & 0x3f, 0x21, 'SCSI Response, not an R2T');
+    t.equal(r.bhs[3], 2, 'CHECK CONDITION');
+    t.equal(r.data[2 + 2]! & 0x0f, 5, 'ILLEGAL REQUEST');
+    t.equal((await ini.scsi(read10(0, 1), { read: 512 })).status, 0, 'session goes on');
+  });
+
   await t.test('a storm of random bytes', async (t) => {
     for (let i = 0; i < 20; i++) {
       const ini = await TestInitiator.connect(bg.port);
