@@ -1,3 +1,4 @@
+/** Device extents turned into what NBD sends: block-status descriptors and sparse-read segments. */
 import type { Extent } from '../../fabric/device.js';
 import { NBD_STATE_HOLE, NBD_STATE_ZERO } from '../../fabric/protocols/nbd.js';
 import type { ReadSegment } from './reply-writer.js';

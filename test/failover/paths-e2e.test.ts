@@ -56,6 +56,7 @@ t.test('fio through blockgate survives losing the active backend path', async (t
       '--size=32m',
       '--rate=16m',
       '--verify=crc32c',
+      '--verify_state_save=0',
       '--do_verify=1',
       '--verify_fatal=1',
       '--output-format=normal',

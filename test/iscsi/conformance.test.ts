@@ -18,10 +18,11 @@ const KNOWN_REASONS: Record<string, string> = {
     'tgtd fails it too; the DataSN==-1 case runs right after libiscsi reconnected, which renegotiates ImmediateData=Yes, so the one-block write goes as immediate data and no Data-Out carries the bad DataSN',
 };
 
-function cu(url: string): Promise<string> {
+/** The second URL is the multipath one (MultipathIO suite): another portal for blockgate. */
+function cu(url: string, multipathUrl: string): Promise<string> {
   return run(
     'iscsi-test-cu',
-    ['-d', '-i', 'iqn.2026-11.dev.blockgate:cu-1', '-I', 'iqn.2026-11.dev.blockgate:cu-2', '--test=ALL', url],
+    ['-d', '-i', 'iqn.2026-11.dev.blockgate:cu-1', '-I', 'iqn.2026-11.dev.blockgate:cu-2', '--test=ALL', url, multipathUrl],
     CU_TIMEOUT_MS,
   ).then((r) => r.stdout + r.stderr);
 }
@@ -34,12 +35,14 @@ t.test('iscsi-test-cu ALL: blockgate passes every test tgtd passes', async (t) =
     rmSync(dir, { recursive: true, force: true });
     rmSync(shm, { recursive: true, force: true });
   });
-  const bg = await startBlockgate({ size: SIZE });
+  // Two active-active portal groups, so the MultipathIO suite runs over two real paths.
+  const bg = await startBlockgate({ size: SIZE, groups: 2 });
   t.teardown(() => bg.stop());
   const tgtd = await startTgtd(join(shm, 'tgtd.img'), SIZE);
   t.teardown(() => tgtd.stop());
 
-  const [ours, theirs] = await Promise.all([cu(bg.url(0)), cu(tgtd.url())]);
+  const second = bg.portals.find((p) => p.port !== bg.port)!;
+  const [ours, theirs] = await Promise.all([cu(bg.url(0), bg.url(0).replace(`:${bg.port}/`, `:${second.port}/`)), cu(tgtd.url(), tgtd.url())]);
   const mine = parseCuOutput(ours);
   const reference = parseCuOutput(theirs);
   t.ok(mine.size >= 200, `blockgate ran ${mine.size} tests`);

@@ -38,6 +38,7 @@ function fioArgs(uri: string, seed: number, extra: string[] = []): string[] {
     `--size=${REGION}`,
     `--offset_increment=${REGION}`,
     '--verify=crc32c',
+    '--verify_state_save=0',
     '--do_verify=1',
     '--verify_fatal=1',
     '--verify_dump=0',
