@@ -58,7 +58,8 @@ export class MemoryBackend implements BlockDevice {
     let at = offset;
     for (const piece of data) {
       this.forEachChunkPiece(at, piece.length, (chunk, within, length, pos, index) => {
-        const dest = chunk ?? this.allocate(index);
+        // A chunk about to be overwritten whole needs no zero-fill first.
+        const dest = chunk ?? this.allocate(index, length === this.chunkSize);
         piece.copy(dest, within, pos, pos + length);
         countStored(length);
       });
@@ -120,8 +121,8 @@ export class MemoryBackend implements BlockDevice {
     });
   }
 
-  private allocate(index: number): Buffer {
-    const chunk = Buffer.alloc(this.chunkSize);
+  private allocate(index: number, overwrittenWhole = false): Buffer {
+    const chunk = overwrittenWhole ? Buffer.allocUnsafeSlow(this.chunkSize) : Buffer.alloc(this.chunkSize);
     this.chunks.set(index, chunk);
     return chunk;
   }

@@ -4,6 +4,7 @@
  * just enough RFC 7143 to log in, run SCSI commands and watch ALUA unit attentions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, connect, type Socket } from 'node:net';
 import { FabricSwitch } from '../../fabric/switch.js';
@@ -158,6 +159,9 @@ export async function startTgtd(backing: string, size: number): Promise<Tgtd> {
         await exited;
       }
       children.delete(child);
+      // Killed tgtd leaves its control socket behind.
+      rmSync(`/var/run/tgtd/socket.${control}`, { force: true });
+      rmSync(`/var/run/tgtd/socket.${control}.lock`, { force: true });
     },
   };
 }
