@@ -121,8 +121,14 @@ export function validateGraph(
     if (!kind) {
       throw new ConfigError(`${field}.type`, `unknown device type ${JSON.stringify(spec.type)} (known: ${deviceKindNames().join(', ')})`);
     }
-    kind.validate(spec, field);
-    byName.set(spec.name, { spec, field, children: kind.children?.(spec) ?? [] });
+    const { watched, readKeys } = watchReads(spec);
+    kind.validate(watched, field);
+    const children = kind.children?.(watched) ?? [];
+    const unknown = Object.keys(spec).filter((key) => key !== 'name' && key !== 'type' && !readKeys.has(key));
+    if (unknown.length > 0) {
+      throw new ConfigError(`${field}.${unknown[0]}`, `unknown field for a device of type ${spec.type} (misspelt?)`);
+    }
+    byName.set(spec.name, { spec, field, children });
   });
 
   const usedBy = new Map<string, string>();
@@ -135,6 +141,26 @@ export function validateGraph(
     }
   }
   return byName;
+}
+
+/**
+ * The spec seen through a proxy that notes which fields a kind's validate() reads: a field
+ * it never looks at is one the kind does not know, most often a misspelling that would
+ * otherwise silently fall back to a default.
+ */
+function watchReads(spec: DeviceSpec): { watched: DeviceSpec; readKeys: Set<string> } {
+  const readKeys = new Set<string>();
+  const watched = new Proxy(spec, {
+    get(target, key, receiver) {
+      if (typeof key === 'string') readKeys.add(key);
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      if (typeof key === 'string') readKeys.add(key);
+      return Reflect.has(target, key);
+    },
+  });
+  return { watched, readKeys };
 }
 
 /** Field readers for kinds' validate(): each throws a ConfigError naming the field. */
