@@ -14,12 +14,19 @@ function createRootLogger(): Logger {
 
 export const rootLogger: Logger = createRootLogger();
 
+/** Component loggers, most made at import time; pino children keep the level they were born with. */
+const children = new Set<Logger>();
+
 export function setLogLevel(level: LevelWithSilent): void {
   rootLogger.level = level;
+  for (const child of children) child.level = level;
 }
 
 export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
-  return rootLogger.child({ component, ...bindings });
+  const child = rootLogger.child({ component, ...bindings });
+  // Per-connection loggers come and go; only module-level ones are kept for setLogLevel.
+  if (Object.keys(bindings).length === 0) children.add(child);
+  return child;
 }
 
 export type { Logger };

@@ -48,6 +48,7 @@ async function serveCommand(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       'data-dir': { type: 'string', short: 'd' },
       nbd: { type: 'string', multiple: true },
+      iscsi: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -62,6 +63,8 @@ async function serveCommand(args: string[]): Promise<number> {
     process.env.BLOCKGATE_LOG_LEVEL = level;
   }
   const nbdListen = (values.nbd ?? []).map((v) => parseListenArg(v, '--nbd'));
+  const iscsiPortal = values.iscsi === undefined ? undefined : parseListenArg(values.iscsi, '--iscsi');
+  if (iscsiPortal && 'socket' in iscsiPortal) throw new UsageError('--iscsi takes HOST:PORT: iSCSI portals are TCP');
   const { serve } = await import('./cli/serve.js');
   const { setLogLevel } = await import('../fabric/log.js');
   if (level !== undefined) setLogLevel(level as Level);
@@ -69,6 +72,7 @@ async function serveCommand(args: string[]): Promise<number> {
     ...(values.config !== undefined && { configPath: values.config }),
     ...(values['data-dir'] !== undefined && { dataDir: values['data-dir'] }),
     nbdListen,
+    ...(iscsiPortal && !('socket' in iscsiPortal) && { iscsiPortal }),
   });
 }
 

@@ -5,6 +5,9 @@ import { FabricSwitch } from '../fabric/switch.js';
 import { logger } from '../fabric/log.js';
 import { allDeviceSpecs, deviceFieldOf, type ListenAddress, type MemberConfig } from '../failover/config/schema.js';
 import { NbdServer } from './nbd/server.js';
+import { iscsiConfigOf, onOnePortal, type IscsiConfig } from './iscsi/config.js';
+import type { PortalConfig } from './iscsi/target-runtime.js';
+import { IscsiServer } from './iscsi/server.js';
 
 /** A front-end protocol server: what hosts connect to. The member starts and stops them as a list. */
 export interface FrontEnd {
@@ -21,6 +24,8 @@ export interface MemberOptions {
   readonly dataDir: string;
   /** The member's LMDB root, for subsystems keeping state in named sub-databases. Not closed by the member. */
   readonly database?: RootDatabase;
+  /** Serve every iSCSI target on this one portal instead of the configured ones (tests, `serve --iscsi`). */
+  readonly iscsiPortal?: PortalConfig;
 }
 
 const log = logger('member');
@@ -41,6 +46,9 @@ export class Member {
   ) {}
 
   static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
+    // Every section is checked before anything is built or bound.
+    let iscsi = iscsiConfigOf(config);
+    if (iscsi && options.iscsiPortal) iscsi = onOnePortal(iscsi, options.iscsiPortal);
     const specs = allDeviceSpecs(config);
     const fieldOf = deviceFieldOf(config);
     const devices = await buildGraph(specs, { dataDir: options.dataDir, fieldOf });
@@ -51,7 +59,7 @@ export class Member {
     try {
       for (const device of devices.values()) fabric.addDevice(device);
       for (const e of config.exports) fabric.addExport(e);
-      for (const frontEnd of createFrontEnds(config, fabric)) {
+      for (const frontEnd of createFrontEnds(config, iscsi, fabric, options.database)) {
         // Listed before start: one that fails half-way (second listener busy) is stopped too.
         started.push(frontEnd);
         await frontEnd.start();
@@ -103,12 +111,13 @@ async function closeTopDown(topDevices: readonly BlockDevice[], fabric: FabricSw
   await fabric.close();
 }
 
-/**
- * Every front end this member runs, in start order. A protocol joins with one block here.
- * iSCSI: `config.iscsi` is only checked to be a mapping (failover/config/schema.ts); the
- * lead adds its server here once gateway/iscsi exists.
- */
-function createFrontEnds(config: MemberConfig, fabric: FabricSwitch): FrontEnd[] {
+/** Every front end this member runs, in start order. A protocol joins with one block here. */
+function createFrontEnds(
+  config: MemberConfig,
+  iscsi: IscsiConfig | undefined,
+  fabric: FabricSwitch,
+  database: RootDatabase | undefined,
+): FrontEnd[] {
   const frontEnds: FrontEnd[] = [];
 
   if (config.nbd.listen.length > 0) {
@@ -124,6 +133,22 @@ function createFrontEnds(config: MemberConfig, fabric: FabricSwitch): FrontEnd[]
       start: () => server.start(),
       stop: (options) => server.stop(options),
       addresses: () => server.addresses().map(formatAddress),
+    });
+  }
+
+  if (iscsi && iscsi.targets.length > 0) {
+    const server = new IscsiServer({
+      fabric,
+      targets: iscsi.targets,
+      ...(iscsi.discoveryChap && { discoveryChap: iscsi.discoveryChap }),
+      // Persistent reservations live beside the config, so they survive a restart.
+      ...(database && { database }),
+    });
+    frontEnds.push({
+      protocol: 'iscsi',
+      start: () => server.start(),
+      stop: (options) => server.stop(options),
+      addresses: () => server.addresses().map((a) => `${formatAddress(a)} ${a.target} tpg ${a.portalGroup}`),
     });
   }
 

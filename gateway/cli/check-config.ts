@@ -2,11 +2,13 @@ import type { ValidatedSpec } from '../../fabric/graph.js';
 import { loadConfigFile } from '../../failover/config/file.js';
 import { formatListen, type ValidatedConfig } from '../../failover/config/schema.js';
 import { EXIT_OK, reportError } from './exit.js';
+import { iscsiConfigOf } from '../iscsi/config.js';
 
 /** `blockgate check-config FILE`: validate and print; never builds or stores anything. */
 export async function checkConfig(path: string): Promise<number> {
   try {
     const validated = await loadConfigFile(path);
+    iscsiConfigOf(validated.config);
     process.stdout.write(`configuration OK: ${path}\n${describeConfig(validated)}`);
     return EXIT_OK;
   } catch (err) {
@@ -29,7 +31,12 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
     lines.push(`  ${e.name} -> ${e.device} (${mode})${e.description ? ` ${JSON.stringify(e.description)}` : ''}`);
   }
   lines.push(`nbd listen: ${config.nbd.listen.map(formatListen).join(', ') || '(disabled)'}`);
-  lines.push(`iscsi: ${config.iscsi ? 'configured' : '(not configured)'}`);
+  const iscsi = iscsiConfigOf(config);
+  lines.push(`iscsi: ${iscsi ? '' : '(not configured)'}`);
+  for (const t of iscsi?.targets ?? []) {
+    const portals = t.portalGroups.map((g) => `tpg ${g.id}: ${g.portals.map((p) => `${p.host}:${p.port}`).join(', ')}`).join('; ');
+    lines.push(`  ${t.name} (${t.aluaPolicy}) ${t.luns.map((l) => `LUN ${l.lun} -> ${l.export}`).join(', ')} [${portals}]`);
+  }
   return lines.join('\n') + '\n';
 }
 

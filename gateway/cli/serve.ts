@@ -19,6 +19,8 @@ export interface ServeOptions {
   readonly dataDir?: string;
   /** Replaces the configured nbd.listen for this run only. */
   readonly nbdListen?: readonly ListenAddress[];
+  /** Serves every iSCSI target on this portal instead of the configured ones, for this run only. */
+  readonly iscsiPortal?: { readonly host: string; readonly port: number };
 }
 
 const log = logger('cli');
@@ -53,7 +55,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   try {
     const config = await runningConfig(new ConfigStore(database), fromFile, options.configPath);
     const effective = options.nbdListen?.length ? { ...config, nbd: { listen: options.nbdListen } } : config;
-    member = await Member.start(effective, { dataDir, database });
+    member = await Member.start(effective, { dataDir, database, ...(options.iscsiPortal && { iscsiPortal: options.iscsiPortal }) });
   } catch (err) {
     await database.close();
     return reportError(err, 'start-up failed');

@@ -147,3 +147,28 @@ export function parseIscsiConfig(raw: unknown, field: string, options: { demoExp
   });
   return { targets, discoveryChap: chap(o.discoveryChap, `${field}.discoveryChap`) };
 }
+
+/**
+ * The member config's iSCSI targets, or undefined when it has no `iscsi` section. Checks
+ * that every LUN names a declared export, so a bad mapping stops start-up before anything
+ * is built.
+ */
+export function iscsiConfigOf(config: { readonly iscsi?: unknown; readonly exports: readonly { readonly name: string }[] }): IscsiConfig | undefined {
+  if (config.iscsi === undefined) return undefined;
+  const parsed = parseIscsiConfig(config.iscsi, 'iscsi');
+  const exportNames = new Set(config.exports.map((e) => e.name));
+  parsed.targets.forEach((t, i) =>
+    t.luns.forEach((l, j) => {
+      if (!exportNames.has(l.export)) throw new ConfigError(`iscsi.targets[${i}].luns[${j}].export`, `no export named ${JSON.stringify(l.export)}`);
+    }),
+  );
+  return parsed;
+}
+
+/** The same targets served on one portal instead of the configured ones (`serve --iscsi`). */
+export function onOnePortal(config: IscsiConfig, portal: PortalConfig): IscsiConfig {
+  return {
+    ...config,
+    targets: config.targets.map((t) => ({ ...t, portalGroups: [{ id: t.portalGroups[0]?.id ?? 1, portals: [portal] }] })),
+  };
+}

@@ -3,8 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { ensureBuilt, listExports, startMember } from '../helpers/blockgate-cli.js';
 
+const execFileAsync = promisify(execFile);
 ensureBuilt();
 const dir = mkdtempSync(join(tmpdir(), 'blockgate-serve-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,6 +21,12 @@ t.test('the demo serves a 1 GiB export named demo; SIGTERM stops it with status 
   const exports = await listExports(listen.nbd![0]!);
   t.same(exports.map((e) => [e['export-name'], e['export-size']]), [['demo', 1024 ** 3]]);
   t.ok(member.lines.some((l) => l.msg === 'no configuration stored: serving the demo'));
+
+  t.equal(listen.iscsi?.length, 1, 'the demo is exported over iSCSI too');
+  const portal = /^(127\.0\.0\.1:\d+) iqn\.2026-11\.dev\.blockgate:demo tpg 1$/.exec(listen.iscsi![0]!);
+  t.ok(portal, `iSCSI portal logged: ${listen.iscsi![0]}`);
+  const inq = await execFileAsync('iscsi-readcapacity16', [`iscsi://${portal![1]}/iqn.2026-11.dev.blockgate:demo/0`]);
+  t.match(inq.stdout, /Total size:1073741824/, 'LUN 0 is the 1 GiB demo device');
 
   const { code, signal } = await member.terminate('SIGTERM');
   t.equal(signal, null);
