@@ -71,5 +71,86 @@ function classShift(length: number): number {
   return 32 - Math.clz32(length - 1);
 }
 
+/** Something that stays valid while anyone holds a reference to it. */
+export interface Retained {
+  retain(): void;
+  release(): void;
+}
+
+/** One receive arena: freed back to the pool when its last reference goes. */
+class Arena implements Retained {
+  used = 0;
+  /** The allocator's own reference while the arena is the one being filled. */
+  private refs = 1;
+
+  constructor(
+    readonly buffer: Buffer,
+    private readonly pool: BufferPool,
+  ) {}
+
+  retain(): void {
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs === 0) this.pool.release(this.buffer);
+  }
+}
+
+export interface ReceiveArenasOptions {
+  readonly arenaSize?: number;
+  /** Start a new arena rather than offer a socket read less room than this. */
+  readonly minRead?: number;
+}
+
+/**
+ * Where one connection's socket reads land: consecutive regions of large pooled arenas.
+ * Received bytes are handed on as views (no copy), so an arena goes back to the pool only
+ * when nothing references it any more: the allocator while filling it, a chunk while it
+ * waits unparsed, a request while the device works on its payload. Compared with a fresh
+ * buffer per read, this saves the allocation, page faults and GC of 64 KiB per read.
+ */
+export class ReceiveArenas {
+  private current: Arena | null = null;
+  private readonly arenaSize: number;
+  private readonly minRead: number;
+
+  constructor(
+    private readonly pool: BufferPool,
+    options: ReceiveArenasOptions = {},
+  ) {
+    this.arenaSize = options.arenaSize ?? 4 * 1024 * 1024;
+    this.minRead = options.minRead ?? 64 * 1024;
+  }
+
+  /** The region the next read may fill. */
+  region(): Buffer {
+    let arena = this.current;
+    if (arena === null || arena.buffer.length - arena.used < this.minRead) {
+      arena?.release();
+      arena = this.current = new Arena(this.pool.acquire(this.arenaSize), this.pool);
+    }
+    return arena.buffer.subarray(arena.used);
+  }
+
+  /**
+   * The last region's first `n` bytes were filled: they become a chunk, and the returned
+   * owner holds one reference for it (release it when the chunk is consumed).
+   */
+  filled(n: number): { chunk: Buffer; owner: Retained } {
+    const arena = this.current!;
+    const chunk = arena.buffer.subarray(arena.used, arena.used + n);
+    arena.used += n;
+    arena.retain();
+    return { chunk, owner: arena };
+  }
+
+  /** No more reads: drop the allocator's reference. */
+  close(): void {
+    this.current?.release();
+    this.current = null;
+  }
+}
+
 /** The process-wide pool the front ends share. */
 export const readBufferPool = new BufferPool();

@@ -14,8 +14,9 @@ import { EOPNOTSUPP, linuxFs } from './linux-fs.js';
  * Holes: Node's fs has neither fallocate(2) nor lseek(SEEK_DATA/SEEK_HOLE); linux-fs.ts
  * reaches them through koffi. With them, trim and writeZeroes punch holes (zeroes that keep
  * allocation use FALLOC_FL_ZERO_RANGE), fast zeroing is real, and blockStatus reports the
- * file's holes exactly. A file system that refuses (EOPNOTSUPP) is remembered: trim then
- * does nothing (it is advisory), writeZeroes writes real zeroes, and FAST_ZERO fails.
+ * file's holes exactly. A mode the file system refuses (EOPNOTSUPP) is remembered: without
+ * punching, trim does nothing (it is advisory) and FAST_ZERO fails; without ZERO_RANGE,
+ * zeroes that must stay allocated are written for real.
  * Without koffi none of this is advertised.
  */
 
@@ -72,8 +73,8 @@ export class FileBackend implements BlockDevice {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private scratch: Buffer | undefined;
-  /** Set when the file system answered EOPNOTSUPP to fallocate. */
-  private holesRefused = false;
+  /** fallocate modes the file system answered EOPNOTSUPP to (tmpfs punches holes but cannot ZERO_RANGE). */
+  private readonly refused = new Set<'punch' | 'zero'>();
   /** Counters operators and tests read to see FUA and flush reach stable storage. */
   private readonly counters = { datasyncs: 0, shortReads: 0, shortWrites: 0 };
 
@@ -228,12 +229,12 @@ export class FileBackend implements BlockDevice {
   /** fallocate through linux-fs; false when holes cannot be used here (then the caller falls back). */
   private fallocate(kind: 'punch' | 'zero', offset: number, length: number): boolean {
     const fd = this.io.fd;
-    if (!linuxFs || fd === undefined || this.holesRefused) return false;
+    if (!linuxFs || fd === undefined || this.refused.has(kind)) return false;
     const errno = kind === 'punch' ? linuxFs.punchHole(fd, offset, length) : linuxFs.zeroRange(fd, offset, length);
     if (errno === 0) return true;
     if (errno === EOPNOTSUPP) {
-      this.holesRefused = true;
-      log.warn({ device: this.name, path: this.geometry.path }, 'file system cannot punch holes: trim ignored, zeroes written');
+      this.refused.add(kind);
+      log.info({ device: this.name, path: this.geometry.path, mode: kind }, 'file system refuses this fallocate mode: falling back');
       return false;
     }
     throw new BlockError(errno === 28 ? 'ENOSPC' : 'EIO', `${this.name}: fallocate ${kind} ${length}@${offset} failed with errno ${errno}`);

@@ -1,20 +1,30 @@
+import type { Retained } from '../../fabric/buffers.js';
 import { countCopy } from '../../fabric/copies.js';
 
 /**
  * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks.
  * Payloads leave as slices of those chunks (no concatenation); only a small fixed-size
  * field that straddles two chunks is copied, and that copy is counted.
+ *
+ * A chunk may come with an owner (the receive arena it is a view of): the queue holds a
+ * reference until the chunk is consumed, and a payload taken as slices takes its own.
  */
 export class ByteQueue {
   private chunks: Buffer[] = [];
+  private owners: (Retained | null)[] = [];
   private head = 0;
   /** Bytes already consumed from chunks[head]. */
   private offset = 0;
   length = 0;
 
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
+  /** Queue a chunk; the queue takes over the caller's reference to `owner`. */
+  push(chunk: Buffer, owner: Retained | null = null): void {
+    if (chunk.length === 0) {
+      owner?.release();
+      return;
+    }
     this.chunks.push(chunk);
+    this.owners.push(owner);
     this.length += chunk.length;
   }
 
@@ -43,8 +53,12 @@ export class ByteQueue {
     return out;
   }
 
-  /** The next `n` bytes as slices of the received chunks, without copying. */
-  readSlices(n: number): Buffer[] {
+  /**
+   * The next `n` bytes as slices of the received chunks, without copying. The owners of
+   * those chunks are retained once per slice and added to `holds`: release each when the
+   * slices are no longer used.
+   */
+  readSlices(n: number, holds: Retained[]): Buffer[] {
     if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
     const out: Buffer[] = [];
     let left = n;
@@ -52,6 +66,11 @@ export class ByteQueue {
       const chunk = this.chunks[this.head]!;
       const take = Math.min(chunk.length - this.offset, left);
       out.push(chunk.subarray(this.offset, this.offset + take));
+      const owner = this.owners[this.head];
+      if (owner) {
+        owner.retain();
+        holds.push(owner);
+      }
       left -= take;
       this.advance(take);
     }
@@ -72,6 +91,8 @@ export class ByteQueue {
   }
 
   clear(): void {
+    for (let i = this.head; i < this.owners.length; i++) this.owners[i]?.release();
+    this.owners = [];
     this.chunks = [];
     this.head = 0;
     this.offset = 0;
@@ -83,13 +104,20 @@ export class ByteQueue {
     this.length -= n;
     if (this.offset === this.chunks[this.head]!.length) {
       this.chunks[this.head] = undefined as unknown as Buffer; // let the chunk be collected
+      const owner = this.owners[this.head];
+      if (owner) {
+        this.owners[this.head] = null;
+        owner.release();
+      }
       this.head++;
       this.offset = 0;
       if (this.head === this.chunks.length) {
         this.chunks.length = 0;
+        this.owners.length = 0;
         this.head = 0;
       } else if (this.head > 64) {
         this.chunks = this.chunks.slice(this.head);
+        this.owners = this.owners.slice(this.head);
         this.head = 0;
       }
     }

@@ -1,11 +1,12 @@
 import type { Socket } from 'node:net';
-import type { BufferPool } from '../../fabric/buffers.js';
+import { ReceiveArenas, type BufferPool, type Retained } from '../../fabric/buffers.js';
 import type { Logger } from '../../fabric/log.js';
 import { MAX_OPTION_LENGTH } from '../../fabric/protocols/nbd.js';
 import { ByteQueue } from './byte-queue.js';
 import { NbdProtocolError, nbdErrorMessage } from './errors.js';
 import { advertisedBlockSizes, transmissionFlags } from './export-info.js';
 import { handshake, type NegotiationIo } from './handshake.js';
+import { readIntoOwnBuffers } from './own-read-buffers.js';
 import { negotiateOptions, type Negotiated, type NegotiationContext } from './options.js';
 import { ReplyWriter } from './reply-writer.js';
 import { Transmission } from './transmission.js';
@@ -23,7 +24,9 @@ class PeerGone extends Error {}
 
 /**
  * One client: the handshake and option haggling (awaiting bytes as they come), then the
- * transmission phase driven synchronously from 'data' events.
+ * transmission phase driven synchronously as bytes arrive. The socket reads into pooled
+ * receive arenas where Node allows it (see own-read-buffers.ts), else via 'data' events.
+ * The socket must arrive paused (pauseOnConnect).
  */
 export class NbdConnection {
   /** Settles when the socket has closed, whatever the reason. */
@@ -34,6 +37,7 @@ export class NbdConnection {
   private inputEnded = false;
   private isClosed = false;
   private drainTimer: NodeJS.Timeout | null = null;
+  private readonly arenas: ReceiveArenas;
 
   constructor(
     private readonly socket: Socket,
@@ -42,7 +46,16 @@ export class NbdConnection {
   ) {
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => (markClosed = resolve));
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const arenas = (this.arenas = new ReceiveArenas(ctx.pool));
+    const own = readIntoOwnBuffers(
+      socket,
+      () => arenas.region(),
+      (data) => {
+        const { chunk, owner } = arenas.filled(data.length);
+        this.onData(chunk, owner);
+      },
+    );
+    if (!own) socket.on('data', (chunk: Buffer) => this.onData(chunk, null));
     socket.on('end', () => this.onInputEnd());
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
@@ -50,6 +63,7 @@ export class NbdConnection {
       if (this.drainTimer) clearTimeout(this.drainTimer);
       this.wakeWaiter(new PeerGone('connection closed'));
       this.queue.clear();
+      arenas.close();
       log.debug('connection closed');
       markClosed();
     });
@@ -57,6 +71,7 @@ export class NbdConnection {
 
   start(): void {
     this.log.debug('connection opened');
+    this.socket.resume();
     this.negotiate().catch((err: unknown) => this.drop(`negotiation: ${nbdErrorMessage(err)}`));
   }
 
@@ -138,8 +153,12 @@ export class NbdConnection {
     this.socket.end(() => this.socket.destroy());
   }
 
-  private onData(chunk: Buffer): void {
-    this.queue.push(chunk);
+  private onData(chunk: Buffer, owner: Retained | null): void {
+    if (this.isClosed) {
+      owner?.release();
+      return;
+    }
+    this.queue.push(chunk, owner);
     if (this.transmission) {
       this.transmission.pump();
       return;
@@ -164,9 +183,13 @@ export class NbdConnection {
     return new Promise<void>((resolve, reject) => (this.waiter = { n, resolve, reject })).then(() => this.take(n));
   }
 
-  /** Negotiation bytes are not data-path traffic, so a straddling copy is not counted. */
+  /**
+   * Negotiation bytes are not data-path traffic, so the copy is not counted. They are
+   * copied because the handshake code may keep them across awaits, while a view into a
+   * receive arena is only valid until the queue moves on.
+   */
   private take(n: number): Buffer {
-    return this.queue.readContiguous(n, false);
+    return Buffer.from(this.queue.readContiguous(n, false));
   }
 
   private wakeWaiter(err: Error | null): void {

@@ -1,3 +1,4 @@
+import type { Retained } from '../../fabric/buffers.js';
 import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../fabric/protocols/nbd.js';
 import type { ByteQueue } from './byte-queue.js';
 import { NbdProtocolError } from './errors.js';
@@ -13,6 +14,8 @@ export interface NbdRequest {
   readonly length: number;
   /** A write's data as slices of the socket's chunks; null for other commands. */
   payload: Buffer[] | null;
+  /** What keeps the payload's memory from reuse: release each once the device is done. */
+  holds: Retained[] | null;
   /** A write larger than we accept: its payload is being discarded, not kept. */
   oversized: boolean;
 }
@@ -50,6 +53,7 @@ export class RequestReader {
         offset: readU64(h, 16),
         length: h.readUInt32BE(24),
         payload: null,
+        holds: null,
         oversized: false,
       };
       if (request.type !== NBD_CMD_WRITE || request.length === 0) return request;
@@ -64,7 +68,8 @@ export class RequestReader {
       return null;
     }
     this.pending = null;
-    request.payload = queue.readSlices(request.length);
+    request.holds = [];
+    request.payload = queue.readSlices(request.length, request.holds);
     return request;
   }
 

@@ -56,7 +56,7 @@ export class NbdServer {
   }
 
   private async listenOn(address: NbdListenAddress): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     if ('socketPath' in address) {
       // A leftover socket file from a previous run would make listen fail.

@@ -165,6 +165,7 @@ export class Transmission {
   private dispatch(req: NbdRequest): void {
     const invalid = this.validate(req);
     if (invalid) {
+      releaseHolds(req);
       this.o.writer.error(req, invalid[0], invalid[1]);
       return;
     }
@@ -174,9 +175,13 @@ export class Transmission {
       case NBD_CMD_READ:
         this.read(req);
         return;
-      case NBD_CMD_WRITE:
-        this.track(req, req.length, device.write(req.offset, req.payload ?? [], fua ? FUA : undefined));
+      case NBD_CMD_WRITE: {
+        const op = device.write(req.offset, req.payload ?? [], fua ? FUA : undefined);
+        // The payload's memory may be reused only once the device is done with it.
+        if (req.holds) op.then(() => releaseHolds(req), () => releaseHolds(req));
+        this.track(req, req.length, op);
         return;
+      }
       case NBD_CMD_FLUSH:
         this.track(req, 0, device.flush());
         return;
@@ -331,4 +336,11 @@ export class Transmission {
       (err: unknown) => this.fail(req, 0, err),
     );
   }
+}
+
+function releaseHolds(req: NbdRequest): void {
+  const holds = req.holds;
+  if (!holds) return;
+  req.holds = null;
+  for (let i = 0; i < holds.length; i++) holds[i]!.release();
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import t from 'tap';
 import { AluaState } from '../../gateway/scsi/alua.js';
-import { cdb10, dataIn, makeTarget, nexus, senseOf, type Fixture } from './scsi-fixtures.js';
+import { cdb10, dataIn, makeTarget, nexus, senseOf, type Fixture } from '../helpers/scsi-fixtures.js';
 
 const GOOD = 0;
 // Two groups of two ports each; host 1 reaches both through ports 1 (group 1) and 3 (group 2).

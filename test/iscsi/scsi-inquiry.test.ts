@@ -1,5 +1,5 @@
 import t from 'tap';
-import { A, B, dataIn, makeTarget, senseOf, TARGET } from './scsi-fixtures.js';
+import { A, B, dataIn, makeTarget, senseOf, TARGET } from '../helpers/scsi-fixtures.js';
 
 const GOOD = 0;
 

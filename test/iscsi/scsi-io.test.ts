@@ -1,5 +1,5 @@
 import t from 'tap';
-import { A, cdb10, cdb16, dataIn, makeTarget, senseOf } from './scsi-fixtures.js';
+import { A, cdb10, cdb16, dataIn, makeTarget, senseOf } from '../helpers/scsi-fixtures.js';
 
 const GOOD = 0;
 const pattern = (blocks: number, seed: number, size = 512) => {

@@ -5,7 +5,7 @@ import { open } from 'lmdb';
 import t from 'tap';
 import { LmdbReservationStore } from '../../gateway/scsi/reservation-store-lmdb.js';
 import type { Nexus } from '../../gateway/scsi/types.js';
-import { A, B, cdb10, dataIn, makeTarget, nexus, senseOf, type Fixture } from './scsi-fixtures.js';
+import { A, B, cdb10, dataIn, makeTarget, nexus, senseOf, type Fixture } from '../helpers/scsi-fixtures.js';
 
 const GOOD = 0;
 const CONFLICT = 0x18;

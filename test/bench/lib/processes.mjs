@@ -11,7 +11,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => process.exit(130));
 }
 
-/** Spawn a long-running server; `stop()` sends SIGTERM and waits (SIGKILL after 10 s). */
+/** Spawn a long-running server; `stop(signal)` sends SIGTERM (or `signal`) and waits (SIGKILL after 10 s). */
 export function startProcess(command, args, options = {}) {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   running.add(child);
@@ -22,9 +22,9 @@ export function startProcess(command, args, options = {}) {
     child,
     exited,
     stderr: () => stderr,
-    async stop() {
+    async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill('SIGTERM');
+      child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       const result = await exited;
       clearTimeout(timer);

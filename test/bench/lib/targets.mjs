@@ -1,19 +1,23 @@
-// The servers a benchmark compares. Each start function resolves with { label, uri, stop }.
+// The servers a benchmark compares. Each start function resolves with { proc, uri, stop }.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startProcess, waitForLine, waitForPort } from './processes.mjs';
 
 /**
  * One blockgate member serving every export the comparisons need, started through the
- * built CLI with a generated config, on a port the kernel picks.
+ * built CLI with a generated config, on ports the kernel picks. `iscsiTargets`: iSCSI
+ * targets ({ name, luns }) on one portal, omitted when empty.
  */
-export async function startBlockgate({ root, workDir, backends, devices = [], exports }) {
+export async function startBlockgate({ root, workDir, backends, devices = [], exports, iscsiTargets = [] }) {
   const config = {
     member: 'bench',
     backends,
     devices,
     exports: exports.map((e) => ({ name: e.name, device: e.device })),
     nbd: { listen: [{ host: '127.0.0.1', port: 0 }] },
+    ...(iscsiTargets.length > 0 && {
+      iscsi: { targets: iscsiTargets.map((t) => ({ ...t, portalGroups: [{ id: 1, portals: [{ host: '127.0.0.1', port: 0 }] }] })) },
+    }),
   };
   const configPath = join(workDir, 'blockgate.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
@@ -22,14 +26,25 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
   });
   const ready = await waitForLine(proc, (l) => l?.msg === 'ready', 'blockgate');
   const address = ready.listen.nbd[0];
-  return { proc, uri: (exportName) => `nbd://${address}/${exportName}`, stop: () => proc.stop() };
+  // iSCSI portals are listed as "127.0.0.1:3260 iqn.… tpg 1".
+  const portals = (ready.listen.iscsi ?? []).map((text) => text.split(' '));
+  return {
+    proc,
+    uri: (exportName) => `nbd://${address}/${exportName}`,
+    iscsiUri(target, lun) {
+      const portal = portals.find(([, name]) => name === target)?.[0];
+      if (!portal) throw new Error(`blockgate serves no iSCSI target ${target} (listening: ${JSON.stringify(ready.listen)})`);
+      return `iscsi://${portal}/${target}/${lun}`;
+    },
+    stop: () => proc.stop(),
+  };
 }
 
 export async function startNbdkitMemory({ size }) {
   const port = await freePort();
   const proc = startProcess('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', String(size)]);
   await waitForPort(port, proc, 'nbdkit');
-  return { proc, uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
+  return { proc, port, uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
 }
 
 export async function startQemuNbd({ file }) {

@@ -1,0 +1,71 @@
+// iSCSI workloads, measured with libiscsi's initiators (fio here has no iSCSI engine):
+// iscsi-perf for reads (it only reads; time-based, random or sequential) and
+// `qemu-img bench` for writes and strided reads (count-based, sequential or with a fixed
+// step). One connection, one session, like fio's nbd engine in the NBD comparisons.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const INITIATOR = 'iqn.2026-11.dev.blockgate:bench-initiator';
+const KiB = 1024;
+const MiB = 1024 * KiB;
+// A step of a prime number of 4 KiB blocks visits every block of a power-of-two-sized
+// device in a scattered order: qemu-img bench has no random mode.
+const STRIDE = 7919 * 4 * KiB;
+
+export const ISCSI_WORKLOADS = [
+  { id: 'iscsi-seqwrite-1m-qd8', title: '1 MiB seq write, QD8 (qemu-img bench)', tool: 'qemu-img', write: true, bs: MiB, iodepth: 8, metrics: ['MiB/s'] },
+  { id: 'iscsi-randwrite-4k-qd32', title: '4 KiB strided write, QD32 (qemu-img bench)', tool: 'qemu-img', write: true, bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS'] },
+  { id: 'iscsi-seqread-1m-qd8', title: '1 MiB seq read, QD8 (iscsi-perf)', tool: 'iscsi-perf', bs: MiB, iodepth: 8, metrics: ['MiB/s'] },
+  { id: 'iscsi-randread-4k-qd32', title: '4 KiB rand read, QD32 (iscsi-perf)', tool: 'iscsi-perf', random: true, bs: 4 * KiB, iodepth: 32, metrics: ['IOPS'] },
+  { id: 'iscsi-randread-4k-qd32-qemu', title: '4 KiB strided read, QD32 (qemu-img bench)', tool: 'qemu-img', bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS'] },
+];
+
+/** The LUN's size and logical block size, from READ CAPACITY(16). */
+async function capacity(uri) {
+  const { stdout } = await run('iscsi-readcapacity16', ['-i', INITIATOR, uri]);
+  const blockSize = Number(/block length[^\d]*(\d+)/i.exec(stdout)?.[1]);
+  const size = Number(/total size[^\d]*(\d+)/i.exec(stdout)?.[1]);
+  if (!blockSize || !size) throw new Error(`iscsi-readcapacity16 ${uri}: cannot parse ${JSON.stringify(stdout)}`);
+  return { blockSize, size };
+}
+
+async function qemuImgBench(uri, { write, bs, iodepth, step }, count) {
+  const args = ['bench', '-f', 'raw', '-t', 'none', '-s', String(bs), '-d', String(iodepth), '-c', String(count), ...(write ? ['-w'] : []), ...(step ? ['-S', String(step)] : []), uri];
+  const { stdout } = await run('qemu-img', args);
+  const seconds = Number(/completed in ([\d.]+) seconds/.exec(stdout)?.[1]);
+  if (!seconds) throw new Error(`qemu-img ${args.join(' ')}: cannot parse ${JSON.stringify(stdout)}`);
+  return seconds;
+}
+
+async function iscsiPerf(uri, { random, bs, iodepth }, seconds) {
+  const { blockSize } = await capacity(uri);
+  const args = ['-i', INITIATOR, '-b', String(bs / blockSize), '-m', String(iodepth), '-t', String(seconds), ...(random ? ['-r'] : []), uri];
+  const { stdout } = await run('iscsi-perf', args, { maxBuffer: 16 * MiB, timeout: (seconds + 30) * 1000 });
+  // Progress lines end in \r; the summary is the last "iops average N".
+  const all = [...stdout.matchAll(/iops average (\d+)/g)];
+  if (all.length === 0 || !/finished/.test(stdout)) throw new Error(`iscsi-perf ${args.join(' ')}: ${stdout.slice(-500)}`);
+  return Number(all.at(-1)[1]);
+}
+
+function figures(iops, bs) {
+  return { IOPS: iops, 'MiB/s': (iops * bs) / MiB };
+}
+
+/**
+ * One workload against an iscsi:// URI, as { IOPS, 'MiB/s' }. qemu-img bench counts
+ * requests rather than time: a short first run estimates the rate, the second lasts about
+ * `runtime` seconds. PREFILL (the bench's full write) becomes one sequential 1 MiB pass.
+ */
+export async function measureIscsi(uri, workload, { runtime = 0 } = {}) {
+  if (workload.id === 'prefill') {
+    const { size } = await capacity(uri);
+    await qemuImgBench(uri, { write: true, bs: MiB, iodepth: 8 }, Math.floor(size / MiB));
+    return {};
+  }
+  if (workload.tool === 'iscsi-perf') return figures(await iscsiPerf(uri, workload, Math.max(1, Math.round(runtime))), workload.bs);
+  const probe = workload.bs >= MiB ? 64 : 4096;
+  const rate = probe / (await qemuImgBench(uri, workload, probe));
+  const count = Math.max(probe, Math.round(rate * runtime));
+  return figures(count / (await qemuImgBench(uri, workload, count)), workload.bs);
+}
