@@ -6,6 +6,7 @@ export function demoConfig(): MemberConfig {
     backends: [{ name: 'demo', type: 'memory', size: '1GiB' }],
     exports: [{ name: 'demo', device: 'demo', description: 'blockgate demo: 1 GiB RAM disk (contents are lost on stop)' }],
     nbd: { listen: [{ host: '127.0.0.1', port: 10809 }] },
+    api: { listen: ['127.0.0.1:9810'] },
     iscsi: {
       targets: [
         {

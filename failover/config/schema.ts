@@ -40,6 +40,8 @@ export interface MemberConfig {
    * The iSCSI server validates its own fields when the lead wires it into gateway/member.ts.
    */
   readonly iscsi?: Readonly<Record<string, unknown>>;
+  /** The management HTTP API (metrics, status, operator actions); off unless listed. */
+  readonly api?: { readonly listen: readonly ListenAddress[] };
 }
 
 /** The NBD port IANA assigned; used when a config has no `nbd` section. */
@@ -50,7 +52,7 @@ export const DEFAULT_NBD_LISTEN: readonly ListenAddress[] = [{ host: '127.0.0.1'
  * Top-level keys. A subsystem that adds a section (failover sets, API…) adds its key here
  * and a check in validateMemberConfig, so a misspelt key is never silently ignored.
  */
-const TOP_LEVEL_KEYS = ['member', 'dataDir', 'backends', 'devices', 'exports', 'nbd', 'iscsi'] as const;
+const TOP_LEVEL_KEYS = ['member', 'dataDir', 'backends', 'devices', 'exports', 'nbd', 'iscsi', 'api'] as const;
 const EXPORT_KEYS = ['name', 'device', 'readOnly', 'description'] as const;
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -119,7 +121,18 @@ export function checkPort(v: unknown, field: string): number {
   return v;
 }
 
+/** `HOST:PORT` or `[V6]:PORT`, as the CLI's --nbd/--iscsi/--api take it; undefined if not that shape. */
+function hostPort(v: string): { host: string; port: string } | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:/]+):(\d+)$/.exec(v);
+  return m ? { host: m[1]!, port: m[2]! } : undefined;
+}
+
 function listenAddress(v: unknown, field: string): ListenAddress {
+  if (typeof v === 'string') {
+    const hp = hostPort(v);
+    if (!hp) throw new ConfigError(field, `must be HOST:PORT, [IPV6]:PORT or a mapping (got ${JSON.stringify(v)})`);
+    return { host: hp.host, port: checkPort(Number(hp.port), field) };
+  }
   const m = mapping(v, field);
   if ('socket' in m) {
     onlyKeys(m, ['socket'], field);
@@ -136,14 +149,26 @@ function nbdSection(v: unknown): MemberConfig['nbd'] {
   const m = mapping(v, 'nbd');
   onlyKeys(m, ['listen'], 'nbd');
   // Without `listen` the default applies; `listen: []` turns NBD off.
-  const listen = m.listen === undefined ? DEFAULT_NBD_LISTEN : list(m.listen, 'nbd.listen').map((a, i) => listenAddress(a, `nbd.listen[${i}]`));
+  return { listen: m.listen === undefined ? DEFAULT_NBD_LISTEN : listenList(m.listen, 'nbd.listen') };
+}
+
+/** The management API listens nowhere unless told: it can change device state. */
+function apiSection(v: unknown): MemberConfig['api'] {
+  if (v === undefined) return undefined;
+  const m = mapping(v, 'api');
+  onlyKeys(m, ['listen'], 'api');
+  return { listen: listenList(m.listen, 'api.listen') };
+}
+
+function listenList(v: unknown, field: string): ListenAddress[] {
+  const listen = list(v, field).map((a, i) => listenAddress(a, `${field}[${i}]`));
   const seen = new Set<string>();
   listen.forEach((a, i) => {
     const key = formatListen(a);
-    if (seen.has(key)) throw new ConfigError(`nbd.listen[${i}]`, `${key} is listed twice`);
+    if (seen.has(key)) throw new ConfigError(`${field}[${i}]`, `${key} is listed twice`);
     seen.add(key);
   });
-  return { listen };
+  return listen;
 }
 
 function exportsSection(v: unknown, graph: ReadonlyMap<string, ValidatedSpec>): ExportConfig[] {
@@ -211,6 +236,7 @@ export function validateMemberConfig(doc: unknown): ValidatedConfig {
   const nbd = nbdSection(root.nbd);
   let iscsi: Mapping | undefined;
   if (root.iscsi !== undefined) iscsi = mapping(root.iscsi, 'iscsi');
+  const api = apiSection(root.api);
 
   const config: MemberConfig = {
     member,
@@ -220,6 +246,7 @@ export function validateMemberConfig(doc: unknown): ValidatedConfig {
     exports,
     nbd,
     ...(iscsi !== undefined && { iscsi }),
+    ...(api !== undefined && { api }),
   };
   return { config, graph };
 }

@@ -18,6 +18,7 @@
 import type { BlockDevice, BlockSizes, Capabilities, DeviceState, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../../device.js';
 import { BlockError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
+import { commonBlockSizes } from '../combine.js';
 import { isPathError } from './classify.js';
 import { Path, type PathState } from './path.js';
 
@@ -100,7 +101,8 @@ export class MultipathDevice implements BlockDevice {
     this.noPathRetryMs = options.noPathRetryMs ?? MULTIPATH_DEFAULTS.noPathRetryMs;
     this.probeIntervalMs = options.probeIntervalMs ?? MULTIPATH_DEFAULTS.probeIntervalMs;
     this.marginal = { ...(options.marginal ?? MULTIPATH_DEFAULTS.marginal) };
-    this.blockSizes = combineBlockSizes(options.paths);
+    // Requests must suit every path: the strictest alignment and the smallest maximum.
+    this.blockSizes = commonBlockSizes(options.paths);
     this.capabilities = combineCapabilities(options.paths);
     const probeSize = Math.max(512, this.blockSizes.minimum);
     this.paths = options.paths.map((d, i) => new Path(d, i, Math.min(probeSize, this.size)));
@@ -405,18 +407,6 @@ function issue(
   }
 }
 
-/** Requests must suit every path: the strictest alignment and the smallest maximum. */
-function combineBlockSizes(paths: readonly BlockDevice[]): BlockSizes {
-  let minimum = 1;
-  let preferred = 1;
-  let maximum = Number.MAX_SAFE_INTEGER;
-  for (const p of paths) {
-    minimum = Math.max(minimum, p.blockSizes.minimum);
-    preferred = Math.max(preferred, p.blockSizes.preferred);
-    maximum = Math.min(maximum, p.blockSizes.maximum);
-  }
-  return { minimum, preferred, maximum: maximum - (maximum % minimum) };
-}
 
 /** An operation is offered only if every path can do it, since any path may carry it. */
 function combineCapabilities(paths: readonly BlockDevice[]): Capabilities {
