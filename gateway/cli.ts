@@ -49,6 +49,7 @@ async function serveCommand(args: string[]): Promise<number> {
       'data-dir': { type: 'string', short: 'd' },
       nbd: { type: 'string', multiple: true },
       iscsi: { type: 'string' },
+      api: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -65,6 +66,7 @@ async function serveCommand(args: string[]): Promise<number> {
   const nbdListen = (values.nbd ?? []).map((v) => parseListenArg(v, '--nbd'));
   const iscsiPortal = values.iscsi === undefined ? undefined : parseListenArg(values.iscsi, '--iscsi');
   if (iscsiPortal && 'socket' in iscsiPortal) throw new UsageError('--iscsi takes HOST:PORT: iSCSI portals are TCP');
+  const apiListen = values.api === undefined ? undefined : parseListenArg(values.api, '--api');
   const { serve } = await import('./cli/serve.js');
   const { setLogLevel } = await import('../fabric/log.js');
   if (level !== undefined) setLogLevel(level as Level);
@@ -73,6 +75,7 @@ async function serveCommand(args: string[]): Promise<number> {
     ...(values['data-dir'] !== undefined && { dataDir: values['data-dir'] }),
     nbdListen,
     ...(iscsiPortal && !('socket' in iscsiPortal) && { iscsiPortal }),
+    ...(apiListen && { apiListen }),
   });
 }
 

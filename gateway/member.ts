@@ -8,6 +8,7 @@ import { NbdServer } from './nbd/server.js';
 import { iscsiConfigOf, onOnePortal, type IscsiConfig } from './iscsi/config.js';
 import type { PortalConfig } from './iscsi/target-runtime.js';
 import { IscsiServer } from './iscsi/server.js';
+import { ApiServer } from './api/server.js';
 
 /** A front-end protocol server: what hosts connect to. The member starts and stops them as a list. */
 export interface FrontEnd {
@@ -76,9 +77,7 @@ export class Member {
 
   /** Listening addresses by protocol. */
   addresses(): Record<string, string[]> {
-    const out: Record<string, string[]> = {};
-    for (const f of this.frontEnds) (out[f.protocol] ??= []).push(...f.addresses());
-    return out;
+    return addressesByProtocol(this.frontEnds);
   }
 
   /** Front ends first (draining in-flight requests), then the devices. Safe to call twice. */
@@ -152,7 +151,29 @@ function createFrontEnds(
     });
   }
 
+  if (config.api && config.api.listen.length > 0) {
+    const server = new ApiServer({
+      fabric,
+      member: config.member,
+      listen: config.api.listen,
+      // The status page lists every front end, this one included, as they are when asked.
+      addresses: () => addressesByProtocol(frontEnds),
+    });
+    frontEnds.push({
+      protocol: 'api',
+      start: () => server.start(),
+      stop: (options) => server.stop(options),
+      addresses: () => server.addresses().map(formatAddress),
+    });
+  }
+
   return frontEnds;
+}
+
+function addressesByProtocol(frontEnds: readonly FrontEnd[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const f of frontEnds) (out[f.protocol] ??= []).push(...f.addresses());
+  return out;
 }
 
 function toNbdListen(a: ListenAddress): { host: string; port: number } | { socketPath: string } {

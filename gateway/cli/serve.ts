@@ -21,6 +21,8 @@ export interface ServeOptions {
   readonly nbdListen?: readonly ListenAddress[];
   /** Serves every iSCSI target on this portal instead of the configured ones, for this run only. */
   readonly iscsiPortal?: { readonly host: string; readonly port: number };
+  /** Replaces the configured api.listen for this run only. */
+  readonly apiListen?: ListenAddress;
 }
 
 const log = logger('cli');
@@ -54,7 +56,11 @@ export async function serve(options: ServeOptions): Promise<number> {
   let member: Member;
   try {
     const config = await runningConfig(new ConfigStore(database), fromFile, options.configPath);
-    const effective = options.nbdListen?.length ? { ...config, nbd: { listen: options.nbdListen } } : config;
+    const effective = {
+      ...config,
+      ...(options.nbdListen?.length && { nbd: { listen: options.nbdListen } }),
+      ...(options.apiListen && { api: { listen: [options.apiListen] } }),
+    };
     member = await Member.start(effective, { dataDir, database, ...(options.iscsiPortal && { iscsiPortal: options.iscsiPortal }) });
   } catch (err) {
     await database.close();

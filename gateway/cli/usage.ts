@@ -4,7 +4,8 @@ export const MAIN_USAGE = `blockgate - userspace block-storage gateway: NBD and 
 failover-capable device fabric
 
 Usage:
-  blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT] [--log-level LEVEL]
+  blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
+                  [--api HOST:PORT] [--log-level LEVEL]
   blockgate check-config FILE
   blockgate show-config [--data-dir DIR] [--history]
   blockgate --help | --version
@@ -18,13 +19,15 @@ Run 'blockgate COMMAND --help' for a command's options.
 Exit status: 0 success or clean stop, 1 failure, 2 bad command line or configuration.
 `;
 
-export const SERVE_USAGE = `Usage: blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT] [--log-level LEVEL]
+export const SERVE_USAGE = `Usage: blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
+                       [--api HOST:PORT] [--log-level LEVEL]
 
 Start a member. With --config, the file (YAML or JSON) is validated and stored in the
 member's database as a new configuration generation, then served. Without --config, the
 member serves the configuration stored in the data directory; if there is none, the demo:
 a 1 GiB memory device exported as "demo" over NBD on 127.0.0.1:10809 and over iSCSI as
-LUN 0 of iqn.2026-11.dev.blockgate:demo on 127.0.0.1:3260.
+LUN 0 of iqn.2026-11.dev.blockgate:demo on 127.0.0.1:3260, with the management API
+(metrics, status, dashboard) on http://127.0.0.1:9810/.
 
 Options:
   -c, --config FILE      configuration file (.yaml, .yml or .json)
@@ -36,6 +39,9 @@ Options:
       --iscsi HOST:PORT  serve every configured iSCSI target on this one portal
                          instead of its portal groups (port 0 = any free port).
                          Not stored.
+      --api HOST:PORT    serve the management HTTP API (GET /metrics, /api/v1/status,
+                         the dashboard at /) here instead of the configured
+                         api.listen (port 0 = any free port). Not stored.
       --log-level LEVEL  trace, debug, info, warn, error, fatal or silent
                          (default: $BLOCKGATE_LOG_LEVEL, else info)
   -h, --help             show this text

@@ -115,6 +115,8 @@ export class MemberProcess {
 export function startMember(t: { teardown(fn: () => unknown): void }, args: string[]): MemberProcess {
   // Never the well-known iSCSI port: tests run side by side (and beside tgtd).
   if (!args.includes('--iscsi')) args = [...args, '--iscsi', '127.0.0.1:0'];
+  // Nor the demo's management API port.
+  if (!args.includes('--api')) args = [...args, '--api', '127.0.0.1:0'];
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const member = new MemberProcess(child);
   t.teardown(async () => {

@@ -1,0 +1,193 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, ListenOptions } from 'node:net';
+import { isBlockError, type BlockErrorCode } from '../../fabric/errors.js';
+import { logger } from '../../fabric/log.js';
+import type { ListenAddress } from '../../failover/config/schema.js';
+import { actionsOf, BadRequest, runAction } from './actions.js';
+import { DASHBOARD_HTML } from './dashboard.js';
+import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
+import { renderMetrics } from './metrics.js';
+import { memberStatus, type StatusSource } from './status.js';
+
+/**
+ * The management HTTP API: Prometheus metrics, the member's status as JSON, operator
+ * actions on failover devices, and a dashboard page. Plain node:http, one handler.
+ *
+ *   GET  /metrics                                   Prometheus text format 0.0.4
+ *   GET  /api/v1/status                             member, exports, devices, ports, listeners
+ *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
+ *   GET  /                                          dashboard
+ */
+export interface ApiServerOptions extends StatusSource {
+  readonly listen: readonly ListenAddress[];
+}
+
+/** An action's body is a small JSON object; anything bigger is a mistake. */
+const MAX_BODY = 64 * 1024;
+const ACTION_PATH = /^\/api\/v1\/devices\/([^/]+)\/actions\/([^/]+)$/;
+
+/** How a device's refusal maps to HTTP: the operator asked for something the state forbids. */
+const STATUS_OF_CODE: Partial<Record<BlockErrorCode, number>> = { EINVAL: 400, EPERM: 409, EIO: 503, ETIMEDOUT: 503, ESHUTDOWN: 503 };
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ApiServer {
+  private readonly servers: Server[] = [];
+  private readonly bound: Array<{ host: string; port: number } | { socketPath: string }> = [];
+  private readonly log = logger('api');
+
+  constructor(private readonly options: ApiServerOptions) {}
+
+  async start(): Promise<void> {
+    try {
+      for (const address of this.options.listen) await this.listenOn(address);
+    } catch (err) {
+      await this.closeAll();
+      throw err;
+    }
+  }
+
+  addresses(): Array<{ host: string; port: number } | { socketPath: string }> {
+    return this.bound.map((a) => ({ ...a }));
+  }
+
+  /** Requests are short: give open ones `drainMs`, then drop every connection. */
+  async stop(options: { drainMs: number }): Promise<void> {
+    const closed = this.closeAll();
+    for (const s of this.servers) s.closeIdleConnections();
+    const timer = setTimeout(() => this.servers.forEach((s) => s.closeAllConnections()), options.drainMs);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  private closeAll(): Promise<void> {
+    const servers = this.servers.splice(0);
+    this.bound.length = 0;
+    return Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+  }
+
+  private async listenOn(address: ListenAddress): Promise<void> {
+    const server = createServer((req, res) => this.handle(req, res));
+    server.on('clientError', (err, socket) => {
+      this.log.debug({ err }, 'bad HTTP request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    const options: ListenOptions = 'socket' in address ? { path: address.socket } : { host: address.host, port: address.port };
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'API listener error'));
+    this.servers.push(server);
+    if ('socket' in address) this.bound.push({ socketPath: address.socket });
+    else {
+      const info = server.address() as AddressInfo;
+      this.bound.push({ host: info.address, port: info.port });
+    }
+    this.log.info({ address: this.bound[this.bound.length - 1] }, 'API listener started');
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    req.on('error', (err) => this.log.debug({ err }, 'API request stream error'));
+    res.on('error', (err) => this.log.debug({ err }, 'API response stream error'));
+    this.route(req, res).catch((err: unknown) => this.fail(res, err));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const method = req.method ?? 'GET';
+    const action = ACTION_PATH.exec(path);
+    if (action) {
+      allow(method, 'POST');
+      const [name, act] = [decode(action[1]!), decode(action[2]!)];
+      const device = this.options.fabric.device(name);
+      if (!device) throw new HttpError(404, `no device named ${JSON.stringify(name)}`);
+      const body = await readJson(req);
+      if (actionsOf(device).includes(act)) this.log.info({ device: name, action: act, body }, 'operator action');
+      const result = await runAction(device, act, body);
+      sendJson(res, 200, { device: name, action: act, ok: true, ...result, status: device.status() });
+      return;
+    }
+    switch (path) {
+      case '/metrics':
+        allow(method, 'GET');
+        send(res, 200, EXPOSITION_CONTENT_TYPE, renderMetrics(this.options.fabric));
+        return;
+      case '/api/v1/status':
+        allow(method, 'GET');
+        sendJson(res, 200, memberStatus(this.options));
+        return;
+      case '/':
+        allow(method, 'GET');
+        send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML);
+        return;
+      default:
+        throw new HttpError(404, `no such endpoint: ${method} ${path}`);
+    }
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    let status = 500;
+    let code: string | undefined;
+    if (err instanceof HttpError) status = err.status;
+    else if (err instanceof BadRequest) status = 400;
+    else if (isBlockError(err)) {
+      status = STATUS_OF_CODE[err.code] ?? 500;
+      code = err.code;
+    }
+    if (status === 500) this.log.warn({ err }, 'API request failed');
+    const message = err instanceof Error ? err.message : String(err);
+    if (res.headersSent) res.destroy();
+    else sendJson(res, status, { error: message, ...(code && { code }) });
+  }
+}
+
+function allow(method: string, expected: 'GET' | 'POST'): void {
+  if (method !== expected && !(expected === 'GET' && method === 'HEAD')) throw new HttpError(405, `use ${expected}`);
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, `malformed path segment ${JSON.stringify(segment)}`);
+  }
+}
+
+/** The body as JSON; an empty body is `{}` (actions without arguments need none). */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new BadRequest(`request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,37 @@
+import type { FabricSwitch } from '../../fabric/switch.js';
+
+/** What GET /api/v1/status returns: one member's exports, devices and listeners. */
+export interface MemberStatus {
+  readonly member: string;
+  readonly exports: Array<{ name: string; device: string; readOnly: boolean; description: string }>;
+  readonly devices: Array<{ name: string; size: number; state: string; detail?: Record<string, unknown>; io: Record<string, unknown> }>;
+  readonly ports: Array<{ port: string; io: Record<string, unknown> }>;
+  /** Listening addresses by protocol. */
+  readonly frontEnds: Record<string, string[]>;
+}
+
+export interface StatusSource {
+  readonly member: string;
+  readonly fabric: FabricSwitch;
+  addresses(): Record<string, string[]>;
+}
+
+export function memberStatus(source: StatusSource): MemberStatus {
+  const { fabric } = source;
+  return {
+    member: source.member,
+    exports: fabric.listExports().map((e) => ({ name: e.name, device: e.device.name, readOnly: e.readOnly, description: e.description })),
+    devices: fabric.listDevices().map((d) => {
+      const status = d.status();
+      return {
+        name: d.name,
+        size: d.size,
+        state: status.state,
+        ...(status.detail && { detail: status.detail }),
+        io: fabric.deviceStats.get(d.name)?.toJSON() ?? {},
+      };
+    }),
+    ports: [...fabric.portStats].map(([port, stats]) => ({ port, io: stats.toJSON() })),
+    frontEnds: source.addresses(),
+  };
+}

@@ -1,0 +1,33 @@
+import t from 'tap';
+import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoConfig } from '../../failover/config/demo.js';
+import { validateMemberConfig } from '../../failover/config/schema.js';
+import { Member } from '../../gateway/member.js';
+
+const base = { member: 'cfg', backends: [{ name: 'd', type: 'memory', size: '1MiB' }], exports: [{ name: 'd', device: 'd' }], nbd: { listen: [] } };
+
+t.test('api.listen takes HOST:PORT strings or mappings; off unless configured', async (t) => {
+  t.equal(validateMemberConfig(base).config.api, undefined);
+  t.same(validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:9810', '[::1]:0', { host: 'localhost', port: 1 }] } }).config.api, {
+    listen: [{ host: '127.0.0.1', port: 9810 }, { host: '::1', port: 0 }, { host: 'localhost', port: 1 }],
+  });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['nowhere'] } }), { field: 'api.listen[0]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:70000'] } }), { field: 'api.listen[0]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:1', { host: '127.0.0.1', port: 1 }] } }), { field: 'api.listen[1]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { port: 1 } }), { field: 'api.port' });
+  t.same(demoConfig().api, { listen: [{ host: '127.0.0.1', port: 9810 }] }, 'the demo serves the API on 9810');
+});
+
+t.test('an API port that cannot bind stops start-up', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'blockgate-api-cfg-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as { port: number }).port;
+  const { config } = validateMemberConfig({ ...base, api: { listen: [`127.0.0.1:${port}`] } });
+  await t.rejects(Member.start(config, { dataDir: dir }), { code: 'EADDRINUSE' });
+});

@@ -1,0 +1,92 @@
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
+import { nbdsh, runTool } from '../helpers/clients.js';
+import { parseExposition, value } from './prometheus.js';
+
+ensureBuilt();
+
+t.test('a member serves metrics, status, actions and the dashboard over --api', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'blockgate-api-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const configPath = join(dir, 'member.json');
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      member: 'api-e2e',
+      backends: [
+        { name: 'r0', type: 'memory', size: '4MiB' },
+        { name: 'r1', type: 'memory', size: '4MiB' },
+      ],
+      devices: [{ name: 'm0', type: 'mirror', replicas: ['r0', 'r1'] }],
+      exports: [{ name: 'vol', device: 'm0' }],
+      nbd: { listen: [{ host: '127.0.0.1', port: 0 }] },
+    }),
+  );
+  const member = startMember(t, ['--config', configPath, '--data-dir', join(dir, 'data'), '--nbd', '127.0.0.1:0']);
+  const listen = await member.ready();
+  t.equal(listen.api?.length, 1, 'the API listens once');
+  const api = `http://${listen.api![0]}`;
+  t.match(listen.api![0], /^127\.0\.0\.1:\d+$/);
+  t.not(listen.api![0], '127.0.0.1:9810', 'never the well-known port in tests');
+
+  const uri = nbdUri(listen.nbd![0]!, 'vol');
+  await nbdsh(uri, "h.pwrite(b'\\x5a' * 65536, 0)\nh.pwrite(b'\\xa5' * 4096, 65536)\nh.flush()");
+  await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 0 64k', '-c', 'read -P 0xa5 64k 4k', uri]);
+
+  const metrics = await fetch(`${api}/metrics`);
+  t.equal(metrics.status, 200);
+  t.match(metrics.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const m = parseExposition(await metrics.text());
+  t.equal(value(m, 'blockgate_device_ops_total', { device: 'm0', op: 'write' }), 2, 'the two nbdsh writes');
+  t.equal(value(m, 'blockgate_device_bytes_total', { device: 'm0', op: 'write' }), 65536 + 4096);
+  t.ok(value(m, 'blockgate_device_bytes_total', { device: 'm0', op: 'read' }) >= 65536 + 4096, 'qemu-io reads counted');
+  t.equal(value(m, 'blockgate_device_latency_seconds_count', { device: 'm0', op: 'write' }), 2);
+  t.equal(value(m, 'blockgate_device_state', { device: 'm0', state: 'optimal' }), 1);
+  t.equal(value(m, 'blockgate_device_state', { device: 'm0', state: 'degraded' }), 0);
+  t.equal(value(m, 'blockgate_replica_state', { device: 'm0', replica: 'r1', state: 'in-sync' }), 1);
+  t.equal(value(m, 'blockgate_port_ops_total', { port: 'api-e2e/nbd', op: 'write' }), 2, 'per-port counters');
+
+  const status = (await (await fetch(`${api}/api/v1/status`)).json()) as {
+    member: string;
+    exports: Array<{ name: string; device: string }>;
+    devices: Array<{ name: string; state: string; detail?: { replicas?: Array<{ name: string; state: string }> } }>;
+    frontEnds: Record<string, string[]>;
+  };
+  t.equal(status.member, 'api-e2e');
+  t.same(status.exports.map((e) => [e.name, e.device]), [['vol', 'm0']]);
+  const mirror = status.devices.find((d) => d.name === 'm0');
+  t.equal(mirror?.state, 'optimal');
+  t.same(mirror?.detail?.replicas?.map((r) => [r.name, r.state]), [['r0', 'in-sync'], ['r1', 'in-sync']], 'both replicas listed');
+  t.same(status.frontEnds.nbd, listen.nbd, 'front-end addresses as logged');
+  t.same(status.frontEnds.api, listen.api);
+
+  const bad = await fetch(`${api}/api/v1/devices/m0/actions/explode`, { method: 'POST' });
+  t.equal(bad.status, 400);
+  t.match(((await bad.json()) as { error: string }).error, /unknown action "explode".*available: reintegrate, clearQuarantine/);
+  const noBody = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: 'not json' });
+  t.equal(noBody.status, 400);
+  t.match(((await noBody.json()) as { error: string }).error, /not valid JSON/);
+  const noReplica = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{}' });
+  t.equal(noReplica.status, 400);
+  t.match(((await noReplica.json()) as { error: string }).error, /"replica"/);
+  const ghost = await fetch(`${api}/api/v1/devices/nope/actions/failback`, { method: 'POST' });
+  t.equal(ghost.status, 404);
+  t.match(((await ghost.json()) as { error: string }).error, /no device named "nope"/);
+  const wrongReplica = await fetch(`${api}/api/v1/devices/m0/actions/clearQuarantine`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(wrongReplica.status, 400, 'the mirror refuses: r1 is not quarantined');
+  t.match(((await wrongReplica.json()) as { error: string }).error, /not quarantined/);
+  const ok = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(ok.status, 200, 'reintegrating an in-sync replica does nothing, successfully');
+
+  const page = await fetch(`${api}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(await page.text(), /<html[\s\S]*api\/v1\/status[\s\S]*<\/html>/);
+  t.equal((await fetch(`${api}/nowhere`)).status, 404);
+
+  const stopped = await member.terminate();
+  t.equal(stopped.code, 0, 'stops cleanly with the API running');
+});
