@@ -5,7 +5,7 @@ import { LATENCY_BUCKETS_US } from '../../fabric/stats.js';
 import { escapeLabelValue } from '../../gateway/api/exposition.js';
 import { renderMetrics } from '../../gateway/api/metrics.js';
 import { faultyMemory, openMirror, tempDir, MiB } from '../helpers/mirror-fixture.js';
-import { find, parseExposition, value } from './prometheus.js';
+import { find, parseExposition, value } from '../helpers/prometheus.js';
 
 t.test('counters and the latency histogram match the I/O done through a channel', async (t) => {
   const fabric = new FabricSwitch();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
 import { nbdsh, runTool } from '../helpers/clients.js';
-import { parseExposition, value } from './prometheus.js';
+import { parseExposition, value } from '../helpers/prometheus.js';
 
 ensureBuilt();
 

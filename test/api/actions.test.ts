@@ -1,0 +1,67 @@
+import t from 'tap';
+import { MemoryBackend } from '../../fabric/backends/memory.js';
+import { MultipathDevice } from '../../fabric/layers/multipath/multipath.js';
+import { FabricSwitch } from '../../fabric/switch.js';
+import { ApiServer } from '../../gateway/api/server.js';
+import { parseExposition, value } from '../helpers/prometheus.js';
+
+/** An in-process API over a switch holding a multipath device and a plain disk. */
+async function setup(t: { teardown(fn: () => unknown): void }) {
+  const fabric = new FabricSwitch();
+  const paths = [new MemoryBackend({ name: 'p0', size: 65536 }), new MemoryBackend({ name: 'p1', size: 65536 })];
+  for (const p of paths) fabric.addDevice(p);
+  const mp = new MultipathDevice({ name: 'mp', paths, probeIntervalMs: 0, failback: 'manual' });
+  fabric.addDevice(mp);
+  fabric.addDevice(new MemoryBackend({ name: 'plain', size: 4096 }));
+  const server = new ApiServer({ fabric, member: 'unit', listen: [{ host: '127.0.0.1', port: 0 }], addresses: () => ({}) });
+  await server.start();
+  t.teardown(async () => {
+    await server.stop({ drainMs: 0 });
+    await mp.close();
+    await fabric.close();
+  });
+  const a = server.addresses()[0] as { host: string; port: number };
+  return { base: `http://${a.host}:${a.port}`, mp };
+}
+
+async function post(url: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', ...(body !== undefined && { body }) });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+t.test('multipath actions, path state metrics and HTTP errors', async (t) => {
+  const { base } = await setup(t);
+  const m = parseExposition(await (await fetch(`${base}/metrics`)).text());
+  t.equal(value(m, 'blockgate_path_state', { device: 'mp', path: 'p0', state: 'active' }), 1);
+  t.equal(value(m, 'blockgate_path_state', { device: 'mp', path: 'p1', state: 'standby' }), 1);
+  t.equal(value(m, 'blockgate_path_state', { device: 'mp', path: 'p1', state: 'active' }), 0);
+
+  const failback = await post(`${base}/api/v1/devices/mp/actions/failback`);
+  t.equal(failback.status, 200, 'failback takes no body');
+  t.equal((failback.json.status as { state: string }).state, 'optimal', 'the answer carries the device status');
+  const notMarginal = await post(`${base}/api/v1/devices/mp/actions/clearMarginal`, '{"path":"p1"}');
+  t.equal(notMarginal.status, 400);
+  t.match(notMarginal.json.error, /path p1 of mp is not marginal/);
+  t.equal(notMarginal.json.code, 'EINVAL');
+  const noPath = await post(`${base}/api/v1/devices/mp/actions/clearMarginal`, '{"replica":"p1"}');
+  t.equal(noPath.status, 400);
+  t.match(noPath.json.error, /needs a JSON body with a "path"/);
+  const mirrorAction = await post(`${base}/api/v1/devices/mp/actions/reintegrate`, '{"replica":"p1"}');
+  t.equal(mirrorAction.status, 400, 'a mirror action on a multipath device');
+  t.match(mirrorAction.json.error, /available: failback, clearMarginal/);
+  const plain = await post(`${base}/api/v1/devices/plain/actions/failback`);
+  t.equal(plain.status, 400);
+  t.match(plain.json.error, /plain has no operator actions/);
+  const proto = await post(`${base}/api/v1/devices/mp/actions/__proto__`);
+  t.equal(proto.status, 400, 'inherited names are not actions');
+
+  const get = await fetch(`${base}/api/v1/devices/mp/actions/failback`);
+  t.equal(get.status, 405, 'actions need POST');
+  t.match(((await get.json()) as { error: string }).error, /use POST/);
+  const postMetrics = await fetch(`${base}/metrics`, { method: 'POST' });
+  t.equal(postMetrics.status, 405);
+  await postMetrics.body?.cancel();
+  const status = (await (await fetch(`${base}/api/v1/status`)).json()) as { member: string; devices: Array<{ name: string }> };
+  t.equal(status.member, 'unit');
+  t.same(status.devices.map((d) => d.name), ['p0', 'p1', 'mp', 'plain']);
+});
