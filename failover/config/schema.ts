@@ -122,7 +122,7 @@ export function checkPort(v: unknown, field: string): number {
 }
 
 /** `HOST:PORT` or `[V6]:PORT`, as the CLI's --nbd/--iscsi/--api take it; undefined if not that shape. */
-function hostPort(v: string): { host: string; port: string } | undefined {
+export function hostPort(v: string): { host: string; port: string } | undefined {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:/]+):(\d+)$/.exec(v);
   return m ? { host: m[1]!, port: m[2]! } : undefined;
 }

@@ -31,6 +31,7 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
     lines.push(`  ${e.name} -> ${e.device} (${mode})${e.description ? ` ${JSON.stringify(e.description)}` : ''}`);
   }
   lines.push(`nbd listen: ${config.nbd.listen.map(formatListen).join(', ') || '(disabled)'}`);
+  lines.push(`api listen: ${config.api?.listen.map(formatListen).join(', ') || '(disabled)'}`);
   const iscsi = iscsiConfigOf(config);
   lines.push(`iscsi: ${iscsi ? '' : '(not configured)'}`);
   for (const t of iscsi?.targets ?? []) {
