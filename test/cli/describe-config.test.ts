@@ -38,6 +38,7 @@ t.test('check-config draws layers above the devices they wrap', async (t) => {
       'exports:',
       '  top -> top (read-only)',
       'nbd listen: (disabled)',
+      'api listen: (disabled)',
       'iscsi: (not configured)',
       '',
     ].join('\n'),
