@@ -98,7 +98,10 @@ class Arena implements Retained {
 }
 
 export interface ReceiveArenasOptions {
-  readonly arenaSize?: number;
+  /** The first arena's size: what an idle connection pins. */
+  readonly initialSize?: number;
+  /** Each new arena doubles the last, up to this. */
+  readonly maxSize?: number;
   /** Start a new arena rather than offer a socket read less room than this. */
   readonly minRead?: number;
 }
@@ -109,18 +112,21 @@ export interface ReceiveArenasOptions {
  * when nothing references it any more: the allocator while filling it, a chunk while it
  * waits unparsed, a request while the device works on its payload. Compared with a fresh
  * buffer per read, this saves the allocation, page faults and GC of 64 KiB per read.
+ * Arenas start small, so idle connections pin little, and grow with the traffic.
  */
 export class ReceiveArenas {
   private current: Arena | null = null;
-  private readonly arenaSize: number;
+  private nextSize: number;
+  private readonly maxSize: number;
   private readonly minRead: number;
 
   constructor(
     private readonly pool: BufferPool,
     options: ReceiveArenasOptions = {},
   ) {
-    this.arenaSize = options.arenaSize ?? 4 * 1024 * 1024;
-    this.minRead = options.minRead ?? 64 * 1024;
+    this.nextSize = options.initialSize ?? 256 * 1024;
+    this.maxSize = Math.max(this.nextSize, options.maxSize ?? 4 * 1024 * 1024);
+    this.minRead = Math.min(options.minRead ?? 64 * 1024, this.nextSize);
   }
 
   /** The region the next read may fill. */
@@ -128,7 +134,8 @@ export class ReceiveArenas {
     let arena = this.current;
     if (arena === null || arena.buffer.length - arena.used < this.minRead) {
       arena?.release();
-      arena = this.current = new Arena(this.pool.acquire(this.arenaSize), this.pool);
+      arena = this.current = new Arena(this.pool.acquire(this.nextSize), this.pool);
+      this.nextSize = Math.min(this.nextSize * 2, this.maxSize);
     }
     return arena.buffer.subarray(arena.used);
   }

@@ -72,8 +72,9 @@ export interface BlockDevice {
   /** Fill `target` (its whole length) with the bytes at `offset`. */
   read(offset: number, target: Buffer): Promise<void>;
   /**
-   * Write the concatenation of `data` at `offset`. The slices are owned by the caller and
-   * may be views into a socket's receive buffers: store them or copy, never mutate them.
+   * Write the concatenation of `data` at `offset`. The slices are views into the front
+   * end's receive arenas, valid only until the returned promise settles (the arena is then
+   * reused): copy whatever must outlive the request, and never mutate them.
    */
   write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void>;
   flush(): Promise<void>;

@@ -18,7 +18,7 @@ const MiB = 1 << 20;
 
 t.test('an arena returns to the pool only when its last reader lets go', async (t) => {
   const pool = new BufferPool();
-  const arenas = new ReceiveArenas(pool, { arenaSize: 64 * 1024, minRead: 16 * 1024 });
+  const arenas = new ReceiveArenas(pool, { initialSize: 64 * 1024, maxSize: 128 * 1024, minRead: 16 * 1024 });
   const queue = new ByteQueue();
   arenas.region().fill(1, 0, 40 * 1024);
   const a = arenas.filled(40 * 1024);
@@ -27,7 +27,7 @@ t.test('an arena returns to the pool only when its last reader lets go', async (
   t.equal(arenas.region().length, 24 * 1024);
   const b = arenas.filled(10 * 1024);
   queue.push(b.chunk, b.owner);
-  t.equal(arenas.region().length, 64 * 1024, 'less than minRead left: a fresh arena');
+  t.equal(arenas.region().length, 128 * 1024, 'less than minRead left: a fresh arena, twice as large');
   t.equal(pool.stats.released, 0, 'the first arena is still referenced by queued chunks');
 
   const holds: Retained[] = [];
@@ -47,7 +47,7 @@ t.test('an arena returns to the pool only when its last reader lets go', async (
 
 t.test('clearing the queue releases its chunks', async (t) => {
   const pool = new BufferPool();
-  const arenas = new ReceiveArenas(pool, { arenaSize: 8192, minRead: 4096 });
+  const arenas = new ReceiveArenas(pool, { initialSize: 8192, minRead: 4096 });
   const queue = new ByteQueue();
   arenas.region();
   const a = arenas.filled(100);
