@@ -8,6 +8,7 @@ export type FaultOp = 'read' | 'write' | 'flush' | 'trim' | 'writeZeroes' | 'blo
 /**
  * A test layer that fails chosen operations on command, like nbdkit's error filter, and
  * counts what passed through it: `failNext('read', 2)`, `failRange('read', off, len)`,
+ * `always.set('write', 'ENOSPC')` (every write fails with that code until cleared),
  * `down()` (every operation fails and status() says failed) and `up()`.
  */
 export class FaultyDevice extends Layer {
@@ -16,6 +17,8 @@ export class FaultyDevice extends Layer {
   /** Writes that reached the device below, as [offset, length]. */
   readonly writes: Array<[number, number]> = [];
   private isDown = false;
+  /** Operations that fail every time, each with its own code. */
+  readonly always = new Map<FaultOp, BlockErrorCode>();
   private readonly pending = new Map<FaultOp, number>();
   private readonly ranges: Array<{ op: FaultOp; start: number; end: number }> = [];
   code: BlockErrorCode = 'EIO';
@@ -38,6 +41,7 @@ export class FaultyDevice extends Layer {
 
   clearFaults(): this {
     this.pending.clear();
+    this.always.clear();
     this.ranges.length = 0;
     return this;
   }
@@ -97,6 +101,8 @@ export class FaultyDevice extends Layer {
   private async gate(op: FaultOp, offset: number, length: number): Promise<void> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.isDown) throw new BlockError(this.code, `${this.name}: injected fault (device down)`);
+    const always = this.always.get(op);
+    if (always) throw new BlockError(always, `${this.name}: injected ${op} fault`);
     const left = this.pending.get(op) ?? 0;
     if (left > 0) {
       this.pending.set(op, left - 1);

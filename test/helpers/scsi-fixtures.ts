@@ -1,9 +1,8 @@
 /** Shared helpers for the SCSI layer tests: a target over memory devices, CDB builders, fault injection. */
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { CheckedDevice } from '../../fabric/checked.js';
-import type { BlockDevice, DeviceStatus, WriteOptions, ZeroOptions } from '../../fabric/device.js';
-import { BlockError, type BlockErrorCode } from '../../fabric/errors.js';
-import { Layer } from '../../fabric/layer.js';
+import type { BlockDevice } from '../../fabric/device.js';
+import { FaultyDevice } from './faulty.js';
 import { AluaState, type AluaOptions } from '../../gateway/scsi/alua.js';
 import type { LunConfig } from '../../gateway/scsi/logical-unit.js';
 import { MemoryReservationStore, type ReservationStore } from '../../gateway/scsi/reservation-store.js';
@@ -18,45 +17,10 @@ export function nexus(initiator = 'iqn.2026-11.test:host1', isid = '400001370000
 export const A = nexus();
 export const B = nexus('iqn.2026-11.test:host2', '400001370001');
 
-export type Op = 'read' | 'write' | 'flush' | 'trim' | 'writeZeroes';
-
-/** Fails chosen operations with a chosen code, like nbdkit's error filter. */
-export class FaultLayer extends Layer {
-  readonly faults = new Map<Op, BlockErrorCode>();
-  failed = false;
-  private hit(op: Op): void {
-    const code = this.faults.get(op);
-    if (code) throw new BlockError(code, `injected ${op} fault`);
-  }
-  override async read(offset: number, target: Buffer): Promise<void> {
-    this.hit('read');
-    return this.next.read(offset, target);
-  }
-  override async write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
-    this.hit('write');
-    return this.next.write(offset, data, options);
-  }
-  override async flush(): Promise<void> {
-    this.hit('flush');
-    return this.next.flush();
-  }
-  override async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    this.hit('trim');
-    return this.next.trim(offset, length, options);
-  }
-  override async writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    this.hit('writeZeroes');
-    return this.next.writeZeroes(offset, length, options);
-  }
-  override status(): DeviceStatus {
-    return this.failed ? { state: 'failed' } : this.next.status();
-  }
-}
-
 export interface Fixture {
   target: ScsiTarget;
   memory: MemoryBackend;
-  fault: FaultLayer;
+  fault: FaultyDevice;
   device: BlockDevice;
   alua: AluaState;
   store: ReservationStore;
@@ -76,7 +40,7 @@ export function makeTarget(
   } = {},
 ): Fixture {
   const memory = new MemoryBackend({ name: 'mem', size: options.size ?? 8 * 1024 * 1024, readOnly: options.readOnly });
-  const fault = new FaultLayer(memory);
+  const fault = new FaultyDevice(memory);
   const device = new CheckedDevice(fault);
   const alua = options.alua ? new AluaState(options.alua) : AluaState.single();
   const store = options.store ?? new MemoryReservationStore();

@@ -68,33 +68,33 @@ t.test('range, protection and size errors', async (t) => {
 
 t.test('medium errors, not ready and write protect from the fabric', async (t) => {
   const f = makeTarget();
-  f.fault.faults.set('read', 'EIO');
+  f.fault.always.set('read', 'EIO');
   const r = await f.run(cdb10(0x28, 77, 1));
   t.same(senseOf(r), [3, 0x11, 0], 'EIO on read: UNRECOVERED READ ERROR');
   t.equal(r.sense![0], 0xf0, 'VALID: INFORMATION holds the LBA');
   t.equal(r.sense!.readUInt32BE(3), 77);
-  f.fault.faults.clear();
-  f.fault.faults.set('write', 'EIO');
+  f.fault.clearFaults();
+  f.fault.always.set('write', 'EIO');
   t.same(senseOf(await f.run(cdb10(0x2a, 5, 1), { data: Buffer.alloc(512) })), [3, 0x0c, 0], 'EIO on write: WRITE ERROR');
-  f.fault.faults.set('write', 'ESHUTDOWN');
+  f.fault.always.set('write', 'ESHUTDOWN');
   t.same(senseOf(await f.run(cdb10(0x2a, 5, 1), { data: Buffer.alloc(512) })), [2, 0x04, 0], 'ESHUTDOWN: NOT READY');
-  f.fault.faults.set('write', 'ETIMEDOUT');
+  f.fault.always.set('write', 'ETIMEDOUT');
   t.same(senseOf(await f.run(cdb10(0x2a, 5, 1), { data: Buffer.alloc(512) })), [0x0b, 0x08, 0x01], 'ETIMEDOUT: retryable');
-  f.fault.faults.set('write', 'ENOMEM');
+  f.fault.always.set('write', 'ENOMEM');
   t.equal((await f.run(cdb10(0x2a, 5, 1), { data: Buffer.alloc(512) })).status, 0x08, 'ENOMEM: BUSY');
-  f.fault.faults.set('write', 'ENOSPC');
+  f.fault.always.set('write', 'ENOSPC');
   t.same(senseOf(await f.run(cdb10(0x2a, 5, 1), { data: Buffer.alloc(512) })), [7, 0x27, 0x07], 'ENOSPC: space allocation failed');
-  f.fault.faults.clear();
-  f.fault.faults.set('flush', 'EIO');
+  f.fault.clearFaults();
+  f.fault.always.set('flush', 'EIO');
   t.same(senseOf(await f.run(cdb10(0x35, 0, 0))), [3, 0x0c, 0], 'flush failure');
-  f.fault.faults.clear();
+  f.fault.clearFaults();
 
   t.equal((await f.run([0, 0, 0, 0, 0, 0])).status, GOOD, 'TEST UNIT READY on a healthy device');
-  f.fault.failed = true;
+  f.fault.down();
   t.same(senseOf(await f.run([0, 0, 0, 0, 0, 0])), [2, 0x04, 0x03], 'failed device: NOT READY');
   const rs = dataIn(await f.run([0x03, 0, 0, 0, 252, 0]));
   t.same([rs[2]! & 0x0f, rs[12], rs[13]], [2, 0x04, 0x03], 'REQUEST SENSE says why');
-  f.fault.failed = false;
+  f.fault.up();
   const ok = dataIn(await f.run([0x03, 0, 0, 0, 252, 0]));
   t.same([ok[0], ok[2], ok[12]], [0x70, 0, 0], 'NO SENSE');
   t.same(senseOf(await f.run([0x03, 1, 0, 0, 252, 0])), [5, 0x24, 0], 'descriptor format refused');
@@ -149,9 +149,9 @@ t.test('VERIFY and WRITE AND VERIFY', async (t) => {
   await f.run(cdb10(0x41, 60, 4), { data: data.subarray(0, 512) });
   t.equal((await f.run(cdb10(0x2f, 60, 4, 0x06), { data: data.subarray(0, 512) })).status, GOOD, 'BYTCHK 3: one block against each');
   t.same(senseOf(await f.run(cdb10(0x2f, 60, 4, 0x04), { data })), [5, 0x24, 0], 'BYTCHK 2 reserved');
-  f.fault.faults.set('read', 'EIO');
+  f.fault.always.set('read', 'EIO');
   t.same(senseOf(await f.run(cdb10(0x2f, 40, 2))), [3, 0x11, 0], 'VERIFY finds an unreadable medium');
-  f.fault.faults.clear();
+  f.fault.clearFaults();
   const wv = pattern(3, 11);
   t.equal((await f.run(cdb10(0x2e, 80, 3), { data: wv })).status, GOOD);
   t.same(dataIn(await f.run(cdb10(0x28, 80, 3))), wv, 'WRITE AND VERIFY wrote');
