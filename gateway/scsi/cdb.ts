@@ -53,6 +53,17 @@ export function blockRange(cdb: Buffer): BlockRange {
   }
 }
 
+/**
+ * CDB USAGE DATA of a 10/12/16-byte command laid out like READ: flags in byte 1 (`flags`
+ * names the bits looked at), then LBA and transfer length all used, GROUP NUMBER ignored,
+ * and the CONTROL byte's NACA bit.
+ */
+export function blockCdbUsage(opcode: number, flags: number): number[] {
+  const fields = { 10: [0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff], 12: Array(8).fill(0xff), 16: Array(12).fill(0xff) };
+  const length = cdbLengthOf(opcode) as keyof typeof fields;
+  return [opcode, flags, ...fields[length], ...(length === 10 ? [] : [0x00]), 0x04];
+}
+
 /** Allocation length fields sit at different offsets per command; callers name them. */
 export function allocationLength(cdb: Buffer, offset: number, length: number): number {
   return uint(cdb, offset, length);

@@ -4,7 +4,9 @@ import { COMPARE_AND_WRITE_COMMANDS } from './compare-and-write.js';
 import { INQUIRY_COMMANDS } from './inquiry.js';
 import { LBA_STATUS_COMMANDS } from './lba-status.js';
 import { MODE_COMMANDS } from './mode.js';
+import { ORWRITE_COMMANDS } from './orwrite.js';
 import { PERSISTENT_RESERVE_COMMANDS } from './persistent-reserve.js';
+import { PREFETCH_COMMANDS } from './prefetch.js';
 import { READ_WRITE_COMMANDS } from './read-write.js';
 import { REPORT_LUNS_COMMANDS } from './report-luns.js';
 import { REPORT_OPCODES_COMMANDS } from './report-opcodes.js';
@@ -29,8 +31,10 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   ...READ_WRITE_COMMANDS,
   ...VERIFY_COMMANDS,
   ...COMPARE_AND_WRITE_COMMANDS,
+  ...ORWRITE_COMMANDS,
   ...WRITE_SAME_COMMANDS,
   ...UNMAP_COMMANDS,
+  ...PREFETCH_COMMANDS,
   ...SYNC_CACHE_COMMANDS,
   ...MODE_COMMANDS,
   ...RESERVE_RELEASE_COMMANDS,

@@ -27,6 +27,7 @@ export const READ_10 = 0x28;
 export const WRITE_10 = 0x2a;
 export const WRITE_AND_VERIFY_10 = 0x2e;
 export const VERIFY_10 = 0x2f;
+export const PRE_FETCH_10 = 0x34;
 export const SYNCHRONIZE_CACHE_10 = 0x35;
 export const WRITE_SAME_10 = 0x41;
 export const UNMAP = 0x42;
@@ -39,8 +40,10 @@ export const PERSISTENT_RESERVE_OUT = 0x5f;
 export const READ_16 = 0x88;
 export const COMPARE_AND_WRITE = 0x89;
 export const WRITE_16 = 0x8a;
+export const ORWRITE_16 = 0x8b;
 export const WRITE_AND_VERIFY_16 = 0x8e;
 export const VERIFY_16 = 0x8f;
+export const PRE_FETCH_16 = 0x90;
 export const SYNCHRONIZE_CACHE_16 = 0x91;
 export const WRITE_SAME_16 = 0x93;
 export const SERVICE_ACTION_IN_16 = 0x9e;
@@ -49,6 +52,8 @@ export const MAINTENANCE_IN = 0xa3;
 export const MAINTENANCE_OUT = 0xa4;
 export const READ_12 = 0xa8;
 export const WRITE_12 = 0xaa;
+export const WRITE_AND_VERIFY_12 = 0xae;
+export const VERIFY_12 = 0xaf;
 
 /** SERVICE ACTION IN(16) service actions (SBC-3). */
 export const SAI_READ_CAPACITY_16 = 0x10;

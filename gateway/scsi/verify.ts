@@ -1,4 +1,4 @@
-import { blockRange } from './cdb.js';
+import { blockCdbUsage, blockRange } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { firstDifference, miscompare } from './compare.js';
 import { checkWritable, contiguous, dataOut, readBlocks, withRangeLock, writeBlocks, writeDataOut } from './io.js';
@@ -22,7 +22,7 @@ async function compareMedium(ctx: CommandContext, lba: number, blocks: number, e
   }
 }
 
-/** VERIFY(10)/(16): BYTCHK 00b checks the medium reads, 01b compares all, 11b one block against each. */
+/** VERIFY(10)/(12)/(16): BYTCHK 00b checks the medium reads, 01b compares all, 11b one block against each. */
 async function verify(ctx: CommandContext): Promise<ScsiResult> {
   const { lba, blocks } = blockRange(ctx.cdb);
   const bytchk = (ctx.cdb[1]! >> 1) & 0x03;
@@ -38,7 +38,7 @@ async function verify(ctx: CommandContext): Promise<ScsiResult> {
   return { status: op.SAM_STAT_GOOD, dataOutLength: needed };
 }
 
-/** WRITE AND VERIFY(10)/(16): writes, then reads back and compares under the same range lock. */
+/** WRITE AND VERIFY(10)/(12)/(16): writes, then reads back and compares under the same range lock. */
 async function writeAndVerify(ctx: CommandContext): Promise<ScsiResult> {
   const { lba, blocks } = blockRange(ctx.cdb);
   if (ctx.cdb[1]! & 0x04) throw invalidFieldInCdb(1, 2); // BYTCHK 11b is not defined here
@@ -55,28 +55,35 @@ async function writeAndVerify(ctx: CommandContext): Promise<ScsiResult> {
   return { status: op.SAM_STAT_GOOD, dataOutLength: bytes };
 }
 
-const VERIFY_USAGE_10 = [0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x04];
-const VERIFY_USAGE_16 = [0x8f, 0xf6, ...Array(12).fill(0xff), 0x00, 0x04];
+/** VERIFY: VRPROTECT, DPO and BYTCHK; WRITE AND VERIFY: WRPROTECT, DPO and BYTCHK 0x/01b. */
+const VERIFY_FLAGS = 0xf6;
+const WRITE_AND_VERIFY_FLAGS = 0xf2;
+
+const verifySpec = (name: string, opcode: number): CommandSpec => ({
+  name,
+  opcode,
+  usage: blockCdbUsage(opcode, VERIFY_FLAGS),
+  reservation: 'read',
+  alua: 'active',
+  io: 'read',
+  run: verify,
+});
+
+const writeAndVerifySpec = (name: string, opcode: number): CommandSpec => ({
+  name,
+  opcode,
+  usage: blockCdbUsage(opcode, WRITE_AND_VERIFY_FLAGS),
+  reservation: 'write',
+  alua: 'active',
+  io: 'write',
+  run: writeAndVerify,
+});
 
 export const VERIFY_COMMANDS: CommandSpec[] = [
-  { name: 'VERIFY(10)', opcode: op.VERIFY_10, usage: VERIFY_USAGE_10, reservation: 'read', alua: 'active', io: 'read', run: verify },
-  { name: 'VERIFY(16)', opcode: op.VERIFY_16, usage: VERIFY_USAGE_16, reservation: 'read', alua: 'active', io: 'read', run: verify },
-  {
-    name: 'WRITE AND VERIFY(10)',
-    opcode: op.WRITE_AND_VERIFY_10,
-    usage: [0x2e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x04],
-    reservation: 'write',
-    alua: 'active',
-    io: 'write',
-    run: writeAndVerify,
-  },
-  {
-    name: 'WRITE AND VERIFY(16)',
-    opcode: op.WRITE_AND_VERIFY_16,
-    usage: [0x8e, 0xf2, ...Array(12).fill(0xff), 0x00, 0x04],
-    reservation: 'write',
-    alua: 'active',
-    io: 'write',
-    run: writeAndVerify,
-  },
+  verifySpec('VERIFY(10)', op.VERIFY_10),
+  verifySpec('VERIFY(12)', op.VERIFY_12),
+  verifySpec('VERIFY(16)', op.VERIFY_16),
+  writeAndVerifySpec('WRITE AND VERIFY(10)', op.WRITE_AND_VERIFY_10),
+  writeAndVerifySpec('WRITE AND VERIFY(12)', op.WRITE_AND_VERIFY_12),
+  writeAndVerifySpec('WRITE AND VERIFY(16)', op.WRITE_AND_VERIFY_16),
 ];

@@ -90,7 +90,7 @@ const PAGES: ReadonlyMap<number, Builder> = new Map<number, Builder>([
       if (!lu) return page(lu, 0xb0, b);
       const granularity = Math.max(1, Math.floor(lu.device.blockSizes.preferred / lu.blockSize));
       const p = provisioning(lu);
-      b[0] = 0x01; // WSNZ: a WRITE SAME of zero blocks is refused
+      // WSNZ stays 0: a WRITE SAME of zero blocks writes up to the last LBA.
       b[1] = MAX_COMPARE_AND_WRITE_BLOCKS;
       b.writeUInt16BE(Math.min(granularity, 0xffff), 2);
       b.writeUInt32BE(lu.maxTransferBlocks, 4);
@@ -132,7 +132,10 @@ export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 export const MAX_UNMAP_LBA_COUNT = 0xffffffff;
 export const MAX_UNMAP_DESCRIPTORS = 256;
 
-/** One WRITE SAME covers at most this many blocks: bounds the time one command holds its range. */
+/**
+ * MAXIMUM WRITE SAME LENGTH: bounds the NUMBER OF LOGICAL BLOCKS field, and the piece of the
+ * medium one WRITE SAME holds locked at a time.
+ */
 export function maxWriteSameBlocks(_lu: LogicalUnit): number {
   return 0xffff;
 }

@@ -78,7 +78,7 @@ t.test('VPD B0, B1, B2 follow the device', async (t) => {
   const f = makeTarget();
   const b0 = dataIn(await f.run([0x12, 1, 0xb0, 0, 255, 0]));
   t.equal(b0.readUInt16BE(2), 0x3c);
-  t.equal(b0[4]! & 1, 1, 'WSNZ');
+  t.equal(b0[4]! & 1, 0, 'WSNZ clear: WRITE SAME of zero blocks writes to the end');
   t.equal(b0[5], 255, 'max compare and write');
   t.equal(b0.readUInt16BE(6), 8, 'optimal granularity: 4096 preferred / 512');
   t.equal(b0.readUInt32BE(8), 16384, 'max transfer 8 MiB');

@@ -245,7 +245,8 @@ t.test('UNMAP and WRITE SAME change the device allocation', async (t) => {
   const same = Buffer.alloc(512, 0xab);
   t.equal((await f.run(cdb10(0x41, 300, 5), { data: same })).status, GOOD);
   t.same(dataIn(await f.run(cdb10(0x28, 300, 5))), Buffer.alloc(5 * 512, 0xab), 'pattern repeated');
-  t.same(senseOf(await f.run(cdb10(0x41, 300, 0), { data: same })), [5, 0x24, 0], 'zero blocks refused (WSNZ)');
+  t.equal((await f.run(cdb10(0x41, 16380, 0), { data: same })).status, GOOD, 'zero blocks (WSNZ=0): up to the last LBA');
+  t.same(dataIn(await f.run(cdb10(0x28, 16380, 4))), Buffer.alloc(4 * 512, 0xab), 'the last four blocks written');
   t.same(senseOf(await f.run(cdb10(0x41, 16383, 2), { data: same })), [5, 0x21, 0]);
   t.same(senseOf(await f.run(cdb10(0x41, 0, 1, 0x10), { data: same })), [5, 0x24, 0], 'ANCHOR');
 });
