@@ -56,8 +56,7 @@ export function dataOut(ctx: CommandContext<LogicalUnit | undefined>, needed: nu
   return sliceBuffers(slices, 0, needed);
 }
 
-/** TASK ABORTED once task management or a reset aborted the command: call between device requests. */
-export function checkAborted(signal: AbortSignal): void {
+function checkAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new ScsiError(op.ABORTED_COMMAND, op.ASC_NO_ADDITIONAL_SENSE, {}, op.SAM_STAT_TASK_ABORTED);
 }
 

@@ -132,10 +132,7 @@ export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 export const MAX_UNMAP_LBA_COUNT = 0xffffffff;
 export const MAX_UNMAP_DESCRIPTORS = 256;
 
-/**
- * MAXIMUM WRITE SAME LENGTH: bounds the NUMBER OF LOGICAL BLOCKS field, and the piece of the
- * medium one WRITE SAME holds locked at a time.
- */
+/** One WRITE SAME covers at most this many blocks: bounds the time one command holds its range. */
 export function maxWriteSameBlocks(_lu: LogicalUnit): number {
   return 0xffff;
 }

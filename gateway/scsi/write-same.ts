@@ -1,6 +1,6 @@
 import { uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
-import { checkAborted, checkWritable, contiguous, exactDataOut, flushDevice, withRangeLock, writeBlocks } from './io.js';
+import { checkWritable, contiguous, exactDataOut, flushDevice, withRangeLock, writeBlocks } from './io.js';
 import type { LogicalUnit } from './logical-unit.js';
 import * as op from './opcodes.js';
 import { provisioning } from './provisioning.js';
@@ -41,10 +41,10 @@ async function writePattern(ctx: CommandContext, lba: number, blocks: number, bl
 }
 
 /**
- * WRITE SAME(10)/(16) (SBC-3). NUMBER OF LOGICAL BLOCKS zero means up to the last
- * LBA (the Block Limits page says WSNZ=0); MAXIMUM WRITE SAME LENGTH bounds the field, and
- * such a write runs in pieces of that length, each under its own range lock, so one command
- * never holds more of the medium at once (WRITE SAME is not atomic, unlike COMPARE AND WRITE).
+ * WRITE SAME(10)/(16) (SBC-3). NUMBER OF LOGICAL BLOCKS zero means up to the last LBA (the
+ * Block Limits page says WSNZ=0); MAXIMUM WRITE SAME LENGTH bounds the blocks written either
+ * way, as libiscsi expects. With the UNMAP bit the range is deallocated and the data-out
+ * ignored, as Linux's LIO does: the blocks then read as zero (LBPRZ).
  */
 async function writeSame(ctx: CommandContext): Promise<ScsiResult> {
   const { cdb, lu } = ctx;
@@ -57,19 +57,15 @@ async function writeSame(ctx: CommandContext): Promise<ScsiResult> {
   if (cdb[1]! & 0x10) throw invalidFieldInCdb(1, 4); // ANCHOR
   if (cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 7); // WRPROTECT
   lu.checkRange(lba, field);
-  const piece = maxWriteSameBlocks(lu);
-  if (field > piece) throw invalidFieldInCdb(blocksByte);
   const blocks = field === 0 ? lu.blockCount - lba : field;
+  if (blocks > maxWriteSameBlocks(lu)) throw invalidFieldInCdb(blocksByte);
   checkWritable(lu);
   if (unmap && !provisioning(lu).writeSameUnmap) throw invalidFieldInCdb(1, 3);
   const block = ndob ? undefined : contiguous(exactDataOut(ctx, lu.blockSize, blocksByte));
-  const zero = !block || isZero(block);
-  for (let done = 0; done < blocks; done += piece) {
-    checkAborted(ctx.signal);
-    const at = lba + done;
-    const n = Math.min(piece, blocks - done);
-    await withRangeLock(lu, at, n, () => (zero ? zeroRange(ctx, lu, at, n, unmap) : writePattern(ctx, at, n, block!)));
-  }
+  await withRangeLock(lu, lba, blocks, async () => {
+    if (!block || unmap || isZero(block)) await zeroRange(ctx, lu, lba, blocks, unmap);
+    else await writePattern(ctx, lba, blocks, block);
+  });
   return { status: op.SAM_STAT_GOOD, dataOutLength: ndob ? 0 : lu.blockSize };
 }
 

@@ -125,7 +125,7 @@ t.test('REPORT SUPPORTED OPERATION CODES lists the new commands', async (t) => {
   }
 });
 
-t.test('WRITE SAME of zero blocks writes up to the last LBA, in pieces', async (t) => {
+t.test('WRITE SAME of zero blocks writes up to the last LBA, within MAXIMUM WRITE SAME LENGTH', async (t) => {
   const f = makeTarget({ size: 64 * 1024 * 1024 });
   const blocks = 131072;
   const b0 = dataIn(await f.run([0x12, 1, 0xb0, 0, 255, 0]));
@@ -134,21 +134,26 @@ t.test('WRITE SAME of zero blocks writes up to the last LBA, in pieces', async (
   t.equal(max, 0xffff, 'MAXIMUM WRITE SAME LENGTH');
 
   const pattern = Buffer.alloc(512, 0x5c);
-  const r = await f.run(cdb16(0x93, 0, 0), { data: pattern });
-  t.equal(r.status, GOOD, 'WRITE SAME(16) of zero blocks from LBA 0: the whole medium');
-  t.same(dataIn(await f.run(cdb10(0x28, 0, 1))), pattern, 'first block');
-  t.same(dataIn(await f.run(cdb16(0x88, blocks - 1, 1))), pattern, 'last block');
-  t.same(dataIn(await f.run(cdb16(0x88, max, 1))), pattern, 'across the piece boundary');
+  t.same(senseOf(await f.run(cdb16(0x93, 0, 0), { data: pattern })), [5, 0x24, 0], 'to the end from LBA 0 exceeds the maximum');
+  t.same(senseOf(await f.run(cdb16(0x93, blocks - max - 1, 0), { data: pattern })), [5, 0x24, 0], 'maximum + 1 blocks to the end');
+  t.equal(f.fault.ops.write + f.fault.ops.writeZeroes, 0, 'nothing written');
+  const r = await f.run(cdb16(0x93, blocks - max, 0), { data: pattern });
+  t.equal(r.status, GOOD, 'exactly the maximum to the end');
+  t.same(dataIn(await f.run(cdb16(0x88, blocks - max - 1, 2))), Buffer.concat([Buffer.alloc(512), pattern]), 'starts at the LBA');
+  t.same(dataIn(await f.run(cdb16(0x88, blocks - 1, 1))), pattern, 'reaches the last LBA');
 
-  f.fault.resetCounters();
-  t.equal((await f.run(cdb16(0x93, 1, 0), { data: Buffer.alloc(512) })).status, GOOD, 'zeroes to the end');
-  t.equal(f.fault.ops.writeZeroes, 3, 'three pieces of at most MAXIMUM WRITE SAME LENGTH');
-  t.equal(f.fault.bytes.writeZeroes, (blocks - 1) * 512);
-  t.same(dataIn(await f.run(cdb10(0x28, 0, 2))), Buffer.concat([pattern, Buffer.alloc(512)]), 'LBAs before the start untouched');
-
-  t.equal((await f.run(cdb10(0x41, blocks - 3, 0), { data: pattern })).status, GOOD, 'WRITE SAME(10) of zero blocks');
-  t.same(dataIn(await f.run(cdb16(0x88, blocks - 4, 4))), Buffer.concat([Buffer.alloc(512), pattern, pattern, pattern]));
+  t.equal((await f.run(cdb10(0x41, blocks - 3, 0), { data: Buffer.alloc(512) })).status, GOOD, 'WRITE SAME(10) of zero blocks');
+  t.same(dataIn(await f.run(cdb16(0x88, blocks - 4, 4))), Buffer.concat([pattern, Buffer.alloc(1536)]));
   t.same(senseOf(await f.run(cdb10(0x41, blocks + 1, 0), { data: pattern })), [5, 0x21, 0], 'zero blocks past the end');
   t.same(senseOf(await f.run(cdb16(0x93, 2 ** 63, 0), { data: pattern })), [5, 0x21, 0], 'zero blocks at LBA 2^63');
   t.same(senseOf(await f.run(cdb16(0x93, 0, max + 1), { data: pattern })), [5, 0x24, 0], 'more than MAXIMUM WRITE SAME LENGTH');
+});
+
+t.test('WRITE SAME with UNMAP deallocates whatever the data-out holds', async (t) => {
+  const f = makeTarget();
+  await f.run(cdb10(0x2a, BLOCKS - 4, 4), { data: Buffer.alloc(2048, 0xff) });
+  const before = f.memory.allocatedBytes;
+  t.equal((await f.run(cdb10(0x41, BLOCKS - 4, 0, 0x08), { data: Buffer.alloc(512, 0xff) })).status, GOOD);
+  t.same(dataIn(await f.run(cdb10(0x28, BLOCKS - 4, 4))), Buffer.alloc(2048), 'reads back zero (LBPRZ)');
+  t.ok(f.memory.allocatedBytes < before, 'deallocated');
 });
