@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, connect, type Socket } from 'node:net';
+import type { BlockDevice } from '../../fabric/device.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { IscsiServer, type IscsiServerOptions } from '../../gateway/iscsi/server.js';
@@ -36,10 +37,12 @@ export async function startBlockgate(
     target?: Partial<IscsiTargetConfig>;
     server?: Partial<IscsiServerOptions>;
     groups?: number;
+    /** The LUN's device (named `disk`); default a memory device of `size`. */
+    device?: BlockDevice;
   } = {},
 ): Promise<Blockgate> {
   const fabric = new FabricSwitch();
-  fabric.addDevice(new MemoryBackend({ name: 'disk', size: options.size ?? 64 * 1024 * 1024 }));
+  fabric.addDevice(options.device ?? new MemoryBackend({ name: 'disk', size: options.size ?? 64 * 1024 * 1024 }));
   fabric.addExport({ name: 'disk', device: 'disk' });
   const groups = Array.from({ length: options.groups ?? 1 }, (_, i) => ({ id: i + 1, portals: [{ host: '127.0.0.1', port: 0 }] }));
   const target: IscsiTargetConfig = {
