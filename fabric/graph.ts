@@ -29,9 +29,9 @@ export interface BuildContext {
   readonly dataDir: string;
   /**
    * The device declared under `name`, built on first use. Each device may be used by one
-   * parent only (a device used twice is a config error), unless `shared` is set.
+   * parent only (validateGraph refuses a device used twice).
    */
-  use(name: string, field: string, options?: { shared?: boolean }): Promise<BlockDevice>;
+  use(name: string, field: string): Promise<BlockDevice>;
 }
 
 export interface DeviceKind {

@@ -47,18 +47,28 @@ export class IoStats {
   readonly byOp = new Map<OpKind, OpCounters>(OP_KINDS.map((k) => [k, new OpCounters()]));
   inFlight = 0;
 
+  /** A request starts: returns its start time for `end`. */
   begin(): bigint {
-    this.inFlight++;
+    this.enter();
     return process.hrtime.bigint();
   }
 
   end(op: OpKind, bytes: number, started: bigint, failed: boolean): void {
+    this.leave(op, bytes, Number(process.hrtime.bigint() - started) / 1000, failed);
+  }
+
+  /** begin/end without the clock, for a caller timing one request into several IoStats. */
+  enter(): void {
+    this.inFlight++;
+  }
+
+  leave(op: OpKind, bytes: number, elapsedUs: number, failed: boolean): void {
     this.inFlight--;
     const c = this.byOp.get(op)!;
     c.ops++;
     if (failed) c.errors++;
     else c.bytes += bytes;
-    c.latency.record(Number(process.hrtime.bigint() - started) / 1000);
+    c.latency.record(elapsedUs);
   }
 
   toJSON(): Record<string, unknown> {

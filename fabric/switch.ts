@@ -84,8 +84,8 @@ export class FabricSwitch {
     if (!entry) throw new BlockError('EINVAL', `no export named ${JSON.stringify(exportName)}`);
     let portStats = this.portStats.get(port.id);
     if (!portStats) this.portStats.set(port.id, (portStats = new IoStats()));
-    const deviceName = this.baseName(entry);
-    return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(deviceName)!, portStats]);
+    // A read-only export's layer keeps the device's name, so its counters are the device's.
+    return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(entry.device.name)!, portStats]);
   }
 
   async close(): Promise<void> {
@@ -93,9 +93,5 @@ export class FabricSwitch {
     for (const r of results) if (r.status === 'rejected') log.warn({ err: r.reason }, 'device close failed');
     this.devices.clear();
     this.exports.clear();
-  }
-
-  private baseName(entry: ExportEntry): string {
-    return entry.device.name;
   }
 }
