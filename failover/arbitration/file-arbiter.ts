@@ -1,0 +1,181 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { logger } from '../../fabric/log.js';
+import {
+  abortError,
+  checkSetName,
+  NotPrimaryError,
+  type Arbiter,
+  type CampaignOptions,
+  type LeaderInfo,
+  type Leadership,
+  type LeadershipEnd,
+} from './arbiter.js';
+import { tryLockExclusive, tryLockShared, unlock } from './flock.js';
+
+const log = logger('arbiter-file');
+
+export interface FileArbiterOptions {
+  /** A directory every member of the host sees (e.g. /run/blockgate/arbiter). */
+  readonly dir: string;
+  /** How often a waiting campaigner retries the lock. The kernel frees it at once on death. */
+  readonly pollMs?: number;
+}
+
+/**
+ * The embedded single-host arbiter: the Primary of set S holds an exclusive flock on
+ * `DIR/S.lock`. Nothing runs besides the members; the kernel releases the lock the instant
+ * its holder dies, so a kill -9 is a takeover within one poll. The fencing token is a counter
+ * in `DIR/S.token` that only the lock holder increments. A hung (SIGSTOPped) holder keeps the
+ * lock: on one host that stalls the set, it never splits it.
+ */
+export class FileArbiter implements Arbiter {
+  readonly kind = 'file';
+  private readonly pollMs: number;
+  private readonly held = new Set<FileLeadership>();
+  private closed = false;
+
+  constructor(private readonly options: FileArbiterOptions) {
+    this.pollMs = options.pollMs ?? 20;
+    mkdirSync(join(options.dir, 'kv'), { recursive: true });
+  }
+
+  async campaign(set: string, member: string, options: CampaignOptions = {}): Promise<Leadership> {
+    checkSetName(set);
+    const fd = openSync(this.path(set, 'lock'), 'a');
+    try {
+      while (!tryLockExclusive(fd)) {
+        if (this.closed) throw new Error('arbiter closed');
+        if (options.signal?.aborted) throw abortError(options.signal);
+        await sleep(this.pollMs, undefined, options.signal ? { signal: options.signal } : undefined).catch(() => {});
+      }
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    const token = this.readToken(set) + 1;
+    this.writeAtomic(this.path(set, 'token'), String(token));
+    const info: LeaderInfo & { pid: number } = { member, token, meta: options.meta ?? {}, pid: process.pid };
+    this.writeAtomic(this.path(set, 'leader'), JSON.stringify(info));
+    const leadership = new FileLeadership(set, member, token, fd, (l) => this.release(l));
+    this.held.add(leadership);
+    log.info({ set, member, token }, 'lock acquired: Primary');
+    return leadership;
+  }
+
+  async leader(set: string): Promise<LeaderInfo | undefined> {
+    checkSetName(set);
+    const fd = openSync(this.path(set, 'lock'), 'a');
+    try {
+      if (tryLockShared(fd)) return undefined; // nobody holds it exclusively
+      const raw = JSON.parse(readFileSync(this.path(set, 'leader'), 'utf8')) as LeaderInfo;
+      return { member: raw.member, token: raw.token, meta: raw.meta };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    } finally {
+      closeSync(fd); // drops the probe's shared lock too
+    }
+  }
+
+  async lastToken(set: string): Promise<number> {
+    return this.readToken(checkSetName(set));
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    try {
+      return readFileSync(this.kvPath(key), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async guardedPut(leadership: Leadership, key: string, value: string): Promise<void> {
+    if (!(leadership instanceof FileLeadership) || !this.held.has(leadership) || !leadership.isValid()) {
+      throw new NotPrimaryError(leadership.set, 'this leadership has ended');
+    }
+    // The lock is ours, so nobody else can have moved the token; a mismatch is a damaged directory.
+    if (this.readToken(leadership.set) !== leadership.token) {
+      leadership.end('superseded');
+      throw new NotPrimaryError(leadership.set, `fencing token moved past ${leadership.token}`);
+    }
+    this.writeAtomic(this.kvPath(key), value);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const l of [...this.held]) l.end('closed');
+  }
+
+  private release(l: FileLeadership): void {
+    this.held.delete(l);
+  }
+
+  private readToken(set: string): number {
+    try {
+      const n = Number(readFileSync(this.path(set, 'token'), 'utf8').trim());
+      return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+  }
+
+  private path(set: string, what: 'lock' | 'token' | 'leader'): string {
+    return join(this.options.dir, `${set}.${what}`);
+  }
+
+  private kvPath(key: string): string {
+    return join(this.options.dir, 'kv', encodeURIComponent(key));
+  }
+
+  /** Write-then-rename with fsync: a reader sees the old value or the new one, never half. */
+  private writeAtomic(path: string, value: string): void {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, value);
+    const fd = openSync(tmp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+}
+
+class FileLeadership implements Leadership {
+  readonly ended: Promise<LeadershipEnd>;
+  private settle!: (why: LeadershipEnd) => void;
+  private over = false;
+
+  constructor(
+    readonly set: string,
+    readonly member: string,
+    readonly token: number,
+    private readonly fd: number,
+    private readonly onEnd: (l: FileLeadership) => void,
+  ) {
+    this.ended = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  isValid(): boolean {
+    return !this.over;
+  }
+
+  async resign(): Promise<void> {
+    this.end('resigned');
+  }
+
+  end(why: LeadershipEnd): void {
+    if (this.over) return;
+    this.over = true;
+    unlock(this.fd);
+    closeSync(this.fd);
+    this.onEnd(this);
+    log.info({ set: this.set, member: this.member, token: this.token, why }, 'lock released: no longer Primary');
+    this.settle(why);
+  }
+}
+
