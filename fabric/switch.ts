@@ -12,6 +12,8 @@ export interface ExportOptions {
   readonly device: string;
   readonly readOnly?: boolean;
   readonly description?: string;
+  /** A layer put between the export and its device (a cluster member's fencing gate). */
+  readonly wrap?: (device: BlockDevice) => BlockDevice;
 }
 
 export interface ExportEntry {
@@ -59,11 +61,12 @@ export class FabricSwitch {
     const base = this.devices.get(options.device);
     if (!base) throw new BlockError('EINVAL', `export ${options.name} refers to unknown device ${options.device}`);
     const readOnly = options.readOnly === true || base.capabilities.readOnly;
+    const device = options.wrap ? options.wrap(base) : base;
     const entry: ExportEntry = {
       name: options.name,
       description: options.description ?? '',
       readOnly,
-      device: readOnly ? new ReadOnlyLayer(base) : base,
+      device: readOnly ? new ReadOnlyLayer(device) : device,
     };
     this.exports.set(entry.name, entry);
     log.info({ export: entry.name, device: base.name, readOnly }, 'export added');
@@ -88,10 +91,38 @@ export class FabricSwitch {
     return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(entry.device.name)!, portStats]);
   }
 
+  /** The same switch seen through some of its exports: a failover set's port serves only the set's. */
+  view(exportNames: readonly string[]): FabricSwitch {
+    return new SwitchView(this, new Set(exportNames));
+  }
+
   async close(): Promise<void> {
     const results = await Promise.allSettled([...this.devices.values()].map((d) => d.close()));
     for (const r of results) if (r.status === 'rejected') log.warn({ err: r.reason }, 'device close failed');
     this.devices.clear();
     this.exports.clear();
+  }
+}
+
+/** A switch restricted to a subset of another's exports; devices and counters are the parent's. */
+class SwitchView extends FabricSwitch {
+  constructor(
+    private readonly parent: FabricSwitch,
+    private readonly names: ReadonlySet<string>,
+  ) {
+    super();
+  }
+  override lookupExport(name: string): ExportEntry | undefined {
+    return this.names.has(name) ? this.parent.lookupExport(name) : undefined;
+  }
+  override listExports(): ExportEntry[] {
+    return this.parent.listExports().filter((e) => this.names.has(e.name));
+  }
+  override openChannel(exportName: string, port: PortInfo): Channel {
+    if (!this.names.has(exportName)) throw new BlockError('EINVAL', `no export named ${JSON.stringify(exportName)}`);
+    return this.parent.openChannel(exportName, port);
+  }
+  override async close(): Promise<void> {
+    // The parent owns the devices.
   }
 }

@@ -50,6 +50,7 @@ async function serveCommand(args: string[]): Promise<number> {
       nbd: { type: 'string', multiple: true },
       iscsi: { type: 'string' },
       api: { type: 'string' },
+      member: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -76,6 +77,7 @@ async function serveCommand(args: string[]): Promise<number> {
     nbdListen,
     ...(iscsiPortal && !('socket' in iscsiPortal) && { iscsiPortal }),
     ...(apiListen && { apiListen }),
+    ...(values.member !== undefined && { memberId: values.member }),
   });
 }
 

@@ -1,6 +1,6 @@
 import type { RootDatabase } from 'lmdb';
 import type { BlockDevice } from '../fabric/device.js';
-import { buildGraph, validateGraph } from '../fabric/graph.js';
+import { buildGraph, ConfigError, validateGraph } from '../fabric/graph.js';
 import { FabricSwitch } from '../fabric/switch.js';
 import { logger } from '../fabric/log.js';
 import { allDeviceSpecs, deviceFieldOf, type ListenAddress, type MemberConfig } from '../failover/config/schema.js';
@@ -9,6 +9,11 @@ import { iscsiConfigOf, onOnePortal, type IscsiConfig } from './iscsi/config.js'
 import type { PortalConfig } from './iscsi/target-runtime.js';
 import { IscsiServer } from './iscsi/server.js';
 import { ApiServer } from './api/server.js';
+import { FencedLayer } from '../fabric/layers/fenced.js';
+import type { Arbiter } from '../failover/arbitration/arbiter.js';
+import { arbiterOf } from '../failover/cluster/arbiter-of.js';
+import { SetRunner } from '../failover/cluster/set-runner.js';
+import { setPorts } from './set-ports.js';
 
 /** A front-end protocol server: what hosts connect to. The member starts and stops them as a list. */
 export interface FrontEnd {
@@ -27,6 +32,14 @@ export interface MemberOptions {
   readonly database?: RootDatabase;
   /** Serve every iSCSI target on this one portal instead of the configured ones (tests, `serve --iscsi`). */
   readonly iscsiPortal?: PortalConfig;
+  /** Which member of the config's cluster this process is (`serve --member`); default: config.member. */
+  readonly memberId?: string;
+}
+
+/** A member's part in its cluster: the arbiter and one runner per failover set it belongs to. */
+interface ClusterPart {
+  readonly arbiter: Arbiter;
+  readonly runners: readonly SetRunner[];
 }
 
 const log = logger('member');
@@ -44,6 +57,7 @@ export class Member {
     readonly frontEnds: readonly FrontEnd[],
     readonly database: RootDatabase | undefined,
     private readonly topDevices: readonly BlockDevice[],
+    readonly cluster: ClusterPart | undefined,
   ) {}
 
   static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
@@ -57,9 +71,14 @@ export class Member {
     const topDevices = [...devices.values()].filter((d) => !wrapped.has(d.name));
     const fabric = new FabricSwitch();
     const started: FrontEnd[] = [];
+    const cluster = clusterPart(config, options.memberId ?? config.member, fabric);
     try {
       for (const device of devices.values()) fabric.addDevice(device);
-      for (const e of config.exports) fabric.addExport(e);
+      for (const e of config.exports) {
+        // In a cluster every export is gated by its set's leadership, checked per request.
+        const gate = cluster?.gates.get(e.name);
+        fabric.addExport(cluster ? { ...e, wrap: (d) => new FencedLayer(d, gate ?? (() => false)) } : e);
+      }
       for (const frontEnd of createFrontEnds(config, iscsi, fabric, options.database)) {
         // Listed before start: one that fails half-way (second listener busy) is stopped too.
         started.push(frontEnd);
@@ -67,10 +86,13 @@ export class Member {
       }
     } catch (err) {
       await Promise.allSettled(started.map((f) => f.stop({ drainMs: 0 })));
+      await cluster?.part.arbiter.close();
       await closeTopDown(topDevices, fabric);
       throw err;
     }
-    const member = new Member(config, fabric, started, options.database, topDevices);
+    const member = new Member(config, fabric, started, options.database, topDevices, cluster?.part);
+    // Roles are decided once everything else is up: a member campaigns only when it could serve.
+    for (const runner of cluster?.part.runners ?? []) runner.start();
     log.info({ member: config.member, devices: devices.size, exports: config.exports.length, listen: member.addresses() }, 'member started');
     return member;
   }
@@ -88,6 +110,11 @@ export class Member {
 
   private async stopOnce(drainMs: number): Promise<void> {
     log.info({ member: this.config.member, drainMs }, 'member stopping');
+    if (this.cluster) {
+      // Hand every role over first (resign): the next Primary starts without a lease wait.
+      await Promise.allSettled(this.cluster.runners.map((r) => r.stop()));
+      await this.cluster.arbiter.close();
+    }
     const results = await Promise.allSettled(this.frontEnds.map((f) => f.stop({ drainMs })));
     results.forEach((r, i) => {
       if (r.status === 'rejected') log.warn({ err: r.reason, protocol: this.frontEnds[i]!.protocol }, 'front end stop failed');
@@ -95,6 +122,25 @@ export class Member {
     await closeTopDown(this.topDevices, this.fabric);
     log.info({ member: this.config.member }, 'member stopped');
   }
+}
+
+/** With a cluster section: the arbiter, a runner for each set this member belongs to, and the gate of every export. */
+function clusterPart(config: MemberConfig, memberId: string, fabric: FabricSwitch): { part: ClusterPart; gates: Map<string, () => boolean> } | undefined {
+  const cluster = config.cluster;
+  if (!cluster) return undefined;
+  if (!cluster.members.some((m) => m.id === memberId)) {
+    throw new ConfigError('cluster.members', `this member (${memberId}) is not listed (members: ${cluster.members.map((m) => m.id).join(', ')}); give --member`);
+  }
+  const arbiter = arbiterOf(cluster);
+  const gates = new Map<string, () => boolean>();
+  const runners: SetRunner[] = [];
+  for (const set of cluster.sets) {
+    if (!set.members.includes(memberId)) continue;
+    const runner = new SetRunner(set, memberId, arbiter, setPorts(set, fabric, memberId), { pid: process.pid });
+    runners.push(runner);
+    for (const e of set.exports) gates.set(e, runner.mayServe);
+  }
+  return { part: { arbiter, runners }, gates };
 }
 
 /**

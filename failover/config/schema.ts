@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import '../../fabric/kinds.js';
 import { ConfigError, validateGraph, type DeviceSpec, type ValidatedSpec } from '../../fabric/graph.js';
+import { validateClusterConfig, type ClusterConfig } from '../cluster/config.js';
 
 /**
  * The member configuration document: its shape, its defaults, and the checks that run
@@ -42,6 +43,8 @@ export interface MemberConfig {
   readonly iscsi?: Readonly<Record<string, unknown>>;
   /** The management HTTP API (metrics, status, operator actions); off unless listed. */
   readonly api?: { readonly listen: readonly ListenAddress[] };
+  /** Members that take over from each other (failover/cluster/config.ts); absent: a lone member. */
+  readonly cluster?: ClusterConfig;
 }
 
 /** The NBD port IANA assigned; used when a config has no `nbd` section. */
@@ -52,7 +55,7 @@ export const DEFAULT_NBD_LISTEN: readonly ListenAddress[] = [{ host: '127.0.0.1'
  * Top-level keys. A subsystem that adds a section (failover sets, API…) adds its key here
  * and a check in validateMemberConfig, so a misspelt key is never silently ignored.
  */
-const TOP_LEVEL_KEYS = ['member', 'dataDir', 'backends', 'devices', 'exports', 'nbd', 'iscsi', 'api'] as const;
+const TOP_LEVEL_KEYS = ['member', 'dataDir', 'backends', 'devices', 'exports', 'nbd', 'iscsi', 'api', 'cluster'] as const;
 const EXPORT_KEYS = ['name', 'device', 'readOnly', 'description'] as const;
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -226,14 +229,20 @@ export function allDeviceSpecs(config: Pick<MemberConfig, 'backends' | 'devices'
 export function validateMemberConfig(doc: unknown): ValidatedConfig {
   const root = mapping(doc, 'config');
   onlyKeys(root, TOP_LEVEL_KEYS, '');
-  const member = text(root, 'member', '', { required: false }) ?? hostname();
+  // One document serves every member of a cluster, so its default name is the cluster's, not
+  // this host's: otherwise members on different hosts would store different checksums.
+  const clusterName = isMapping(root.cluster) && typeof root.cluster.name === 'string' ? root.cluster.name : undefined;
+  const member = text(root, 'member', '', { required: false }) ?? clusterName ?? hostname();
   if (!MEMBER_NAME.test(member)) throw new ConfigError('member', 'may hold only letters, digits, ".", "_" and "-", starting with a letter or digit');
   const dataDir = text(root, 'dataDir', '', { required: false });
   const backends = deviceSpecs(root.backends, 'backends');
   const devices = deviceSpecs(root.devices, 'devices');
   const graph = validateGraph([...backends, ...devices], { fieldOf: deviceFieldOf({ backends }) });
   const exports = exportsSection(root.exports, graph);
-  const nbd = nbdSection(root.nbd);
+  const cluster = root.cluster === undefined ? undefined : validateClusterConfig(root.cluster, exports.map((e) => e.name));
+  // In a cluster each set's Primary serves the set's exports on the set's listeners.
+  const nbd = cluster && root.nbd === undefined ? { listen: [] } : nbdSection(root.nbd);
+  if (cluster && nbd.listen.length > 0) throw new ConfigError('nbd.listen', "must be empty with a cluster section: each set's nbd.listen says where its Primary serves");
   let iscsi: Mapping | undefined;
   if (root.iscsi !== undefined) iscsi = mapping(root.iscsi, 'iscsi');
   const api = apiSection(root.api);
@@ -247,6 +256,7 @@ export function validateMemberConfig(doc: unknown): ValidatedConfig {
     nbd,
     ...(iscsi !== undefined && { iscsi }),
     ...(api !== undefined && { api }),
+    ...(cluster !== undefined && { cluster }),
   };
   return { config, graph };
 }

@@ -23,6 +23,8 @@ export interface ServeOptions {
   readonly iscsiPortal?: { readonly host: string; readonly port: number };
   /** Replaces the configured api.listen for this run only. */
   readonly apiListen?: ListenAddress;
+  /** Which member of the configuration's cluster this process is. */
+  readonly memberId?: string;
 }
 
 const log = logger('cli');
@@ -61,12 +63,17 @@ export async function serve(options: ServeOptions): Promise<number> {
       ...(options.nbdListen?.length && { nbd: { listen: options.nbdListen } }),
       ...(options.apiListen && { api: { listen: [options.apiListen] } }),
     };
-    member = await Member.start(effective, { dataDir, database, ...(options.iscsiPortal && { iscsiPortal: options.iscsiPortal }) });
+    member = await Member.start(effective, {
+      dataDir,
+      database,
+      ...(options.iscsiPortal && { iscsiPortal: options.iscsiPortal }),
+      ...(options.memberId !== undefined && { memberId: options.memberId }),
+    });
   } catch (err) {
     await database.close();
     return reportError(err, 'start-up failed');
   }
-  log.info({ member: member.config.member, dataDir, listen: member.addresses() }, 'ready');
+  log.info({ member: options.memberId ?? member.config.member, dataDir, listen: member.addresses() }, 'ready');
   return waitForStopSignal(member, database);
 }
 

@@ -5,7 +5,7 @@ failover-capable device fabric
 
 Usage:
   blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
-                  [--api HOST:PORT] [--log-level LEVEL]
+                  [--api HOST:PORT] [--member ID] [--log-level LEVEL]
   blockgate check-config FILE
   blockgate show-config [--data-dir DIR] [--history]
   blockgate --help | --version
@@ -20,7 +20,7 @@ Exit status: 0 success or clean stop, 1 failure, 2 bad command line or configura
 `;
 
 export const SERVE_USAGE = `Usage: blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
-                       [--api HOST:PORT] [--log-level LEVEL]
+                       [--api HOST:PORT] [--member ID] [--log-level LEVEL]
 
 Start a member. With --config, the file (YAML or JSON) is validated and stored in the
 member's database as a new configuration generation, then served. Without --config, the
@@ -42,6 +42,8 @@ Options:
       --api HOST:PORT    serve the management HTTP API (GET /metrics, /api/v1/status,
                          the dashboard at /) here instead of the configured
                          api.listen (port 0 = any free port). Not stored.
+      --member ID        which member of the configuration's cluster this process is
+                         (default: the config's member). Not stored.
       --log-level LEVEL  trace, debug, info, warn, error, fatal or silent
                          (default: $BLOCKGATE_LOG_LEVEL, else info)
   -h, --help             show this text

@@ -1,0 +1,103 @@
+import { logger } from '../../fabric/log.js';
+import type { Arbiter, Leadership, LeadershipEnd } from '../arbitration/arbiter.js';
+import type { FailoverSetConfig } from './config.js';
+
+const log = logger('failover-set');
+
+/** What a member does when it gains or loses the Primary role of a set (its front-end ports). */
+export interface SetActions {
+  /** Start serving: bind the set's listeners, take its service address. The gate is already open. */
+  activate(leadership: Leadership): Promise<void>;
+  /** Stop serving at once: close listeners and connections, release the service address. */
+  deactivate(why: LeadershipEnd | 'activation-failed'): Promise<void>;
+}
+
+export type SetRole = 'primary' | 'standby' | 'stopped';
+
+/** The system-wide monotonic clock (CLOCK_MONOTONIC): comparable between processes of one machine. */
+export function monotonicNs(): string {
+  return process.hrtime.bigint().toString();
+}
+
+/**
+ * One member's part in one failover set: campaign, serve while Primary, and campaign again
+ * (as a standby) after losing the role, until stopped. The serving interval is logged with
+ * the machine's monotonic clock at both ends (`serving` / `stopped serving`), so the
+ * intervals of every member can be checked never to overlap.
+ */
+export class SetRunner {
+  private leadership: Leadership | undefined;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  role: SetRole = 'standby';
+
+  constructor(
+    readonly set: FailoverSetConfig,
+    private readonly member: string,
+    private readonly arbiter: Arbiter,
+    private readonly actions: SetActions,
+    private readonly meta: Record<string, unknown> = {},
+    private readonly retryMs = 500,
+  ) {}
+
+  /** The fencing gate of the set's exports: per request, by the lease clock. */
+  readonly mayServe = (): boolean => this.leadership?.isValid() ?? false;
+
+  get token(): number | undefined {
+    return this.leadership?.token;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let leadership: Leadership;
+      try {
+        leadership = await this.arbiter.campaign(this.set.name, this.member, { meta: this.meta, signal: this.abort.signal });
+      } catch (err) {
+        if (this.stopping) return;
+        log.warn({ err, set: this.set.name }, 'campaign failed: trying again');
+        await sleep(this.retryMs);
+        continue;
+      }
+      if (this.stopping) {
+        await leadership.resign();
+        return;
+      }
+      this.leadership = leadership;
+      this.role = 'primary';
+      log.info({ set: this.set.name, member: this.member, token: leadership.token, monoNs: monotonicNs() }, 'serving');
+      let why: LeadershipEnd | 'activation-failed';
+      try {
+        await this.actions.activate(leadership);
+        why = await leadership.ended;
+      } catch (err) {
+        log.error({ err, set: this.set.name }, 'could not start serving: giving the role up');
+        why = 'activation-failed';
+        await leadership.resign();
+      }
+      // The gate closed the moment the leadership ended (isValid() is false from then on).
+      log.info({ set: this.set.name, member: this.member, token: leadership.token, why, monoNs: monotonicNs() }, 'stopped serving');
+      this.leadership = undefined;
+      this.role = this.stopping ? 'stopped' : 'standby';
+      await this.actions.deactivate(why).catch((err: unknown) => log.error({ err, set: this.set.name }, 'deactivate failed'));
+      if (why !== 'resigned' && why !== 'closed') await sleep(this.retryMs);
+    }
+  }
+
+  /** Planned stop: hand the role over (resign) so the next member takes it without a lease wait. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    await this.leadership?.resign();
+    await this.loop;
+    this.role = 'stopped';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
