@@ -79,7 +79,7 @@ export class Member {
         const gate = cluster?.gates.get(e.name);
         fabric.addExport(cluster ? { ...e, wrap: (d) => new FencedLayer(d, gate ?? (() => false)) } : e);
       }
-      for (const frontEnd of createFrontEnds(config, iscsi, fabric, options.database)) {
+      for (const frontEnd of createFrontEnds(config, iscsi, fabric, options)) {
         // Listed before start: one that fails half-way (second listener busy) is stopped too.
         started.push(frontEnd);
         await frontEnd.start();
@@ -161,7 +161,7 @@ function createFrontEnds(
   config: MemberConfig,
   iscsi: IscsiConfig | undefined,
   fabric: FabricSwitch,
-  database: RootDatabase | undefined,
+  { database, dataDir }: MemberOptions,
 ): FrontEnd[] {
   const frontEnds: FrontEnd[] = [];
 
@@ -202,6 +202,9 @@ function createFrontEnds(
       fabric,
       member: config.member,
       listen: config.api.listen,
+      dataDir,
+      ...(config.api.tls && { tls: config.api.tls }),
+      openMetrics: config.api.openMetrics,
       // The status page lists every front end, this one included, as they are when asked.
       addresses: () => addressesByProtocol(frontEnds),
     });

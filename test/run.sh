@@ -22,6 +22,8 @@ DEBIAN_PACKAGES=(
   etcd-server       # cluster coordination tests
   util-linux        # losetup, mount
   kmod              # modprobe fuse / loop
+  openssl           # self-signed certificates for the management API's TLS test
+  chromium          # the dashboard test's real browser (driven by playwright-core)
 )
 
 say() { printf '\n==> %s\n' "$*"; }

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
 import '../../fabric/kinds.js';
 import { ConfigError, validateGraph, type DeviceSpec, type ValidatedSpec } from '../../fabric/graph.js';
 import { validateClusterConfig, type ClusterConfig } from '../cluster/config.js';
@@ -42,9 +43,17 @@ export interface MemberConfig {
    */
   readonly iscsi?: Readonly<Record<string, unknown>>;
   /** The management HTTP API (metrics, status, operator actions); off unless listed. */
-  readonly api?: { readonly listen: readonly ListenAddress[] };
+  readonly api?: ApiConfig;
   /** Members that take over from each other (failover/cluster/config.ts); absent: a lone member. */
   readonly cluster?: ClusterConfig;
+}
+
+export interface ApiConfig {
+  readonly listen: readonly ListenAddress[];
+  /** HTTPS instead of HTTP: PEM files, absolute paths. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** /metrics answers without a token (default true); false: it needs one like every endpoint. */
+  readonly openMetrics: boolean;
 }
 
 /** The NBD port IANA assigned; used when a config has no `nbd` section. */
@@ -159,8 +168,24 @@ function nbdSection(v: unknown): MemberConfig['nbd'] {
 function apiSection(v: unknown): MemberConfig['api'] {
   if (v === undefined) return undefined;
   const m = mapping(v, 'api');
-  onlyKeys(m, ['listen'], 'api');
-  return { listen: listenList(m.listen, 'api.listen') };
+  onlyKeys(m, ['listen', 'tls', 'openMetrics'], 'api');
+  let tls: ApiConfig['tls'];
+  if (m.tls !== undefined) {
+    const t = mapping(m.tls, 'api.tls');
+    onlyKeys(t, ['cert', 'key'], 'api.tls');
+    const [cert, key] = (['cert', 'key'] as const).map((k) => {
+      const path = text(t, k, 'api.tls', { required: true })!;
+      // The stored configuration outlives the directory it was loaded from.
+      if (!isAbsolute(path)) throw new ConfigError(`api.tls.${k}`, `must be an absolute path (got ${JSON.stringify(path)})`);
+      return path;
+    });
+    tls = { cert: cert!, key: key! };
+  }
+  return {
+    listen: listenList(m.listen, 'api.listen'),
+    ...(tls && { tls }),
+    openMetrics: m.openMetrics === undefined ? true : flag(m, 'openMetrics', 'api'),
+  };
 }
 
 function listenList(v: unknown, field: string): ListenAddress[] {

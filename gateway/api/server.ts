@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, ListenOptions } from 'node:net';
 import { isBlockError, type BlockErrorCode } from '../../fabric/errors.js';
 import { logger } from '../../fabric/log.js';
@@ -6,8 +8,12 @@ import type { ListenAddress } from '../../failover/config/schema.js';
 import { actionsOf, BadRequest, runAction } from './actions.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
+import { admit, type Caller } from './guard.js';
+import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
 import { memberStatus, type StatusSource } from './status.js';
+import { rotateToken } from './token-rotate.js';
+import { ApiTokens } from './tokens.js';
 
 /**
  * The management HTTP API: Prometheus metrics, the member's status as JSON, operator
@@ -16,11 +22,29 @@ import { memberStatus, type StatusSource } from './status.js';
  *   GET  /metrics                                   Prometheus text format 0.0.4
  *   GET  /api/v1/status                             member, exports, devices, ports, listeners
  *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
+ *   GET  /api/v1/whoami                             the caller's role
+ *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
  *   GET  /                                          dashboard
+ *
+ * Every request passes guard.ts first (origin, bearer token, role, content type).
  */
 export interface ApiServerOptions extends StatusSource {
   readonly listen: readonly ListenAddress[];
+  /** The member's data directory: the API tokens live in DATA/api/. */
+  readonly dataDir: string;
+  /** Serve HTTPS with this PEM certificate (chain) and key instead of HTTP. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** /metrics answers without a token (Prometheus on the management network); default true. */
+  readonly openMetrics?: boolean;
 }
+
+/** No framing by other sites (clickjacking the action buttons), no MIME sniffing, no referrer leaks. */
+const SECURITY_HEADERS = {
+  'x-frame-options': 'DENY',
+  'content-security-policy': "frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+} as const;
 
 /** An action's body is a small JSON object; anything bigger is a mistake. */
 const MAX_BODY = 64 * 1024;
@@ -29,23 +53,21 @@ const ACTION_PATH = /^\/api\/v1\/devices\/([^/]+)\/actions\/([^/]+)$/;
 /** How a device's refusal maps to HTTP: the operator asked for something the state forbids. */
 const STATUS_OF_CODE: Partial<Record<BlockErrorCode, number>> = { EINVAL: 400, EPERM: 409, EIO: 503, ETIMEDOUT: 503, ESHUTDOWN: 503 };
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 export class ApiServer {
   private readonly servers: Server[] = [];
   private readonly bound: Array<{ host: string; port: number } | { socketPath: string }> = [];
   private readonly log = logger('api');
+  private tokens: ApiTokens | undefined;
+  private tlsOptions: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(private readonly options: ApiServerOptions) {}
 
   async start(): Promise<void> {
+    this.tokens = await ApiTokens.open(this.options.dataDir);
+    if (this.options.tls) {
+      const { cert, key } = this.options.tls;
+      this.tlsOptions = { cert: await readFile(cert), key: await readFile(key) };
+    }
     try {
       for (const address of this.options.listen) await this.listenOn(address);
     } catch (err) {
@@ -74,7 +96,8 @@ export class ApiServer {
   }
 
   private async listenOn(address: ListenAddress): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    const server: Server = this.tlsOptions ? createTlsServer(this.tlsOptions, handler) : createServer(handler);
     server.on('clientError', (err, socket) => {
       this.log.debug({ err }, 'bad HTTP request');
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -95,7 +118,7 @@ export class ApiServer {
       const info = server.address() as AddressInfo;
       this.bound.push({ host: info.address, port: info.port });
     }
-    this.log.info({ address: this.bound[this.bound.length - 1] }, 'API listener started');
+    this.log.info({ address: this.bound[this.bound.length - 1], tls: this.tlsOptions !== undefined }, 'API listener started');
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -107,6 +130,7 @@ export class ApiServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
+    const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http' }, this.isPublic(path));
     const action = ACTION_PATH.exec(path);
     if (action) {
       allow(method, 'POST');
@@ -128,6 +152,14 @@ export class ApiServer {
         allow(method, 'GET');
         sendJson(res, 200, memberStatus(this.options));
         return;
+      case '/api/v1/whoami':
+        allow(method, 'GET');
+        sendJson(res, 200, { member: this.options.member, role: caller });
+        return;
+      case '/api/v1/tokens/rotate':
+        allow(method, 'POST');
+        sendJson(res, 200, await rotateToken(this.tokens!, await readJson(req)));
+        return;
       case '/':
         allow(method, 'GET');
         send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML);
@@ -135,6 +167,11 @@ export class ApiServer {
       default:
         throw new HttpError(404, `no such endpoint: ${method} ${path}`);
     }
+  }
+
+  /** What answers without a token: the dashboard's page (it holds no data) and, if left open, /metrics. */
+  private isPublic(path: string): boolean {
+    return path === '/' || (path === '/metrics' && this.options.openMetrics !== false);
   }
 
   private fail(res: ServerResponse, err: unknown): void {
@@ -149,7 +186,7 @@ export class ApiServer {
     if (status === 500) this.log.warn({ err }, 'API request failed');
     const message = err instanceof Error ? err.message : String(err);
     if (res.headersSent) res.destroy();
-    else sendJson(res, status, { error: message, ...(code && { code }) });
+    else sendJson(res, status, { error: message, ...(code && { code }) }, err instanceof HttpError ? err.headers : {});
   }
 }
 
@@ -183,11 +220,11 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { ...headers, ...SECURITY_HEADERS, 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`);
+function sendJson(res: ServerResponse, status: number, value: unknown, headers?: Readonly<Record<string, string>>): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`, headers);
 }

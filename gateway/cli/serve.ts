@@ -61,7 +61,8 @@ export async function serve(options: ServeOptions): Promise<number> {
     const effective = {
       ...config,
       ...(options.nbdListen?.length && { nbd: { listen: options.nbdListen } }),
-      ...(options.apiListen && { api: { listen: [options.apiListen] } }),
+      // TLS and the metrics setting stay as configured: --api moves the listener only.
+      ...(options.apiListen && { api: { openMetrics: true, ...config.api, listen: [options.apiListen] } }),
     };
     member = await Member.start(effective, {
       dataDir,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { openMemberDatabase } from '../../failover/config/database.js';
+import { redactSecrets } from '../../failover/config/redact.js';
 import { ConfigStore, type ConfigRecord } from '../../failover/config/store.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
 
@@ -26,7 +27,8 @@ export async function showConfig(options: { dataDir: string; history: boolean })
       process.stdout.write(`no configuration stored in ${dataDir} (serve would run the demo)\n`);
       return EXIT_FAILURE;
     }
-    process.stdout.write(`# ${header(record)}\n${stringify(record.config)}`);
+    // CHAP secrets and the like stay in the database: an operator's terminal is often shared.
+    process.stdout.write(`# ${header(record)}\n${stringify(redactSecrets(record.config))}`);
     return EXIT_OK;
   } catch (err) {
     return reportError(err, dataDir);

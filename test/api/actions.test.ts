@@ -1,19 +1,26 @@
 import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { MultipathDevice } from '../../fabric/layers/multipath/multipath.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { ApiServer } from '../../gateway/api/server.js';
+import { tokenPath } from '../../gateway/api/tokens.js';
+import { apiAt, readToken } from '../helpers/api.js';
 import { parseExposition, value } from '../helpers/prometheus.js';
 
 /** An in-process API over a switch holding a multipath device and a plain disk. */
 async function setup(t: { teardown(fn: () => unknown): void }) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'blockgate-actions-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const fabric = new FabricSwitch();
   const paths = [new MemoryBackend({ name: 'p0', size: 65536 }), new MemoryBackend({ name: 'p1', size: 65536 })];
   for (const p of paths) fabric.addDevice(p);
   const mp = new MultipathDevice({ name: 'mp', paths, probeIntervalMs: 0, failback: 'manual' });
   fabric.addDevice(mp);
   fabric.addDevice(new MemoryBackend({ name: 'plain', size: 4096 }));
-  const server = new ApiServer({ fabric, member: 'unit', listen: [{ host: '127.0.0.1', port: 0 }], addresses: () => ({}) });
+  const server = new ApiServer({ fabric, member: 'unit', listen: [{ host: '127.0.0.1', port: 0 }], dataDir, addresses: () => ({}) });
   await server.start();
   t.teardown(async () => {
     await server.stop({ drainMs: 0 });
@@ -21,16 +28,16 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
     await fabric.close();
   });
   const a = server.addresses()[0] as { host: string; port: number };
-  return { base: `http://${a.host}:${a.port}`, mp };
-}
-
-async function post(url: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', ...(body !== undefined && { body }) });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const api = apiAt(`http://${a.host}:${a.port}`, await readToken(tokenPath(dataDir, 'admin')));
+  return { base: api.base, api, mp };
 }
 
 t.test('multipath actions, path state metrics and HTTP errors', async (t) => {
-  const { base } = await setup(t);
+  const { base, api } = await setup(t);
+  const post = async (url: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await api.request(url.slice(base.length), { method: 'POST', ...(body !== undefined && { body }) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
   const m = parseExposition(await (await fetch(`${base}/metrics`)).text());
   t.equal(value(m, 'blockgate_path_state', { device: 'mp', path: 'p0', state: 'active' }), 1);
   t.equal(value(m, 'blockgate_path_state', { device: 'mp', path: 'p1', state: 'standby' }), 1);
@@ -55,13 +62,13 @@ t.test('multipath actions, path state metrics and HTTP errors', async (t) => {
   const proto = await post(`${base}/api/v1/devices/mp/actions/__proto__`);
   t.equal(proto.status, 400, 'inherited names are not actions');
 
-  const get = await fetch(`${base}/api/v1/devices/mp/actions/failback`);
+  const get = await api.request('/api/v1/devices/mp/actions/failback');
   t.equal(get.status, 405, 'actions need POST');
   t.match(((await get.json()) as { error: string }).error, /use POST/);
-  const postMetrics = await fetch(`${base}/metrics`, { method: 'POST' });
+  const postMetrics = await api.request('/metrics', { method: 'POST' });
   t.equal(postMetrics.status, 405);
   await postMetrics.body?.cancel();
-  const status = (await (await fetch(`${base}/api/v1/status`)).json()) as { member: string; devices: Array<{ name: string }> };
+  const status = (await (await api.request('/api/v1/status')).json()) as { member: string; devices: Array<{ name: string }> };
   t.equal(status.member, 'unit');
   t.same(status.devices.map((d) => d.name), ['p0', 'p1', 'mp', 'plain']);
 });

@@ -13,12 +13,21 @@ t.test('api.listen takes HOST:PORT strings or mappings; off unless configured', 
   t.equal(validateMemberConfig(base).config.api, undefined);
   t.same(validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:9810', '[::1]:0', { host: 'localhost', port: 1 }] } }).config.api, {
     listen: [{ host: '127.0.0.1', port: 9810 }, { host: '::1', port: 0 }, { host: 'localhost', port: 1 }],
+    openMetrics: true,
   });
+  t.same(validateMemberConfig({ ...base, api: { listen: [], tls: { cert: '/etc/c.pem', key: '/etc/k.pem' }, openMetrics: false } }).config.api, {
+    listen: [],
+    tls: { cert: '/etc/c.pem', key: '/etc/k.pem' },
+    openMetrics: false,
+  });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: 'c.pem', key: '/k.pem' } } }), { field: 'api.tls.cert' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: '/c.pem' } } }), { field: 'api.tls.key' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], openMetrics: 'yes' } }), { field: 'api.openMetrics' });
   t.throws(() => validateMemberConfig({ ...base, api: { listen: ['nowhere'] } }), { field: 'api.listen[0]' });
   t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:70000'] } }), { field: 'api.listen[0]' });
   t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:1', { host: '127.0.0.1', port: 1 }] } }), { field: 'api.listen[1]' });
   t.throws(() => validateMemberConfig({ ...base, api: { port: 1 } }), { field: 'api.port' });
-  t.same(demoConfig().api, { listen: [{ host: '127.0.0.1', port: 9810 }] }, 'the demo serves the API on 9810');
+  t.same(demoConfig().api, { listen: [{ host: '127.0.0.1', port: 9810 }], openMetrics: true }, 'the demo serves the API on 9810');
 });
 
 t.test('an API port that cannot bind stops start-up', async (t) => {

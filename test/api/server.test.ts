@@ -2,6 +2,7 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { memberApi } from '../helpers/api.js';
 import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
 import { nbdsh, runTool } from '../helpers/clients.js';
 import { parseExposition, value } from '../helpers/prometheus.js';
@@ -29,6 +30,7 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   const listen = await member.ready();
   t.equal(listen.api?.length, 1, 'the API listens once');
   const api = `http://${listen.api![0]}`;
+  const admin = await memberApi(member);
   t.match(listen.api![0], /^127\.0\.0\.1:\d+$/);
   t.not(listen.api![0], '127.0.0.1:9810', 'never the well-known port in tests');
 
@@ -49,7 +51,7 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   t.equal(value(m, 'blockgate_replica_state', { device: 'm0', replica: 'r1', state: 'in-sync' }), 1);
   t.equal(value(m, 'blockgate_port_ops_total', { port: 'api-e2e/nbd', op: 'write' }), 2, 'per-port counters');
 
-  const status = (await (await fetch(`${api}/api/v1/status`)).json()) as {
+  const status = (await (await admin.request('/api/v1/status')).json()) as {
     member: string;
     exports: Array<{ name: string; device: string }>;
     devices: Array<{ name: string; state: string; detail?: { replicas?: Array<{ name: string; state: string }> } }>;
@@ -63,29 +65,29 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   t.same(status.frontEnds.nbd, listen.nbd, 'front-end addresses as logged');
   t.same(status.frontEnds.api, listen.api);
 
-  const bad = await fetch(`${api}/api/v1/devices/m0/actions/explode`, { method: 'POST' });
+  const bad = await admin.request('/api/v1/devices/m0/actions/explode', { method: 'POST' });
   t.equal(bad.status, 400);
   t.match(((await bad.json()) as { error: string }).error, /unknown action "explode".*available: reintegrate, clearQuarantine/);
-  const noBody = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: 'not json' });
+  const noBody = await admin.request('/api/v1/devices/m0/actions/reintegrate', { method: 'POST', body: 'not json' });
   t.equal(noBody.status, 400);
   t.match(((await noBody.json()) as { error: string }).error, /not valid JSON/);
-  const noReplica = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{}' });
+  const noReplica = await admin.request('/api/v1/devices/m0/actions/reintegrate', { method: 'POST', body: '{}' });
   t.equal(noReplica.status, 400);
   t.match(((await noReplica.json()) as { error: string }).error, /"replica"/);
-  const ghost = await fetch(`${api}/api/v1/devices/nope/actions/failback`, { method: 'POST' });
+  const ghost = await admin.request('/api/v1/devices/nope/actions/failback', { method: 'POST' });
   t.equal(ghost.status, 404);
   t.match(((await ghost.json()) as { error: string }).error, /no device named "nope"/);
-  const wrongReplica = await fetch(`${api}/api/v1/devices/m0/actions/clearQuarantine`, { method: 'POST', body: '{"replica":"r1"}' });
+  const wrongReplica = await admin.request('/api/v1/devices/m0/actions/clearQuarantine', { method: 'POST', body: '{"replica":"r1"}' });
   t.equal(wrongReplica.status, 400, 'the mirror refuses: r1 is not quarantined');
   t.match(((await wrongReplica.json()) as { error: string }).error, /not quarantined/);
-  const ok = await fetch(`${api}/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{"replica":"r1"}' });
+  const ok = await admin.request('/api/v1/devices/m0/actions/reintegrate', { method: 'POST', body: '{"replica":"r1"}' });
   t.equal(ok.status, 200, 'reintegrating an in-sync replica does nothing, successfully');
 
   const page = await fetch(`${api}/`);
   t.equal(page.status, 200);
   t.match(page.headers.get('content-type'), /^text\/html/);
   t.match(await page.text(), /<html[\s\S]*api\/v1\/status[\s\S]*<\/html>/);
-  t.equal((await fetch(`${api}/nowhere`)).status, 404);
+  t.equal((await admin.request('/nowhere')).status, 404);
 
   const stopped = await member.terminate();
   t.equal(stopped.code, 0, 'stops cleanly with the API running');
