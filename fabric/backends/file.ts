@@ -1,10 +1,14 @@
 import { constants as fsc } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { BlockDevice, BlockSizes, Capabilities, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../device.js';
 import { DEFAULT_CAPABILITIES, totalLength } from '../device.js';
 import { BlockError, toBlockError } from '../errors.js';
 import { logger } from '../log.js';
+import { FdIo, type FileIo } from './file-io.js';
+import { KnownData } from './known-data.js';
 import { EOPNOTSUPP, linuxFs } from './linux-fs.js';
+
+export type { FileIo } from './file-io.js';
 
 /**
  * A device over a regular file or a block device, through one shared file descriptor
@@ -14,10 +18,13 @@ import { EOPNOTSUPP, linuxFs } from './linux-fs.js';
  * Holes: Node's fs has neither fallocate(2) nor lseek(SEEK_DATA/SEEK_HOLE); linux-fs.ts
  * reaches them through koffi. With them, trim and writeZeroes punch holes (zeroes that keep
  * allocation use FALLOC_FL_ZERO_RANGE), fast zeroing is real, and blockStatus reports the
- * file's holes exactly. A mode the file system refuses (EOPNOTSUPP) is remembered: without
- * punching, trim does nothing (it is advisory) and FAST_ZERO fails; without ZERO_RANGE,
- * zeroes that must stay allocated are written for real.
- * Without koffi none of this is advertised.
+ * file's holes exactly (remembering what it learned, see known-data.ts). A mode the file
+ * system refuses (EOPNOTSUPP) is remembered: without punching, trim does nothing (it is
+ * advisory) and FAST_ZERO fails; without ZERO_RANGE, zeroes that must stay allocated are
+ * written for real. Without koffi none of this is advertised.
+ *
+ * Reads and writes that cannot wait for a disk are done at once, the rest through the
+ * thread pool (see file-io.ts): a request that needs the disk never holds up the others.
  */
 
 export interface FileBackendOptions {
@@ -31,16 +38,6 @@ export interface FileBackendOptions {
   readonly readOnly?: boolean;
   /** Create the file if it does not exist (needs `size`). Default: true when `size` is given. */
   readonly create?: boolean;
-}
-
-/** The subset of fs/promises' FileHandle this device uses; tests may wrap it. */
-export interface FileIo {
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  close(): Promise<void>;
-  /** The descriptor, for fallocate/lseek; absent on wrapped handles that cannot offer it. */
-  readonly fd?: number;
 }
 
 /** What was learned about the file when it was opened. */
@@ -63,6 +60,7 @@ const ZERO_BATCH = 64 * ZERO_BUFFER.length;
 const CACHE_SCRATCH = 1024 * 1024;
 
 const log = logger('file-backend');
+const DONE: Promise<void> = Promise.resolve();
 
 export class FileBackend implements BlockDevice {
   readonly name: string;
@@ -75,8 +73,10 @@ export class FileBackend implements BlockDevice {
   private scratch: Buffer | undefined;
   /** fallocate modes the file system answered EOPNOTSUPP to (tmpfs punches holes but cannot ZERO_RANGE). */
   private readonly refused = new Set<'punch' | 'zero'>();
-  /** Counters operators and tests read to see FUA and flush reach stable storage. */
-  private readonly counters = { datasyncs: 0, shortReads: 0, shortWrites: 0 };
+  /** Counters operators and tests read to see FUA and flush reach stable storage, and which path I/O took. */
+  private readonly counters = { datasyncs: 0, shortReads: 0, shortWrites: 0, readsNow: 0, writesNow: 0, blockStatusWalks: 0 };
+  /** What block status has learned to be data. */
+  private readonly known = new KnownData();
 
   /** Open (and if asked create or extend) the file, then wrap it. */
   static async open(options: FileBackendOptions): Promise<FileBackend> {
@@ -105,8 +105,21 @@ export class FileBackend implements BlockDevice {
   }
 
   read(offset: number, target: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(this.shutdownError());
+    let done = 0;
+    if (this.io.readNow) {
+      try {
+        // Whatever the page cache holds comes back now; only the rest waits on the pool.
+        done = Math.max(0, this.io.readNow(target, 0, target.length, offset));
+      } catch (err) {
+        return Promise.reject(toBlockError(err, `${this.name}: read ${target.length}@${offset}`));
+      }
+      if (done === target.length) {
+        this.counters.readsNow++;
+        return DONE;
+      }
+    }
     return this.run(`read ${target.length}@${offset}`, async () => {
-      let done = 0;
       while (done < target.length) {
         const { bytesRead } = await this.io.read(target, done, target.length - done, offset + done);
         if (bytesRead === 0) {
@@ -123,9 +136,29 @@ export class FileBackend implements BlockDevice {
   }
 
   write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
+    if (this.closed) return Promise.reject(this.shutdownError());
+    if (this.capabilities.readOnly) return Promise.reject(this.readOnlyError());
+    let slices = data as Buffer[];
+    let position = offset;
+    if (this.io.writeNow && !options?.fua) {
+      let written: number;
+      try {
+        written = this.io.writeNow(slices, offset);
+      } catch (err) {
+        return Promise.reject(toBlockError(err, `${this.name}: write ${totalLength(data)}@${offset}`));
+      }
+      if (written >= 0) {
+        const want = totalLength(data);
+        if (written === want) {
+          this.counters.writesNow++;
+          return DONE;
+        }
+        position += written;
+        slices = skipBytes(slices, written);
+      }
+    }
     return this.run(`write ${totalLength(data)}@${offset}`, async () => {
-      this.checkWritable();
-      await this.writeAll(offset, data);
+      await this.writeAll(position, slices);
       if (options?.fua) await this.datasync();
     });
   }
@@ -138,14 +171,14 @@ export class FileBackend implements BlockDevice {
     return this.run(`trim ${length}@${offset}`, async () => {
       this.checkWritable();
       // Trim is advisory: where holes cannot be punched, leaving the data is correct.
-      if (this.fallocate('punch', offset, length) && options?.fua) await this.datasync();
+      if ((await this.fallocate('punch', offset, length)) && options?.fua) await this.datasync();
     });
   }
 
   writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
     return this.run(`write zeroes ${length}@${offset}`, async () => {
       this.checkWritable();
-      const done = this.fallocate(options?.noHole ? 'zero' : 'punch', offset, length);
+      const done = await this.fallocate(options?.noHole ? 'zero' : 'punch', offset, length);
       if (!done) {
         if (options?.fastOnly) throw new BlockError('ENOTSUP', `${this.name}: the file system cannot zero ${this.geometry.path} fast`);
         await this.writeRealZeroes(offset, length);
@@ -154,25 +187,37 @@ export class FileBackend implements BlockDevice {
     });
   }
 
-  /** Holes and data as the file system knows them (SEEK_HOLE/SEEK_DATA). */
+  /**
+   * Holes and data as the file system knows them (SEEK_HOLE/SEEK_DATA on a worker thread),
+   * answered without asking where the file is allocated in full or the range is known data.
+   */
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     this.checkOpen();
     const fd = this.io.fd;
-    if (!this.capabilities.blockStatus || fd === undefined) return [{ length, hole: false, zero: false }];
     const end = offset + length;
+    if (!this.capabilities.blockStatus || fd === undefined || this.known.covers(offset, end)) return [{ length, hole: false, zero: false }];
+    if (this.io instanceof FdIo) {
+      const stats = await this.io.stat();
+      this.known.noteAllocation(stats.blocks * 512, stats.size, this.size);
+      if (this.known.allData) return [{ length, hole: false, zero: false }];
+    }
+    this.counters.blockStatusWalks++;
     const extents: Extent[] = [];
     try {
       for (let at = offset; at < end; ) {
-        let dataAt = linuxFs!.seekData(fd, at);
+        let dataAt = await linuxFs!.seekData(fd, at);
         if (dataAt === -1 || dataAt > end) dataAt = end;
         if (dataAt > at) {
           extents.push({ length: dataAt - at, hole: true, zero: true });
           at = dataAt;
           continue;
         }
-        const holeAt = Math.min(linuxFs!.seekHole(fd, at), end);
-        extents.push({ length: holeAt - at, hole: false, zero: false });
-        at = holeAt;
+        const holeAt = await linuxFs!.seekHole(fd, at);
+        // The walk went past the range anyway: remember all of it.
+        this.known.add(at, holeAt);
+        const stop = Math.min(holeAt, end);
+        extents.push({ length: stop - at, hole: false, zero: false });
+        at = stop;
       }
     } catch (err) {
       throw toBlockError(err, `${this.name}: block status ${length}@${offset}`);
@@ -196,7 +241,13 @@ export class FileBackend implements BlockDevice {
   status(): DeviceStatus {
     return {
       state: this.closed ? 'failed' : 'optimal',
-      detail: { path: this.geometry.path, blockDevice: this.geometry.blockDevice, inFlight: this.inFlight, ...this.counters },
+      detail: {
+        path: this.geometry.path,
+        blockDevice: this.geometry.blockDevice,
+        inFlight: this.inFlight,
+        ioPath: this.io instanceof FdIo ? this.io.path : 'pool',
+        ...this.counters,
+      },
     };
   }
 
@@ -227,10 +278,12 @@ export class FileBackend implements BlockDevice {
   }
 
   /** fallocate through linux-fs; false when holes cannot be used here (then the caller falls back). */
-  private fallocate(kind: 'punch' | 'zero', offset: number, length: number): boolean {
+  private async fallocate(kind: 'punch' | 'zero', offset: number, length: number): Promise<boolean> {
     const fd = this.io.fd;
     if (!linuxFs || fd === undefined || this.refused.has(kind)) return false;
-    const errno = kind === 'punch' ? linuxFs.punchHole(fd, offset, length) : linuxFs.zeroRange(fd, offset, length);
+    // Forget before the hole exists: a block-status walk meanwhile may call it data (harmless), never the reverse.
+    if (kind === 'punch') this.known.forget(offset, offset + length);
+    const errno = kind === 'punch' ? await linuxFs.punchHole(fd, offset, length) : await linuxFs.zeroRange(fd, offset, length);
     if (errno === 0) return true;
     if (errno === EOPNOTSUPP) {
       this.refused.add(kind);
@@ -270,11 +323,19 @@ export class FileBackend implements BlockDevice {
   }
 
   private checkWritable(): void {
-    if (this.capabilities.readOnly) throw new BlockError('EPERM', `device ${this.name} is read-only`);
+    if (this.capabilities.readOnly) throw this.readOnlyError();
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
+    if (this.closed) throw this.shutdownError();
+  }
+
+  private readOnlyError(): BlockError {
+    return new BlockError('EPERM', `device ${this.name} is read-only`);
+  }
+
+  private shutdownError(): BlockError {
+    return new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
   }
 }
 
@@ -287,7 +348,7 @@ export function skipBytes(slices: readonly Buffer[], n: number): Buffer[] {
   return rest;
 }
 
-async function openFile(options: FileBackendOptions): Promise<{ handle: FileHandle; geometry: FileGeometry }> {
+async function openFile(options: FileBackendOptions): Promise<{ handle: FdIo; geometry: FileGeometry }> {
   const context = `${options.name}: open ${options.path}`;
   const readOnly = options.readOnly ?? false;
   const create = options.create ?? options.size !== undefined;
@@ -296,9 +357,9 @@ async function openFile(options: FileBackendOptions): Promise<{ handle: FileHand
   }
   let flags = readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
   if (create && !readOnly) flags |= fsc.O_CREAT;
-  let handle: FileHandle;
+  let handle: FdIo;
   try {
-    handle = await open(options.path, flags, 0o644);
+    handle = await FdIo.open(options.path, flags, 0o644);
   } catch (err) {
     throw toBlockError(err, context);
   }

@@ -1,6 +1,7 @@
-// blockgate benchmark: blockgate against a reference server (nbdkit, qemu-nbd, tgtd) or
-// against another blockgate device, in the same run with the same workloads; prints one
-// markdown table per comparison and writes them to test/bench/results/latest.md.
+// blockgate benchmark: blockgate against reference servers (nbdkit, qemu-nbd, tgtd) on equal
+// backing, or against another blockgate device, in the same run with the same workloads,
+// alternating the sides (A B, B A, A B… per workload); prints one markdown table per
+// comparison and writes them to test/bench/results/latest.md.
 // Run through test/bench/run.sh (npm run bench).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,26 +11,37 @@ import { parseArgs } from 'node:util';
 import { GROUPS, comparisons } from './comparisons.mjs';
 import { PREFILL, WORKLOADS, runFio } from './lib/fio.mjs';
 import { markdownReport } from './lib/report.mjs';
+import { cpuSeconds, placement, setPlacement } from './lib/processes.mjs';
 import { startBlockgate } from './lib/targets.mjs';
 
 const root = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? process.env.BENCH_RUNTIME ?? '5' },
-    runtime: { type: 'string' }, // the former name of --seconds
-    ramp: { type: 'string', default: process.env.BENCH_RAMP ?? '1' },
+    seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '3' },
+    ramp: { type: 'string', default: process.env.BENCH_RAMP ?? '0.5' },
+    rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '3' },
     size: { type: 'string', default: process.env.BENCH_SIZE ?? '512MiB' },
     'no-prefill': { type: 'boolean', default: process.env.BENCH_PREFILL === '0' },
     only: { type: 'string', default: process.env.BENCH_ONLY ?? '' },
+    skip: { type: 'string', default: process.env.BENCH_SKIP ?? '' },
     workloads: { type: 'string', default: process.env.BENCH_WORKLOADS ?? '' },
+    'server-cpu': { type: 'string', default: process.env.BENCH_SERVER_CPU ?? '0' },
+    'client-cpu': { type: 'string', default: process.env.BENCH_CLIENT_CPU ?? '1' },
+    'no-pin': { type: 'boolean', default: process.env.BENCH_PIN === '0' },
+    'root-dir': { type: 'string', default: process.env.BENCH_ROOT_DIR ?? '/var/tmp' },
     output: { type: 'string', default: join(root, 'test', 'bench', 'results', 'latest.md') },
   },
 });
-const runtime = Number(values.runtime ?? values.seconds);
+const runtime = Number(values.seconds);
 const ramp = Number(values.ramp);
+const rounds = Math.max(1, Math.floor(Number(values.rounds)));
 const size = parseSize(values.size);
-const only = values.only ? values.only.split(',').flatMap((id) => GROUPS[id] ?? [id]) : [];
+const expand = (list) => (list ? list.split(',').flatMap((id) => GROUPS[id] ?? [id]) : []);
+const only = expand(values.only);
+const skip = expand(values.skip);
 const workloadIds = values.workloads ? values.workloads.split(',') : [];
+const pin = !values['no-pin'] && cpus().length >= 2;
+if (pin) setPlacement(Number(values['server-cpu']), Number(values['client-cpu']));
 
 function parseSize(text) {
   const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text);
@@ -49,8 +61,8 @@ function log(message) {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
-/** A target's blockgate part (functions are read after prepare(), see comparisons.mjs). */
-const blockgateOf = (target) => (typeof target.blockgate === 'function' ? target.blockgate() : target.blockgate);
+/** A side's blockgate part (functions are read after prepare(), see comparisons.mjs). */
+const blockgateOf = (side) => (typeof side.blockgate === 'function' ? side.blockgate() : side.blockgate);
 
 /** iSCSI targets for the member: every LUN the selected comparisons map, grouped by target. */
 function iscsiTargets(specs) {
@@ -63,60 +75,80 @@ function iscsiTargets(specs) {
   return [...byName].map(([name, luns]) => ({ name, luns }));
 }
 
-async function measureComparison(c, member) {
-  const uriOf = async (target) => {
-    const spec = blockgateOf(target);
-    if (spec?.iscsi) return { uri: member.iscsiUri(spec.iscsi.target, spec.iscsi.lun), stop: async () => {} };
-    if (spec) return { uri: member.uri(spec.export), stop: async () => {} };
-    const server = await target.start();
-    return { uri: server.uri(), stop: server.stop };
-  };
-  const measure = c.measure ?? runFio;
-  const rows = [];
-  const subject = await uriOf(c.subject);
+/** Each side as { label, uri, cpu(), stop }: blockgate exports of the shared member, or a server of its own. */
+async function openSides(c, member) {
+  const opened = [];
   try {
-    const baseline = await uriOf(c.baseline);
-    try {
-      if (!values['no-prefill']) {
-        log(`prefill ${c.subject.label} and ${c.baseline.label} (${values.size} each)`);
-        await Promise.all([measure(subject.uri, PREFILL, {}), measure(baseline.uri, PREFILL, {})]);
-      }
-      for (const w of c.workloads) {
-        // Alternate the two sides workload by workload so drift on a shared machine hits both.
-        log(`${c.subject.label}: ${w.title}`);
-        const s = await measure(subject.uri, w, { runtime, ramp });
-        log(`${c.baseline.label}: ${w.title}`);
-        const b = await measure(baseline.uri, w, { runtime, ramp });
-        for (const metric of w.metrics) {
-          rows.push({ workload: w.title, metric, subject: s[metric], baseline: b[metric], target: c.target?.(w, metric) });
+    for (const side of c.sides) {
+      const spec = blockgateOf(side);
+      const server = spec ? undefined : await side.start();
+      const uri = spec?.iscsi ? member.iscsiUri(spec.iscsi.target, spec.iscsi.lun) : spec ? member.uri(spec.export) : server.uri();
+      const pids = [...(spec ? member.pids : server.pids), ...(side.alsoCpu?.() ?? [])];
+      opened.push({ label: side.label, uri, cpu: () => pids.reduce((n, pid) => n + cpuSeconds(pid), 0), stop: server?.stop ?? (async () => {}) });
+    }
+  } catch (err) {
+    for (const s of opened) await s.stop();
+    throw err;
+  }
+  return opened;
+}
+
+async function measureComparison(c, member) {
+  const measure = c.measure ?? runFio;
+  const sides = await openSides(c, member);
+  const pairs = c.pairs ?? sides.slice(1).map((_, i) => [0, i + 1]);
+  const rows = [];
+  try {
+    if (!values['no-prefill']) {
+      const which = c.prefill ?? sides.map((_, i) => i);
+      log(`prefill ${which.map((i) => sides[i].label).join(', ')} (${values.size} each)`);
+      for (const i of which) await measure(sides[i].uri, PREFILL, {});
+      // Written data goes to disk now, not in the middle of some side's measurement.
+      if (c.syncFiles) execFileSync('sync', c.syncFiles);
+    }
+    for (const w of c.workloads) {
+      const samples = sides.map(() => []);
+      for (let round = 0; round < rounds; round++) {
+        // A B, B A, A B…: drift on a shared machine hits every side alike.
+        const order = sides.map((_, i) => i);
+        if (round % 2 === 1) order.reverse();
+        for (const i of order) {
+          log(`${w.title}: ${sides[i].label} (round ${round + 1}/${rounds})`);
+          samples[i].push(await measure(sides[i].uri, w, { runtime, ramp, cpu: sides[i].cpu }));
         }
       }
-    } finally {
-      await baseline.stop();
+      for (const metric of w.metrics) {
+        rows.push({
+          workload: w.title,
+          metric,
+          samples: samples.map((list) => list.map((r) => r[metric])),
+          targets: pairs.map((pair) => c.target?.(w, metric, pair)),
+        });
+      }
     }
   } finally {
-    await subject.stop();
+    for (const s of sides) await s.stop();
   }
-  return rows;
+  return { labels: sides.map((s) => s.label), pairs, rows };
 }
 
 async function main() {
   const workDir = mkdtempSync(join(tmpdir(), 'blockgate-bench-'));
   const shmDir = mkdtempSync(join('/dev/shm', 'blockgate-bench-'));
-  // Also on Ctrl-C (processes.mjs turns signals into exit): leave no image in /dev/shm.
+  const rootDir = mkdtempSync(join(values['root-dir'], 'blockgate-bench-'));
+  // Also on Ctrl-C (processes.mjs turns signals into exit): leave no image behind.
   const removeDirs = () => {
-    rmSync(shmDir, { recursive: true, force: true });
-    rmSync(workDir, { recursive: true, force: true });
+    for (const dir of [shmDir, rootDir, workDir]) rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', removeDirs);
-  const all = comparisons({ size, shmDir });
-  const unknown = only.filter((id) => !all.some((c) => c.id === id));
-  if (unknown.length > 0) throw new Error(`--only ${unknown.join(',')}: unknown (known: ${[...Object.keys(GROUPS), ...all.map((c) => c.id)].join(', ')})`);
+  const all = comparisons({ size, shmDir, rootDir, root, workDir });
+  const unknown = [...only, ...skip].filter((id) => !all.some((c) => c.id === id));
+  if (unknown.length > 0) throw new Error(`--only/--skip ${unknown.join(',')}: unknown (known: ${[...Object.keys(GROUPS), ...all.map((c) => c.id)].join(', ')})`);
   const selected = all
-    .filter((c) => only.length === 0 || only.includes(c.id))
-    .map((c) => ({ ...c, workloads: (c.workloads ?? WORKLOADS).filter((w) => workloadIds.length === 0 || workloadIds.includes(w.id)) }))
-    .filter((c) => c.workloads.length > 0);
-  if (selected.length === 0) throw new Error('nothing selected (see --only, --workloads)');
+    .filter((c) => (only.length === 0 || only.includes(c.id)) && !skip.includes(c.id))
+    .map((c) => (c.run ? c : { ...c, workloads: (c.workloads ?? WORKLOADS).filter((w) => workloadIds.length === 0 || workloadIds.includes(w.id)) }))
+    .filter((c) => c.run || c.workloads.length > 0);
+  if (selected.length === 0) throw new Error('nothing selected (see --only, --skip, --workloads)');
 
   const sections = [];
   const failures = [];
@@ -124,30 +156,34 @@ async function main() {
   let member;
   const prepared = [];
   try {
-    for (const c of selected) {
+    const measured = selected.filter((c) => !c.run);
+    for (const c of measured) {
       prepared.push(c);
       await c.prepare?.();
     }
-    // One member serves every blockgate target: started once, measured one export at a time.
-    const specs = selected.flatMap((c) => [c.subject, c.baseline]).map(blockgateOf).filter(Boolean);
-    member = await startBlockgate({
-      root,
-      workDir,
-      backends: specs.flatMap((x) => x.backends ?? []),
-      devices: specs.flatMap((x) => x.devices ?? []),
-      exports: specs.map((x) => ({ name: x.export, device: x.device ?? x.export })),
-      iscsiTargets: iscsiTargets(specs),
-    });
+    // One member serves every blockgate side: started once, measured one export at a time.
+    const specs = measured.flatMap((c) => c.sides).map(blockgateOf).filter(Boolean);
+    if (specs.length > 0) {
+      member = await startBlockgate({
+        root,
+        workDir,
+        backends: specs.flatMap((x) => x.backends ?? []),
+        devices: specs.flatMap((x) => x.devices ?? []),
+        exports: specs.map((x) => ({ name: x.export, device: x.device ?? x.export })),
+        iscsiTargets: iscsiTargets(specs),
+      });
+    }
     for (const c of selected) {
-      const section = { title: c.title, subjectLabel: c.subject.label, baselineLabel: c.baseline.label, rows: [] };
-      sections.push(section);
+      log(`== ${c.id}`);
       try {
-        section.rows = await measureComparison(c, member);
+        const result = c.run ? await c.run({ log }) : await measureComparison(c, member);
+        if (c.run) for (const r of result.rows) r.targets ??= result.pairs.map((pair) => c.target?.(undefined, r.metric, pair));
+        sections.push({ title: c.title, ...result });
       } catch (err) {
         // One broken comparison does not cost the others' figures; the run still fails.
         log(`${c.id} failed: ${err.stack ?? err}`);
         failures.push(c.id);
-        section.error = String(err.message ?? err).split('\n')[0];
+        sections.push({ title: c.title, labels: [], pairs: [], rows: [], error: String(err.message ?? err).split('\n')[0] });
       }
     }
   } finally {
@@ -156,11 +192,16 @@ async function main() {
     removeDirs();
   }
 
+  const fsType = (dir) => firstLine('findmnt', ['-n', '-o', 'FSTYPE', '--target', dir]);
   const header = [
-    `date: ${new Date().toISOString()} (run took ${Math.round((Date.now() - started) / 1000)} s)`,
-    `machine: nproc ${firstLine('nproc', [])}; CPU ${cpus()[0]?.model ?? 'unknown'}; kernel ${release()}`,
-    `software: node ${process.version}; ${firstLine('fio', ['--version'])}; ${firstLine('nbdkit', ['--version'])}; ${firstLine('qemu-nbd', ['--version'])}; ${firstLine('qemu-img', ['--version'])}; tgtd ${firstLine('dpkg-query', ['-W', '-f=${Version}', 'tgt'])}; libiscsi-bin ${firstLine('dpkg-query', ['-W', '-f=${Version}', 'libiscsi-bin'])}`,
-    `NBD figures: one fio job (nbd engine, one connection over TCP 127.0.0.1), ${runtime} s after a ${ramp} s ramp; iSCSI figures: one libiscsi session, about ${runtime} s each; devices of ${values.size}${!values['no-prefill'] ? ', written in full before measuring' : ''}`,
+    `date: ${new Date().toISOString()} (run took ${Math.round((Date.now() - started) / 1000)} s); command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `machine: nproc ${firstLine('nproc', [])}; CPU ${cpus()[0]?.model ?? 'unknown'}; kernel ${release()}; load average at the end ${firstLine('cat', ['/proc/loadavg'])}`,
+    `software: node ${process.version}; ${firstLine('fio', ['--version'])}; ${firstLine('nbdkit', ['--version'])}; ${firstLine('qemu-nbd', ['--version'])}; tgtd ${firstLine('dpkg-query', ['-W', '-f=${Version}', 'tgt'])}; libiscsi-bin ${firstLine('dpkg-query', ['-W', '-f=${Version}', 'libiscsi-bin'])}`,
+    pin
+      ? `placement: every server (blockgate, nbdkit, qemu-nbd, tgtd, and the nbdkit behind the remote hop) pinned to CPU ${placement.server}, every client (fio, iscsi-perf, qemu-img) to CPU ${placement.client} (taskset)`
+      : 'placement: not pinned',
+    `method: per workload ${rounds} round(s) over the sides in alternating order (A B, B A, A B…), ${runtime} s each after a ${ramp} s ramp; NBD: fio's nbd engine over TCP 127.0.0.1, one connection unless the workload says otherwise; iSCSI: one libiscsi session; devices of ${values.size}${values['no-prefill'] ? '' : ', written in full before measuring'}; files in /dev/shm (${fsType('/dev/shm')}) and ${values['root-dir']} (${fsType(values['root-dir'])})`,
+    'server CPU s/GiB: user+system seconds of the server processes during the measured window, per GiB moved',
   ];
   const report = markdownReport({ header, sections });
   mkdirSync(join(values.output, '..'), { recursive: true });

@@ -4,8 +4,12 @@
 // step). One connection, one session, like fio's nbd engine in the NBD comparisons.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { CPU_METRIC } from './fio.mjs';
+import { pinned, placement } from './processes.mjs';
 
-const run = promisify(execFile);
+const execute = promisify(execFile);
+/** Clients run on the client CPU, like fio. */
+const run = (command, args, options) => execute(...pinned(placement.client, command, args), options);
 const INITIATOR = 'iqn.2026-11.dev.blockgate:bench-initiator';
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -14,11 +18,13 @@ const MiB = 1024 * KiB;
 const STRIDE = 7919 * 4 * KiB;
 
 export const ISCSI_WORKLOADS = [
-  { id: 'iscsi-seqwrite-1m-qd8', title: '1 MiB seq write, QD8 (qemu-img bench)', tool: 'qemu-img', write: true, bs: MiB, iodepth: 8, metrics: ['MiB/s'] },
-  { id: 'iscsi-randwrite-4k-qd32', title: '4 KiB strided write, QD32 (qemu-img bench)', tool: 'qemu-img', write: true, bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS'] },
-  { id: 'iscsi-seqread-1m-qd8', title: '1 MiB seq read, QD8 (iscsi-perf)', tool: 'iscsi-perf', bs: MiB, iodepth: 8, metrics: ['MiB/s'] },
-  { id: 'iscsi-randread-4k-qd32', title: '4 KiB rand read, QD32 (iscsi-perf)', tool: 'iscsi-perf', random: true, bs: 4 * KiB, iodepth: 32, metrics: ['IOPS'] },
-  { id: 'iscsi-randread-4k-qd32-qemu', title: '4 KiB strided read, QD32 (qemu-img bench)', tool: 'qemu-img', bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS'] },
+  { id: 'iscsi-seqwrite-1m-qd8', title: '1 MiB seq write, QD8 (qemu-img bench)', tool: 'qemu-img', write: true, bs: MiB, iodepth: 8, metrics: ['MiB/s', CPU_METRIC] },
+  { id: 'iscsi-randwrite-4k-qd32', title: '4 KiB strided write, QD32 (qemu-img bench)', tool: 'qemu-img', write: true, bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS', CPU_METRIC] },
+  { id: 'iscsi-seqread-1m-qd8', title: '1 MiB seq read, QD8 (iscsi-perf)', tool: 'iscsi-perf', bs: MiB, iodepth: 8, metrics: ['MiB/s', CPU_METRIC] },
+  { id: 'iscsi-randread-4k-qd32', title: '4 KiB rand read, QD32 (iscsi-perf)', tool: 'iscsi-perf', random: true, bs: 4 * KiB, iodepth: 32, metrics: ['IOPS', CPU_METRIC] },
+  { id: 'iscsi-randread-4k-qd32-qemu', title: '4 KiB strided read, QD32 (qemu-img bench)', tool: 'qemu-img', bs: 4 * KiB, iodepth: 32, step: STRIDE, metrics: ['IOPS', CPU_METRIC] },
+  // Neither libiscsi tool reports latency percentiles: at depth 1 the mean latency is 1/IOPS.
+  { id: 'iscsi-randread-4k-qd1', title: '4 KiB rand read, QD1 (iscsi-perf)', tool: 'iscsi-perf', random: true, bs: 4 * KiB, iodepth: 1, metrics: ['mean µs'] },
 ];
 
 /** The LUN's size and logical block size, from READ CAPACITY(16). */
@@ -48,24 +54,32 @@ async function iscsiPerf(uri, { random, bs, iodepth }, seconds) {
   return Number(all.at(-1)[1]);
 }
 
-function figures(iops, bs) {
-  return { IOPS: iops, 'MiB/s': (iops * bs) / MiB };
+function figures(iops, bs, cpuSeconds, bytes) {
+  return { IOPS: iops, 'MiB/s': (iops * bs) / MiB, 'mean µs': 1e6 / iops, [CPU_METRIC]: cpuSeconds / (bytes / 2 ** 30) };
 }
 
 /**
- * One workload against an iscsi:// URI, as { IOPS, 'MiB/s' }. qemu-img bench counts
- * requests rather than time: a short first run estimates the rate, the second lasts about
- * `runtime` seconds. PREFILL (the bench's full write) becomes one sequential 1 MiB pass.
+ * One workload against an iscsi:// URI, as { IOPS, 'MiB/s', 'mean µs', CPU }. qemu-img
+ * bench counts requests rather than time: a short first run estimates the rate, the second
+ * lasts about `runtime` seconds. PREFILL (the bench's full write) becomes one sequential
+ * 1 MiB pass. `cpu()` (the server's CPU seconds so far) is read around the measured run.
  */
-export async function measureIscsi(uri, workload, { runtime = 0 } = {}) {
+export async function measureIscsi(uri, workload, { runtime = 0, cpu = () => NaN } = {}) {
   if (workload.id === 'prefill') {
     const { size } = await capacity(uri);
     await qemuImgBench(uri, { write: true, bs: MiB, iodepth: 8 }, Math.floor(size / MiB));
     return {};
   }
-  if (workload.tool === 'iscsi-perf') return figures(await iscsiPerf(uri, workload, Math.max(1, Math.round(runtime))), workload.bs);
+  if (workload.tool === 'iscsi-perf') {
+    const seconds = Math.max(1, Math.round(runtime));
+    const before = cpu();
+    const iops = await iscsiPerf(uri, workload, seconds);
+    return figures(iops, workload.bs, cpu() - before, iops * workload.bs * seconds);
+  }
   const probe = workload.bs >= MiB ? 64 : 4096;
   const rate = probe / (await qemuImgBench(uri, workload, probe));
   const count = Math.max(probe, Math.round(rate * runtime));
-  return figures(count / (await qemuImgBench(uri, workload, count)), workload.bs);
+  const before = cpu();
+  const seconds = await qemuImgBench(uri, workload, count);
+  return figures(count / seconds, workload.bs, cpu() - before, count * workload.bs);
 }

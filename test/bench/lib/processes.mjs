@@ -1,5 +1,6 @@
 // Start and stop the servers a benchmark measures; every process started here is killed on exit.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
@@ -11,15 +12,35 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => process.exit(130));
 }
 
-/** Spawn a long-running server; `stop(signal)` sends SIGTERM (or `signal`) and waits (SIGKILL after 10 s). */
+/**
+ * Where servers and clients run. On a machine with at least two CPUs every server of a
+ * comparison is pinned to one CPU and every client to another, the same way for both
+ * sides, so neither side gets more of the machine than the other.
+ */
+export const placement = { server: undefined, client: undefined };
+
+/** Pin servers to `server` and clients to `client` (CPU numbers; undefined: no pinning). */
+export function setPlacement(server, client) {
+  placement.server = server;
+  placement.client = client;
+}
+
+/** [command, args] run through taskset on `cpu` when one is given (taskset execs, so the pid stays). */
+export function pinned(cpu, command, args) {
+  return cpu === undefined ? [command, args] : ['taskset', ['-c', String(cpu), command, ...args]];
+}
+
+/** Spawn a long-running server, pinned to the server CPU; `stop(signal)` sends SIGTERM (or `signal`) and waits (SIGKILL after 10 s). */
 export function startProcess(command, args, options = {}) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  const [cmd, argv] = pinned(placement.server, command, args);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   running.add(child);
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => (running.delete(child), resolve({ code, signal }))));
   return {
     child,
+    pid: child.pid,
     exited,
     stderr: () => stderr,
     async stop(signal = 'SIGTERM') {
@@ -31,6 +52,30 @@ export function startProcess(command, args, options = {}) {
       return result;
     },
   };
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system, all threads, exited ones included) a process has used so far. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident set size of a process, in bytes. */
+export function rssBytes(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+  if (!Number.isFinite(kib)) throw new Error(`no VmRSS for pid ${pid}`);
+  return kib * 1024;
 }
 
 /** The first stdout line (parsed as JSON where possible) that `match` accepts. */

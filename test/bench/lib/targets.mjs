@@ -1,4 +1,5 @@
-// The servers a benchmark compares. Each start function resolves with { proc, uri, stop }.
+// The servers a benchmark compares. Each start function resolves with
+// { proc, pids, uri, stop }: `pids` are the processes whose CPU time counts as the server's.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startProcess, waitForLine, waitForPort } from './processes.mjs';
@@ -8,7 +9,7 @@ import { freePort, startProcess, waitForLine, waitForPort } from './processes.mj
  * built CLI with a generated config, on ports the kernel picks. `iscsiTargets`: iSCSI
  * targets ({ name, luns }) on one portal, omitted when empty.
  */
-export async function startBlockgate({ root, workDir, backends, devices = [], exports, iscsiTargets = [] }) {
+export async function startBlockgate({ root, workDir, backends, devices = [], exports, iscsiTargets = [], env = {}, nodeArgs = [] }) {
   const config = {
     member: 'bench',
     backends,
@@ -21,8 +22,9 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
   };
   const configPath = join(workDir, 'blockgate.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const proc = startProcess(process.execPath, [join(root, 'dist/gateway/cli.js'), 'serve', '--config', configPath, '--data-dir', join(workDir, 'data')], {
-    env: { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info' },
+  const args = [...nodeArgs, join(root, 'dist/gateway/cli.js'), 'serve', '--config', configPath, '--data-dir', join(workDir, 'data')];
+  const proc = startProcess(process.execPath, args, {
+    env: { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info', ...env },
   });
   const ready = await waitForLine(proc, (l) => l?.msg === 'ready', 'blockgate');
   const address = ready.listen.nbd[0];
@@ -30,6 +32,8 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
   const portals = (ready.listen.iscsi ?? []).map((text) => text.split(' '));
   return {
     proc,
+    pids: [proc.pid],
+    address,
     uri: (exportName) => `nbd://${address}/${exportName}`,
     iscsiUri(target, lun) {
       const portal = portals.find(([, name]) => name === target)?.[0];
@@ -40,18 +44,26 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
   };
 }
 
-export async function startNbdkitMemory({ size }) {
+/** nbdkit with a plugin and its parameters, e.g. ('memory', ['1G']) or ('file', ['/dev/shm/x.img']). */
+export async function startNbdkit(plugin, params, { filters = [] } = {}) {
   const port = await freePort();
-  const proc = startProcess('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', String(size)]);
+  const args = ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), ...filters.flatMap((f) => ['--filter', f]), plugin, ...params];
+  const proc = startProcess('nbdkit', args);
   await waitForPort(port, proc, 'nbdkit');
-  return { proc, port, uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
+  return { proc, pids: [proc.pid], port, uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
 }
 
-export async function startQemuNbd({ file }) {
+export const startNbdkitMemory = ({ size }) => startNbdkit('memory', [String(size)]);
+export const startNbdkitFile = ({ file }) => startNbdkit('file', [`file=${file}`]);
+
+/**
+ * qemu-nbd on a raw file. cache 'writeback' goes through the page cache like the others;
+ * 'none' opens the file O_DIRECT (where the file system allows it: not on tmpfs).
+ */
+export async function startQemuNbd({ file, cache = 'writeback' }) {
   const port = await freePort();
-  // -t: keep serving after a client leaves; -e: clients at once; writeback cache as on tmpfs
-  // O_DIRECT is not available.
-  const proc = startProcess('qemu-nbd', ['-f', 'raw', '-t', '-e', '8', '-b', '127.0.0.1', '-p', String(port), '--cache=writeback', '--aio=threads', file]);
+  // -t: keep serving after a client leaves; -e: clients at once (fio's multi-connection jobs).
+  const proc = startProcess('qemu-nbd', ['-f', 'raw', '-t', '-e', '16', '-b', '127.0.0.1', '-p', String(port), `--cache=${cache}`, '--aio=threads', file]);
   await waitForPort(port, proc, 'qemu-nbd');
-  return { proc, uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
+  return { proc, pids: [proc.pid], uri: () => `nbd://127.0.0.1:${port}/`, stop: () => proc.stop() };
 }

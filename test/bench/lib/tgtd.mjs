@@ -28,5 +28,5 @@ export async function startTgtd({ file, size }) {
     throw new Error(`tgtd did not start: ${err.stderr ?? err.message} ${proc.stderr()}`);
   }
   // tgtd ignores SIGTERM, and its backing file needs no orderly close.
-  return { proc, uri: () => `iscsi://127.0.0.1:${port}/${TGTD_IQN}/1`, stop: () => proc.stop('SIGKILL') };
+  return { proc, pids: [proc.pid], uri: () => `iscsi://127.0.0.1:${port}/${TGTD_IQN}/1`, stop: () => proc.stop('SIGKILL') };
 }
