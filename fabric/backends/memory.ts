@@ -12,7 +12,85 @@ export interface MemoryBackendOptions {
   readonly blockSizes?: Partial<BlockSizes>;
 }
 
-const DEFAULT_CHUNK = 64 * 1024;
+/**
+ * One 4 KiB page per chunk: random 4 KiB writes cost what they wrote, not a bigger chunk
+ * each (64 KiB chunks made 1 GiB of such writes over 1 TiB cost 16 GiB of RAM).
+ */
+const DEFAULT_CHUNK = 4096;
+/**
+ * Chunks live in slabs of this size, so a chunk costs its bytes plus an entry in a map of
+ * small integers — not a Buffer object and an allocation of its own. Slab memory the
+ * kernel has not handed out yet (never written) is not resident.
+ */
+const SLAB_BYTES = 1024 * 1024;
+/** Chunk indexes per map: a Map holds at most 2^24 entries. */
+const CHUNKS_PER_MAP = 2 ** 22;
+
+/**
+ * Where chunks are: chunk index → slot, a slot being a chunk-sized place in a slab.
+ * Consecutive writes get consecutive slots, so reading them back is one copy per slab.
+ */
+class ChunkStore {
+  private readonly maps: (Map<number, number> | undefined)[] = [];
+  private readonly slabs: Buffer[] = [];
+  private readonly free: number[] = [];
+  private nextSlot = 0;
+  private readonly perSlab: number;
+  count = 0;
+
+  constructor(readonly chunkSize: number) {
+    this.perSlab = Math.max(1, Math.floor(SLAB_BYTES / chunkSize));
+  }
+
+  /** The chunk's slot, or -1 when it holds no data. */
+  slot(index: number): number {
+    return this.maps[Math.floor(index / CHUNKS_PER_MAP)]?.get(index) ?? -1;
+  }
+
+  /** The slab holding `slot` and the slot's offset in it. */
+  slab(slot: number): Buffer {
+    return this.slabs[Math.floor(slot / this.perSlab)]!;
+  }
+
+  within(slot: number): number {
+    return (slot % this.perSlab) * this.chunkSize;
+  }
+
+  /** Whether `next` follows `slot` in the same slab (a copy may span both). */
+  adjacent(slot: number, next: number): boolean {
+    return next === slot + 1 && next % this.perSlab !== 0;
+  }
+
+  /** Give the chunk a slot; its contents are whatever the slot held (callers fill it). */
+  allocate(index: number): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      slot = this.nextSlot++;
+      if (Math.floor(slot / this.perSlab) === this.slabs.length) this.slabs.push(Buffer.allocUnsafeSlow(this.perSlab * this.chunkSize));
+    }
+    const m = Math.floor(index / CHUNKS_PER_MAP);
+    (this.maps[m] ??= new Map()).set(index, slot);
+    this.count++;
+    return slot;
+  }
+
+  release(index: number, slot: number): void {
+    this.maps[Math.floor(index / CHUNKS_PER_MAP)]!.delete(index);
+    this.free.push(slot);
+    this.count--;
+  }
+
+  clear(): void {
+    this.maps.length = 0;
+    this.slabs.length = 0;
+    this.free.length = 0;
+    this.nextSlot = 0;
+    this.count = 0;
+  }
+}
+
+/** Most chunks one blockStatus call looks at; it may stop early, and clients ask again. */
+const MAX_STATUS_CHUNKS = 65536;
 
 /** A sparse RAM disk: chunks appear on first write and vanish on trim or zeroing. */
 export class MemoryBackend implements BlockDevice {
@@ -21,7 +99,7 @@ export class MemoryBackend implements BlockDevice {
   readonly blockSizes: BlockSizes;
   readonly capabilities: Capabilities;
   private readonly chunkSize: number;
-  private readonly chunks = new Map<number, Buffer>();
+  private readonly store: ChunkStore;
   private closed = false;
 
   constructor(options: MemoryBackendOptions) {
@@ -33,34 +111,36 @@ export class MemoryBackend implements BlockDevice {
     if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 8 || (this.chunkSize & (this.chunkSize - 1)) !== 0) {
       throw new BlockError('EINVAL', `chunk size ${this.chunkSize} must be a power of two of at least 8`);
     }
+    this.store = new ChunkStore(this.chunkSize);
     this.blockSizes = { minimum: 1, preferred: 4096, maximum: 32 * 1024 * 1024, ...options.blockSizes };
     this.capabilities = { ...DEFAULT_CAPABILITIES, readOnly: options.readOnly ?? false };
   }
 
   /** Bytes of RAM holding data; what the device really costs. */
   get allocatedBytes(): number {
-    return this.chunks.size * this.chunkSize;
+    return this.store.count * this.chunkSize;
   }
 
   async read(offset: number, target: Buffer): Promise<void> {
     this.checkOpen();
-    this.forEachChunkPiece(offset, target.length, (chunk, within, length, pos) => {
-      const slot = target.subarray(pos, pos + length);
-      if (chunk) {
-        chunk.copy(slot, 0, within, within + length);
+    this.runs(
+      offset,
+      target.length,
+      false,
+      (slab, start, pos, length) => {
+        slab.copy(target, pos, start, start + length);
         countStored(length);
-      } else slot.fill(0);
-    });
+      },
+      (pos, length) => target.fill(0, pos, pos + length),
+    );
   }
 
   async write(offset: number, data: readonly Buffer[]): Promise<void> {
     this.checkOpen();
     let at = offset;
     for (const piece of data) {
-      this.forEachChunkPiece(at, piece.length, (chunk, within, length, pos, index) => {
-        // A chunk about to be overwritten whole needs no zero-fill first.
-        const dest = chunk ?? this.allocate(index, length === this.chunkSize);
-        piece.copy(dest, within, pos, pos + length);
+      this.runs(at, piece.length, true, (slab, start, pos, length) => {
+        piece.copy(slab, start, pos, pos + length);
         countStored(length);
       });
       at += piece.length;
@@ -82,13 +162,18 @@ export class MemoryBackend implements BlockDevice {
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     this.checkOpen();
     const extents: Extent[] = [];
-    this.forEachChunkPiece(offset, length, (chunk, _within, pieceLength) => {
-      const hole = chunk === undefined;
+    const cs = this.chunkSize;
+    let pos = 0;
+    for (let visited = 0; pos < length && visited < MAX_STATUS_CHUNKS; visited++) {
+      const at = offset + pos;
+      const index = Math.floor(at / cs);
+      const n = Math.min(cs - (at - index * cs), length - pos);
+      const hole = this.store.slot(index) < 0;
       const last = extents[extents.length - 1];
-      if (last && last.hole === hole) {
-        extents[extents.length - 1] = { length: last.length + pieceLength, hole, zero: hole };
-      } else extents.push({ length: pieceLength, hole, zero: hole });
-    });
+      if (last && last.hole === hole) extents[extents.length - 1] = { length: last.length + n, hole, zero: hole };
+      else extents.push({ length: n, hole, zero: hole });
+      pos += n;
+    }
     return extents;
   }
 
@@ -102,46 +187,88 @@ export class MemoryBackend implements BlockDevice {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.chunks.clear();
+    this.store.clear();
   }
 
   private zeroRange(offset: number, length: number, keepAllocated: boolean): void {
     this.checkOpen();
-    this.forEachChunkPiece(offset, length, (chunk, within, pieceLength, _pos, index) => {
-      if (!chunk) {
-        if (keepAllocated) this.allocate(index);
-        return;
+    const cs = this.chunkSize;
+    const store = this.store;
+    for (let pos = 0; pos < length; ) {
+      const at = offset + pos;
+      const index = Math.floor(at / cs);
+      const within = at - index * cs;
+      const n = Math.min(cs - within, length - pos);
+      pos += n;
+      const slot = store.slot(index);
+      if (slot < 0) {
+        if (keepAllocated) this.zeroFilled(index);
+        continue;
       }
-      if (pieceLength === this.chunkSize && !keepAllocated) {
-        this.chunks.delete(index);
-        return;
+      if (n === cs && !keepAllocated) {
+        store.release(index, slot);
+        continue;
       }
-      chunk.fill(0, within, within + pieceLength);
-      if (!keepAllocated && isAllZero(chunk)) this.chunks.delete(index);
-    });
+      const slab = store.slab(slot);
+      const base = store.within(slot);
+      slab.fill(0, base + within, base + within + n);
+      if (!keepAllocated && isAllZero(slab, base, cs)) store.release(index, slot);
+    }
   }
 
-  private allocate(index: number, overwrittenWhole = false): Buffer {
-    const chunk = overwrittenWhole ? Buffer.allocUnsafeSlow(this.chunkSize) : Buffer.alloc(this.chunkSize);
-    this.chunks.set(index, chunk);
-    return chunk;
+  /** Allocate the chunk and zero it (a reused slot holds old bytes). */
+  private zeroFilled(index: number): number {
+    const slot = this.store.allocate(index);
+    const base = this.store.within(slot);
+    this.store.slab(slot).fill(0, base, base + this.chunkSize);
+    return slot;
   }
 
-  /** Walks [offset, offset+length) chunk by chunk; `pos` is the offset within the request. */
-  private forEachChunkPiece(
+  /**
+   * Walks [offset, offset+length) chunk by chunk, handing `data` each run of chunks that
+   * sit next to each other in one slab (one copy for all of them) and `hole` each piece of
+   * a chunk that holds nothing. With `allocate`, missing chunks are made first (zeroed
+   * unless this request covers them whole), so there are no holes. `pos` is the offset
+   * within the request.
+   */
+  private runs(
     offset: number,
     length: number,
-    visit: (chunk: Buffer | undefined, within: number, length: number, pos: number, index: number) => void,
+    allocate: boolean,
+    data: (slab: Buffer, start: number, pos: number, length: number) => void,
+    hole?: (pos: number, length: number) => void,
   ): void {
-    let pos = 0;
-    while (pos < length) {
+    const cs = this.chunkSize;
+    const store = this.store;
+    let slab: Buffer | undefined;
+    let start = 0;
+    let runPos = 0;
+    let runLength = 0;
+    let lastSlot = -1;
+    for (let pos = 0; pos < length; ) {
       const at = offset + pos;
-      const index = Math.floor(at / this.chunkSize);
-      const within = at - index * this.chunkSize;
-      const pieceLength = Math.min(this.chunkSize - within, length - pos);
-      visit(this.chunks.get(index), within, pieceLength, pos, index);
-      pos += pieceLength;
+      const index = Math.floor(at / cs);
+      const within = at - index * cs;
+      const n = Math.min(cs - within, length - pos);
+      let slot = store.slot(index);
+      if (slot < 0 && allocate) slot = n === cs ? store.allocate(index) : this.zeroFilled(index);
+      if (slot < 0) {
+        if (runLength > 0) data(slab!, start, runPos, runLength);
+        runLength = 0;
+        hole!(pos, n);
+      } else if (runLength > 0 && within === 0 && store.adjacent(lastSlot, slot)) {
+        runLength += n;
+      } else {
+        if (runLength > 0) data(slab!, start, runPos, runLength);
+        slab = store.slab(slot);
+        start = store.within(slot) + within;
+        runPos = pos;
+        runLength = n;
+      }
+      lastSlot = slot;
+      pos += n;
     }
+    if (runLength > 0) data(slab!, start, runPos, runLength);
   }
 
   private checkOpen(): void {
@@ -149,9 +276,9 @@ export class MemoryBackend implements BlockDevice {
   }
 }
 
-function isAllZero(buf: Buffer): boolean {
-  // Compare 8 bytes at a time; chunk sizes are powers of two ≥ 8.
-  const words = new BigUint64Array(buf.buffer, buf.byteOffset, buf.length >>> 3);
+function isAllZero(buf: Buffer, start: number, length: number): boolean {
+  // Compare 8 bytes at a time; chunk sizes are powers of two ≥ 8, slabs start 8-aligned.
+  const words = new BigUint64Array(buf.buffer, buf.byteOffset + start, length >>> 3);
   for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
   return true;
 }

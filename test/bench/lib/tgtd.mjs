@@ -1,7 +1,7 @@
 // tgtd (the Linux SCSI target framework's daemon) as an iSCSI baseline: one target whose
 // LUN 1 is a file (LUN 0 is tgtd's own controller).
 import { execFile } from 'node:child_process';
-import { closeSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { freePort, startProcess, waitForPort } from './processes.mjs';
 
@@ -15,7 +15,7 @@ export async function startTgtd({ file, size }) {
   const port = await freePort();
   // tgtd's management socket is keyed by this number (not a TCP port): pick one unlikely to be
   // taken by another tgtd on the machine (tests run theirs concurrently).
-  const control = String(1000 + Math.floor(Math.random() * 60000));
+  const control = String(1000 + Math.floor(Math.random() * 31000)); // tgtd takes at most 32767
   const proc = startProcess('tgtd', ['-f', '-C', control, '--iscsi', `portal=127.0.0.1:${port}`]);
   const tgtadm = (...args) => run('tgtadm', ['-C', control, '--lld', 'iscsi', ...args]);
   try {
@@ -27,6 +27,10 @@ export async function startTgtd({ file, size }) {
     await proc.stop('SIGKILL');
     throw new Error(`tgtd did not start: ${err.stderr ?? err.message} ${proc.stderr()}`);
   }
-  // tgtd ignores SIGTERM, and its backing file needs no orderly close.
-  return { proc, pids: [proc.pid], uri: () => `iscsi://127.0.0.1:${port}/${TGTD_IQN}/1`, stop: () => proc.stop('SIGKILL') };
+  // tgtd ignores SIGTERM, and its backing file needs no orderly close; killed, it leaves its control socket behind.
+  const stop = async () => {
+    await proc.stop('SIGKILL');
+    for (const suffix of ['', '.lock']) rmSync(`/var/run/tgtd/socket.${control}${suffix}`, { force: true });
+  };
+  return { proc, pids: [proc.pid], uri: () => `iscsi://127.0.0.1:${port}/${TGTD_IQN}/1`, stop };
 }
