@@ -8,6 +8,8 @@
  * operations the capabilities allow.
  */
 
+import type { RangeHold, RangeLock } from './range-lock.js';
+
 export interface BlockSizes {
   /** Smallest unit a request may address; offsets and lengths are multiples of it. */
   readonly minimum: number;
@@ -36,6 +38,11 @@ export interface Capabilities {
 export interface WriteOptions {
   /** Force unit access: on stable storage before the promise resolves. */
   readonly fua?: boolean;
+  /**
+   * The caller's exclusive hold on the range (fabric/range-lock.ts): the device's range
+   * lock lets this request through instead of making it wait for the hold it belongs to.
+   */
+  readonly hold?: RangeHold;
 }
 
 export interface ZeroOptions extends WriteOptions {
@@ -68,6 +75,12 @@ export interface BlockDevice {
   readonly size: number;
   readonly blockSizes: BlockSizes;
   readonly capabilities: Capabilities;
+  /**
+   * The range lock every writer of this device goes through, when it has one: the switch
+   * puts one over each registered device (fabric/layers/range-locked.ts) and layers above
+   * it pass it through, so all front ends of an export share it.
+   */
+  readonly rangeLock?: RangeLock;
 
   /** Fill `target` (its whole length) with the bytes at `offset`. */
   read(offset: number, target: Buffer): Promise<void>;

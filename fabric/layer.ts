@@ -7,6 +7,7 @@ import type {
   WriteOptions,
   ZeroOptions,
 } from './device.js';
+import type { RangeLock } from './range-lock.js';
 
 /**
  * A device that wraps one other device and passes everything through, the way an nbdkit
@@ -26,6 +27,9 @@ export class Layer implements BlockDevice {
   }
   get capabilities(): Capabilities {
     return this.next.capabilities;
+  }
+  get rangeLock(): RangeLock | undefined {
+    return this.next.rangeLock;
   }
   read(offset: number, target: Buffer): Promise<void> {
     return this.next.read(offset, target);

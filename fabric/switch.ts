@@ -2,6 +2,7 @@ import type { BlockDevice } from './device.js';
 import { BlockError } from './errors.js';
 import { CheckedDevice } from './checked.js';
 import { Channel } from './channel.js';
+import { RangeLockedDevice } from './layers/range-locked.js';
 import { ReadOnlyLayer } from './layers/read-only.js';
 import { IoStats } from './stats.js';
 import { logger } from './log.js';
@@ -38,6 +39,8 @@ const log = logger('switch');
  */
 export class FabricSwitch {
   private readonly devices = new Map<string, BlockDevice>();
+  /** Each device under its one range lock: what every export of it writes through. */
+  private readonly locked = new Map<string, RangeLockedDevice>();
   private readonly exports = new Map<string, ExportEntry>();
   readonly deviceStats = new Map<string, IoStats>();
   readonly portStats = new Map<string, IoStats>();
@@ -45,6 +48,7 @@ export class FabricSwitch {
   addDevice(device: BlockDevice): void {
     if (this.devices.has(device.name)) throw new BlockError('EINVAL', `device ${device.name} is already registered`);
     this.devices.set(device.name, device);
+    this.locked.set(device.name, new RangeLockedDevice(device));
     this.deviceStats.set(device.name, new IoStats());
   }
 
@@ -58,7 +62,7 @@ export class FabricSwitch {
 
   addExport(options: ExportOptions): ExportEntry {
     if (this.exports.has(options.name)) throw new BlockError('EINVAL', `export ${options.name} is already defined`);
-    const base = this.devices.get(options.device);
+    const base = this.locked.get(options.device);
     if (!base) throw new BlockError('EINVAL', `export ${options.name} refers to unknown device ${options.device}`);
     const readOnly = options.readOnly === true || base.capabilities.readOnly;
     const device = options.wrap ? options.wrap(base) : base;
@@ -100,6 +104,7 @@ export class FabricSwitch {
     const results = await Promise.allSettled([...this.devices.values()].map((d) => d.close()));
     for (const r of results) if (r.status === 'rejected') log.warn({ err: r.reason }, 'device close failed');
     this.devices.clear();
+    this.locked.clear();
     this.exports.clear();
   }
 }

@@ -25,11 +25,11 @@ async function compareAndWrite(ctx: CommandContext): Promise<ScsiResult> {
   const data = exactDataOut(ctx, 2 * half, 13);
   if (blocks === 0) return GOOD;
   const expected = contiguous(sliceBuffers(data, 0, half));
-  await withRangeLock(lu, lba, blocks, async () => {
+  await withRangeLock(lu, lba, blocks, async (hold) => {
     const current = await readBlocks(ctx, lba, blocks);
     const at = firstDifference(current, expected);
     if (at >= 0) throw miscompare(at);
-    await writeBlocks(ctx, lba, sliceBuffers(data, half, half), fua);
+    await writeBlocks(ctx, lba, sliceBuffers(data, half, half), fua, hold);
   });
   return { status: op.SAM_STAT_GOOD, dataOutLength: 2 * half };
 }

@@ -1,4 +1,5 @@
 import { totalLength } from '../../fabric/device.js';
+import type { RangeHold } from '../../fabric/range-lock.js';
 import type { CommandContext } from './command.js';
 import type { LogicalUnit } from './logical-unit.js';
 import * as op from './opcodes.js';
@@ -79,9 +80,9 @@ export async function readBlocks(ctx: CommandContext, lba: number, blocks: numbe
 
 /**
  * Writes whole blocks. FUA when asked, or always when the write cache is disabled; a device
- * without FUA gets a flush after the write instead.
+ * without FUA gets a flush after the write instead. Under `withRangeLock`, pass its hold.
  */
-export async function writeBlocks(ctx: CommandContext, lba: number, data: readonly Buffer[], fua: boolean): Promise<void> {
+export async function writeBlocks(ctx: CommandContext, lba: number, data: readonly Buffer[], fua: boolean, hold?: RangeHold): Promise<void> {
   const lu = ctx.lu;
   const length = totalLength(data);
   const chunk = lu.chunkBytes;
@@ -92,7 +93,7 @@ export async function writeBlocks(ctx: CommandContext, lba: number, data: readon
     const offset = lba * lu.blockSize + pos;
     const piece = length <= chunk ? data : sliceBuffers(data, pos, Math.min(chunk, length - pos));
     try {
-      await lu.device.write(offset, piece, { fua: deviceFua });
+      await lu.device.write(offset, piece, { fua: deviceFua, hold });
     } catch (err) {
       throw toScsiError(err, 'write', offset / lu.blockSize);
     }
@@ -109,14 +110,12 @@ export async function flushDevice(lu: LogicalUnit): Promise<void> {
   }
 }
 
-/** Holds the write lock of [lba, lba+blocks) around `fn`. */
-export async function withRangeLock<T>(lu: LogicalUnit, lba: number, blocks: number, fn: () => Promise<T>): Promise<T> {
-  const release = await lu.writes.acquire(lba, lba + blocks);
-  try {
-    return await fn();
-  } finally {
-    release();
-  }
+/**
+ * Holds [lba, lba+blocks) exclusively around `fn`, against writes from every front end of
+ * the device: `fn` must pass the hold with its own writes (they would wait for it otherwise).
+ */
+export function withRangeLock<T>(lu: LogicalUnit, lba: number, blocks: number, fn: (hold: RangeHold) => Promise<T>): Promise<T> {
+  return lu.lock.withExclusive(lba * lu.blockSize, (lba + blocks) * lu.blockSize, fn);
 }
 
 export function checkWritable(lu: LogicalUnit): void {

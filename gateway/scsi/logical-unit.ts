@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../../fabric/device.js';
 import { BlockError } from '../../fabric/errors.js';
-import { RangeLock } from './range-lock.js';
+import { RangeLockedDevice } from '../../fabric/layers/range-locked.js';
+import type { RangeLock } from '../../fabric/range-lock.js';
 import { PersistentReservations } from './reservations.js';
 import type { ReservationStore } from './reservation-store.js';
 import { lbaOutOfRange } from './sense.js';
@@ -39,7 +40,11 @@ export class LogicalUnit {
   writeCacheEnabled: boolean;
   /** RESERVE(6)/(10) holder's nexus key (SPC-2 reservations do not persist). */
   spc2Holder: string | undefined;
-  readonly writes = new RangeLock();
+  /**
+   * The device's range lock, shared with every other front end of the export: COMPARE AND
+   * WRITE and the other read-modify-write commands hold their range exclusively.
+   */
+  readonly lock: RangeLock;
   readonly pr: PersistentReservations;
 
   constructor(
@@ -48,7 +53,10 @@ export class LogicalUnit {
     config: LunConfig,
     store: ReservationStore,
   ) {
-    this.device = config.device;
+    // A device from the switch comes with its lock; one given directly gets its own.
+    const device = config.device.rangeLock ? config.device : new RangeLockedDevice(config.device);
+    this.device = device;
+    this.lock = device.rangeLock!;
     this.exportName = config.exportName;
     this.blockSize = config.blockSize ?? 512;
     if (this.blockSize !== 512 && this.blockSize !== 4096) {

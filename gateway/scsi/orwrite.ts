@@ -25,10 +25,10 @@ async function orWrite(ctx: CommandContext): Promise<ScsiResult> {
   checkWritable(ctx.lu);
   const received = writeDataOut(ctx, blocks);
   if (received.blocks > 0) {
-    await withRangeLock(ctx.lu, lba, received.blocks, async () => {
+    await withRangeLock(ctx.lu, lba, received.blocks, async (hold) => {
       const merged = await readBlocks(ctx, lba, received.blocks);
       orInto(merged, received.data);
-      await writeBlocks(ctx, lba, [merged], fua);
+      await writeBlocks(ctx, lba, [merged], fua, hold);
     });
   }
   return { status: op.SAM_STAT_GOOD, dataOutLength: blocks * ctx.lu.blockSize };

@@ -1,6 +1,6 @@
 import { blockRange, cdbLengthOf } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
-import { checkWritable, readBlocks, withRangeLock, writeBlocks, writeDataOut } from './io.js';
+import { checkWritable, readBlocks, writeBlocks, writeDataOut } from './io.js';
 import * as op from './opcodes.js';
 import { GOOD, invalidFieldInCdb } from './sense.js';
 import type { ScsiResult } from './types.js';
@@ -30,9 +30,9 @@ async function write(ctx: CommandContext): Promise<ScsiResult> {
   checkBlockRange(ctx, lba, blocks);
   checkWritable(ctx.lu);
   const received = writeDataOut(ctx, blocks);
-  if (received.blocks > 0) {
-    await withRangeLock(ctx.lu, lba, received.blocks, () => writeBlocks(ctx, lba, received.data, fua));
-  }
+  // Overlapping writes need no lock between them; the device's range lock keeps each one
+  // out of ranges held by COMPARE AND WRITE and the like.
+  if (received.blocks > 0) await writeBlocks(ctx, lba, received.data, fua);
   return { status: op.SAM_STAT_GOOD, dataOutLength: bytes };
 }
 

@@ -1,7 +1,7 @@
 import { totalLength } from '../../fabric/device.js';
 import { allocationLength, uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
-import { checkWritable, contiguous, dataOut, withRangeLock } from './io.js';
+import { checkWritable, contiguous, dataOut } from './io.js';
 import * as op from './opcodes.js';
 import { deallocate, provisioning } from './provisioning.js';
 import { GOOD, invalidFieldInCdb, invalidFieldInParameterList, invalidOpcode, lbaOutOfRange, parameterListLengthError, toScsiError } from './sense.js';
@@ -51,13 +51,11 @@ async function unmap(ctx: CommandContext): Promise<ScsiResult> {
   const list = contiguous(dataOut(ctx, Math.min(length, totalLength(ctx.cmd.dataOut ?? []))));
   const extents = parse(ctx, list);
   for (const e of extents) {
-    await withRangeLock(lu, e.lba, e.blocks, async () => {
-      try {
-        await deallocate(lu, e.lba * lu.blockSize, e.blocks * lu.blockSize);
-      } catch (err) {
-        throw toScsiError(err, 'write', e.lba);
-      }
-    });
+    try {
+      await deallocate(lu, e.lba * lu.blockSize, e.blocks * lu.blockSize);
+    } catch (err) {
+      throw toScsiError(err, 'write', e.lba);
+    }
   }
   return { status: op.SAM_STAT_GOOD, dataOutLength: length };
 }

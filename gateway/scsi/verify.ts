@@ -47,8 +47,8 @@ async function writeAndVerify(ctx: CommandContext): Promise<ScsiResult> {
   const bytes = blocks * ctx.lu.blockSize;
   const received = writeDataOut(ctx, blocks);
   if (received.blocks > 0) {
-    await withRangeLock(ctx.lu, lba, received.blocks, async () => {
-      await writeBlocks(ctx, lba, received.data, true);
+    await withRangeLock(ctx.lu, lba, received.blocks, async (hold) => {
+      await writeBlocks(ctx, lba, received.data, true, hold);
       await compareMedium(ctx, lba, received.blocks, contiguous(received.data));
     });
   }

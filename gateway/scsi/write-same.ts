@@ -1,6 +1,7 @@
 import { uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { checkWritable, contiguous, exactDataOut, flushDevice, withRangeLock, writeBlocks } from './io.js';
+import type { RangeHold } from '../../fabric/range-lock.js';
 import type { LogicalUnit } from './logical-unit.js';
 import * as op from './opcodes.js';
 import { provisioning } from './provisioning.js';
@@ -17,26 +18,26 @@ function isZero(buf: Buffer): boolean {
 }
 
 /** Zeroes a range: deallocating it when the UNMAP bit allows, else keeping it allocated. */
-async function zeroRange(ctx: CommandContext, lu: LogicalUnit, lba: number, blocks: number, unmap: boolean): Promise<void> {
-  if (!lu.device.capabilities.writeZeroes) return writePattern(ctx, lba, blocks, Buffer.alloc(lu.blockSize));
+async function zeroRange(ctx: CommandContext, lu: LogicalUnit, lba: number, blocks: number, unmap: boolean, hold: RangeHold): Promise<void> {
+  if (!lu.device.capabilities.writeZeroes) return writePattern(ctx, lba, blocks, Buffer.alloc(lu.blockSize), hold);
   const durable = !lu.writeCacheEnabled;
   const fua = durable && lu.device.capabilities.fua;
   try {
-    await lu.device.writeZeroes(lba * lu.blockSize, blocks * lu.blockSize, { noHole: !unmap, fua });
+    await lu.device.writeZeroes(lba * lu.blockSize, blocks * lu.blockSize, { noHole: !unmap, fua, hold });
   } catch (err) {
     throw toScsiError(err, 'write', lba);
   }
   if (durable && !fua) await flushDevice(lu);
 }
 
-async function writePattern(ctx: CommandContext, lba: number, blocks: number, block: Buffer): Promise<void> {
+async function writePattern(ctx: CommandContext, lba: number, blocks: number, block: Buffer, hold: RangeHold): Promise<void> {
   const size = block.length;
   const perPiece = Math.max(1, Math.min(blocks, Math.floor(PATTERN_BYTES / size)));
   const pattern = Buffer.allocUnsafe(perPiece * size);
   for (let i = 0; i < perPiece; i++) block.copy(pattern, i * size);
   for (let done = 0; done < blocks; done += perPiece) {
     const n = Math.min(perPiece, blocks - done);
-    await writeBlocks(ctx, lba + done, [pattern.subarray(0, n * size)], false);
+    await writeBlocks(ctx, lba + done, [pattern.subarray(0, n * size)], false, hold);
   }
 }
 
@@ -62,9 +63,9 @@ async function writeSame(ctx: CommandContext): Promise<ScsiResult> {
   checkWritable(lu);
   if (unmap && !provisioning(lu).writeSameUnmap) throw invalidFieldInCdb(1, 3);
   const block = ndob ? undefined : contiguous(exactDataOut(ctx, lu.blockSize, blocksByte));
-  await withRangeLock(lu, lba, blocks, async () => {
-    if (!block || unmap || isZero(block)) await zeroRange(ctx, lu, lba, blocks, unmap);
-    else await writePattern(ctx, lba, blocks, block);
+  await withRangeLock(lu, lba, blocks, async (hold) => {
+    if (!block || unmap || isZero(block)) await zeroRange(ctx, lu, lba, blocks, unmap, hold);
+    else await writePattern(ctx, lba, blocks, block, hold);
   });
   return { status: op.SAM_STAT_GOOD, dataOutLength: ndob ? 0 : lu.blockSize };
 }
