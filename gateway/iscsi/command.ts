@@ -2,7 +2,7 @@ import { logger } from '../../fabric/log.js';
 import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
 import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
 import type { Connection } from './connection.js';
-import { encodeLun, isFinal, itt, lunOf, newBhs, sliceData, type Pdu } from './pdu.js';
+import { encodeLun, isFinal, itt, lunOf, newBhs, releaseHolds, releasePdu, sliceData, type Pdu } from './pdu.js';
 import { newTask, type Task } from './task.js';
 import { fixedSense } from '../scsi/sense.js';
 import * as op from '../scsi/opcodes.js';
@@ -29,17 +29,29 @@ export class CommandPath {
 
   constructor(private readonly conn: Connection) {}
 
+  /** Takes over the PDU: its holds go to the task, or are released when there is none. */
   onCommand(pdu: Pdu): void {
+    if (!this.startTask(pdu)) releasePdu(pdu);
+  }
+
+  /** Returns whether a task now owns the PDU's bytes. */
+  private startTask(pdu: Pdu): boolean {
     const conn = this.conn;
     const session = conn.session!;
     const b = pdu.bhs;
     const tag = itt(b);
-    if (session.tasks.has(tag)) return conn.reject(b, RejectReason.TASK_IN_PROGRESS);
+    if (session.tasks.has(tag)) {
+      conn.reject(b, RejectReason.TASK_IN_PROGRESS);
+      return false;
+    }
     const read = (b[1]! & CommandFlag.READ) !== 0;
     const write = (b[1]! & CommandFlag.WRITE) !== 0;
     const edtl = b.readUInt32BE(20);
     const cdb = commandDescriptorBlock(b, pdu.ahs);
-    if (!cdb) return conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+    if (!cdb) {
+      conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+      return false;
+    }
     const direction: DataDirection = read && write ? 'bidirectional' : read ? 'read' : write ? 'write' : 'none';
     const readLength = read ? (write ? bidiReadLength(pdu.ahs) ?? edtl : edtl) : 0;
     const writeLength = write ? edtl : 0;
@@ -52,13 +64,15 @@ export class CommandPath {
       immediate > p.firstBurstLength ||
       (!final && (!write || p.initialR2T))
     ) {
-      return conn.reject(b, RejectReason.PROTOCOL_ERROR);
+      conn.reject(b, RejectReason.PROTOCOL_ERROR);
+      return false;
     }
     if (writeLength > MAX_WRITE_BYTES) {
       // Refuse before buffering anything; unsolicited data that still follows is dropped.
       this.forget(tag);
       const refused = newTask({ itt: tag, lun: lunOf(b), cmdSN: 0, cdb, direction, writeLength, readLength, unsolicitedLength: 0 });
-      return this.sendResponse(refused, SamStatus.CHECK_CONDITION, fixedSense(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_CDB), 0, 0);
+      this.sendResponse(refused, SamStatus.CHECK_CONDITION, fixedSense(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_CDB), 0, 0);
+      return false;
     }
     const unsolicitedLength = final ? immediate : Math.min(writeLength, p.firstBurstLength);
     const task = newTask({ itt: tag, lun: lunOf(b), cmdSN: b.readUInt32BE(24), cdb, direction, writeLength, readLength, unsolicitedLength });
@@ -67,18 +81,21 @@ export class CommandPath {
       for (const d of pdu.data) task.dataOut.push(d);
       task.received = immediate;
     }
+    task.holds.push(...pdu.holds);
     session.tasks.set(tag, task);
     this.progress(task);
+    return true;
   }
 
+  /** Takes over the PDU: its holds go to the task it belongs to, or are released. */
   onDataOut(pdu: Pdu): void {
     const conn = this.conn;
     const b = pdu.bhs;
     const tag = itt(b);
     const task = conn.session!.tasks.get(tag);
     if (!task) {
-      if (this.recentlyAborted.includes(tag)) return;
-      return conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+      if (!this.recentlyAborted.includes(tag)) conn.reject(b, RejectReason.INVALID_PDU_FIELD);
+      return releasePdu(pdu);
     }
     const ttt = b.readUInt32BE(20);
     const dataSN = b.readUInt32BE(36);
@@ -89,9 +106,11 @@ export class CommandPath {
       // ERL 0 cannot recover a broken data sequence: reject and drop the connection.
       log.debug({ itt: tag, violation }, 'data-out sequence error');
       conn.reject(b, RejectReason.PROTOCOL_ERROR);
+      releasePdu(pdu);
       return conn.close(`data-out sequence error: ${violation}`);
     }
     for (const d of pdu.data) task.dataOut.push(d);
+    task.holds.push(...pdu.holds);
     task.received += n;
     this.progress(task);
   }
@@ -186,13 +205,15 @@ export class CommandPath {
       });
   }
 
+  /** The SCSI layer is done with the command (its data-out too): answer it, unless aborted. */
   private respond(task: Task, result: ScsiResult | undefined): void {
+    releaseHolds(task.holds);
     const conn = this.conn;
     const session = conn.session;
     if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
-    if (task.aborted || conn.closed) return;
-    // Aborted inside the SCSI layer (e.g. PREEMPT AND ABORT from another nexus): no response.
-    if (result?.status === SamStatus.TASK_ABORTED) return;
+    // Aborted by task management, or inside the SCSI layer (e.g. PREEMPT AND ABORT from
+    // another nexus): no response.
+    if (task.aborted || conn.closed || result?.status === SamStatus.TASK_ABORTED) return result?.release?.();
     if (!result) return this.sendResponse(task, SamStatus.CHECK_CONDITION, undefined, 0, 0, ScsiResponseCode.TARGET_FAILURE);
     const data = result.dataIn === undefined ? [] : Buffer.isBuffer(result.dataIn) ? [result.dataIn] : result.dataIn;
     let total = 0;
@@ -211,7 +232,10 @@ export class CommandPath {
       if (wanted < task.writeLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.writeLength - wanted];
       else if (wanted > task.writeLength) [flags, residual] = [ResponseFlag.OVERFLOW, wanted - task.writeLength];
     }
-    if (dataInLength === 0) return this.sendResponse(task, result.status, result.sense, flags, residual);
+    if (dataInLength === 0) {
+      result.release?.();
+      return this.sendResponse(task, result.status, result.sense, flags, residual);
+    }
 
     const statusInData = !result.sense && result.status !== SamStatus.CHECK_CONDITION;
     const segment = conn.params.initiatorMaxRecvDataSegmentLength;
@@ -240,7 +264,7 @@ export class CommandPath {
       offset += n;
     }
     if (!statusInData) pdus.push(this.responsePdu(task, result.status, result.sense, flags, residual, ScsiResponseCode.COMMAND_COMPLETED, dataSN));
-    conn.sendPdus(pdus);
+    conn.sendPdus(pdus, result.release);
   }
 
   private sendResponse(task: Task, status: number, sense: Buffer | undefined, flags: number, residual: number, response: number = ScsiResponseCode.COMMAND_COMPLETED): void {
@@ -264,6 +288,8 @@ export class CommandPath {
   abortTask(task: Task): void {
     // The SCSI layer stops the command itself through abortTask/abortTaskSet/lunReset.
     task.aborted = true;
+    // A task still collecting data-out lets go of it now; one executing, once the SCSI layer is done.
+    if (!task.executing) releaseHolds(task.holds);
     const session = this.conn.session;
     if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
     this.forget(task.itt);

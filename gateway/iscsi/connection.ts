@@ -1,9 +1,11 @@
 import type { Socket } from 'node:net';
+import { readBufferPool } from '../../fabric/buffers.js';
 import { logger } from '../../fabric/log.js';
+import { SocketReceiver, type ReceivePath } from '../../fabric/socket-receiver.js';
 import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason } from './constants.js';
 import { Login, type LoginContext, type LoginResult } from './login.js';
 import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
-import { encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, sliceData, type Pdu } from './pdu.js';
+import { detachPdu, encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, releasePdu, sliceData, type Pdu } from './pdu.js';
 import { COMMAND_WINDOW, type Session } from './session.js';
 import { encodeText, type TextPairs } from './text.js';
 import { CommandPath } from './command.js';
@@ -22,6 +24,8 @@ export interface ConnectionHost {
   detach(conn: Connection): void;
   sendTargets(conn: Connection, value: string): TextPairs;
   readonly nopIntervalMs: number;
+  /** Where full-feature connections read: pooled receive arenas, or 'data' events (forced by tests). */
+  readonly receive: ReceivePath;
 }
 
 type Phase = 'login' | 'full' | 'logout' | 'closed';
@@ -41,6 +45,7 @@ export class Connection {
   private statSN = 0;
   private phase: Phase = 'login';
   private login: Login | undefined;
+  private readonly receiver: SocketReceiver;
   private readonly reader: PduReader;
   private readonly framing = { headerDigest: false, dataDigest: false, maxDataSegment: 8192 };
   readonly commands: CommandPath;
@@ -58,12 +63,12 @@ export class Connection {
     readonly listenerId: string,
   ) {
     this.params = defaultParams(host.limits);
-    this.reader = new PduReader(this.framing);
+    this.receiver = new SocketReceiver(socket, () => this.pump());
+    this.reader = new PduReader(this.receiver.queue, this.framing);
     this.commands = new CommandPath(this);
     this.text = new TextExchange(this);
     this.log = log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('peer closed'));
     socket.on('drain', () => this.resume());
@@ -77,8 +82,7 @@ export class Connection {
     return this.phase === 'full';
   }
 
-  private onData(chunk: Buffer): void {
-    this.reader.push(chunk);
+  private pump(): void {
     try {
       let pdu: Pdu | undefined;
       while (this.phase !== 'closed' && !this.paused && (pdu = this.reader.next())) this.dispatch(pdu);
@@ -94,8 +98,16 @@ export class Connection {
     }
   }
 
-  private dispatch(pdu: Pdu): void {
-    const op = opcodeOf(pdu.bhs);
+  /**
+   * SCSI Command and Data-Out PDUs stay views of the receive arenas: the command path keeps
+   * them (and their holds) until the command is answered. Every other PDU is detached from
+   * the arenas first. A data-path PDU dropped here is released here.
+   */
+  private dispatch(received: Pdu): void {
+    const op = opcodeOf(received.bhs);
+    const dataPath = op === Opcode.SCSI_COMMAND || op === Opcode.SCSI_DATA_OUT;
+    const pdu = dataPath ? received : detachPdu(received);
+    if (dataPath && this.phase !== 'full') releasePdu(pdu);
     if (this.phase === 'login') {
       if (op !== Opcode.LOGIN_REQUEST) return this.close(`opcode 0x${op.toString(16)} before login completed`);
       return this.onLogin(pdu);
@@ -114,17 +126,19 @@ export class Connection {
     const verdict = session.verdict(cmdSN);
     if (verdict === 'drop') {
       this.log.debug({ cmdSN, expCmdSN: session.expCmdSN }, 'command outside the CmdSN window ignored');
-      return;
+      return releasePdu(pdu);
     }
+    // A deferred command that never runs (session gone) leaves its arena to the GC.
     if (verdict === 'queue') return session.defer(cmdSN, () => this.run(op, pdu));
     session.advance();
     this.run(op, pdu);
   }
 
   private run(op: number, pdu: Pdu): void {
-    if (this.phase !== 'full') return;
+    if (this.phase !== 'full') return releasePdu(pdu);
     if (this.session!.type === 'Discovery' && op !== Opcode.TEXT_REQUEST && op !== Opcode.LOGOUT_REQUEST && op !== Opcode.NOP_OUT) {
-      return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
+      this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
+      return releasePdu(pdu);
     }
     switch (op) {
       case Opcode.SCSI_COMMAND:
@@ -195,8 +209,10 @@ export class Connection {
     this.framing.maxDataSegment = this.params.targetMaxRecvDataSegmentLength;
     this.phase = 'full';
     this.login = undefined;
+    // Discovery sessions exchange a few text PDUs: not worth an arena.
+    if (session.type === 'Normal') this.receiver.established(this.host.receive === 'arenas' ? readBufferPool : null);
     this.log.info(
-      { initiator: result.initiatorName, isid: result.isid, target: result.target?.name, type: result.type, tsih: session.tsih, tpgt: result.portalGroupTag, hd: this.params.headerDigest, dd: this.params.dataDigest },
+      { initiator: result.initiatorName, isid: result.isid, target: result.target?.name, type: result.type, tsih: session.tsih, tpgt: result.portalGroupTag, hd: this.params.headerDigest, dd: this.params.dataDigest, receive: this.receiver.path },
       'login complete',
     );
     if (this.host.nopIntervalMs > 0) {
@@ -223,11 +239,14 @@ export class Connection {
     }
   }
 
-  /** Frame and write one or more PDUs in one corked write. */
-  sendPdus(pdus: readonly { bhs: Buffer; data?: readonly Buffer[]; length?: number }[]): void {
+  /**
+   * Frame and write one or more PDUs in one corked write; `onSent` runs once the socket is
+   * done with their buffers (written, or dropped with the connection).
+   */
+  sendPdus(pdus: readonly { bhs: Buffer; data?: readonly Buffer[]; length?: number }[], onSent?: () => void): void {
     const parts: Buffer[] = [];
     for (const p of pdus) parts.push(...frame(p.bhs, p.data ?? [], p.length ?? 0, this.params.headerDigest && this.phase !== 'login', this.params.dataDigest && this.phase !== 'login'));
-    this.send(parts);
+    this.send(parts, onSent);
   }
 
   /**
@@ -235,15 +254,17 @@ export class Connection {
    * every response completed in this tick (a burst of pipelined commands) leaves in one
    * writev: one syscall instead of one per PDU.
    */
-  private send(parts: readonly Buffer[]): void {
-    if (this.phase === 'closed' || this.socket.destroyed) return;
+  private send(parts: readonly Buffer[], onSent?: () => void): void {
+    if (this.phase === 'closed' || this.socket.destroyed || parts.length === 0) return onSent?.();
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(this.uncork);
     }
     let ok = true;
-    for (const p of parts) ok = this.socket.write(p);
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) ok = this.socket.write(parts[i]!);
+    ok = onSent ? this.socket.write(parts[last]!, onSent) : this.socket.write(parts[last]!);
     if (!ok && !this.paused) {
       // Backpressure: stop reading requests until the initiator drains our replies.
       this.paused = true;
@@ -261,7 +282,7 @@ export class Connection {
     if (!this.paused) return;
     this.paused = false;
     this.socket.resume();
-    this.onData(Buffer.alloc(0));
+    this.pump();
   }
 
   reject(rejected: Buffer, reason: number): void {
@@ -269,7 +290,8 @@ export class Connection {
     bhs[2] = reason;
     bhs.writeUInt32BE(RESERVED_TAG, 16);
     this.fillCounters(bhs);
-    const header = rejected.subarray(0, BHS_LENGTH);
+    // A copy: the rejected PDU's arena may be reused before the socket sends this.
+    const header = Buffer.from(rejected.subarray(0, BHS_LENGTH));
     this.sendPdus([{ bhs, data: [header], length: header.length }]);
   }
 
@@ -348,6 +370,7 @@ export class Connection {
     this.socket.destroySoon();
     setTimeout(() => this.socket.destroy(), 2000).unref();
     this.commands.abortAll();
+    this.receiver.close();
     this.host.detach(this);
   }
 }

@@ -1,20 +1,27 @@
+import type { Retained } from '../../fabric/buffers.js';
+import type { ByteQueue } from '../../fabric/byte-queue.js';
 import { BHS_LENGTH, DIGEST_LENGTH, FINAL_BIT, IMMEDIATE_BIT, OPCODE_MASK } from './constants.js';
 import { crc32c, readDigest, writeDigest } from './digest.js';
 
 /**
  * iSCSI PDU framing (RFC 7143 §11.2): a 48-byte Basic Header Segment, optional Additional
  * Header Segments, optional header digest, then a data segment padded to 4 bytes and an
- * optional data digest. Received data segments stay as slices of the socket's chunks.
+ * optional data digest. A received PDU is views of the socket's chunks, headers included.
  */
 
 export interface Pdu {
-  /** The 48-byte BHS (its own small buffer). */
+  /** The 48-byte BHS, a view of the received bytes. */
   readonly bhs: Buffer;
   /** Additional header segments, if TotalAHSLength > 0. */
   readonly ahs?: Buffer;
   /** The data segment without padding, as received (slices, not concatenated). */
   readonly data: readonly Buffer[];
   readonly dataLength: number;
+  /**
+   * What keeps those views from reuse when they lie in receive arenas: release each once
+   * the PDU is done with (`releasePdu`), or hand them on to whoever keeps the PDU's bytes.
+   */
+  holds: Retained[];
 }
 
 export const opcodeOf = (bhs: Buffer): number => bhs[0]! & OPCODE_MASK;
@@ -103,115 +110,89 @@ export interface FramingLimits {
 }
 
 /**
- * Cuts the TCP stream into PDUs. Chunks are queued as received; a PDU's data segment is
- * returned as subarrays of those chunks, so a 1 MiB write is never concatenated.
- * `limits` is read before each PDU, so digests switch on exactly after login.
+ * Cuts the TCP stream into PDUs. Header, AHS and data segment are returned as views of the
+ * queued chunks (a header is copied only when it straddles two of them), each holding its
+ * chunk's receive arena until the PDU is released, so a 1 MiB write is neither
+ * concatenated nor copied. `limits` is read before each PDU, so digests switch on exactly
+ * after login.
  */
 export class PduReader {
-  private chunks: Buffer[] = [];
-  private head = 0; // offset into chunks[0]
-  private buffered = 0;
-
-  constructor(private readonly limits: FramingLimits) {}
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-  }
-
-  get pendingBytes(): number {
-    return this.buffered;
-  }
+  constructor(
+    private readonly queue: ByteQueue,
+    private readonly limits: FramingLimits,
+  ) {}
 
   /** The next complete PDU, or undefined until more bytes arrive. Throws FramingError. */
   next(): Pdu | undefined {
-    if (this.buffered < BHS_LENGTH) return undefined;
-    const bhs = this.peek(BHS_LENGTH);
-    const ahsLen = ahsLength(bhs);
-    const dlen = dataSegmentLength(bhs);
+    const q = this.queue;
+    if (q.length < BHS_LENGTH) return undefined;
+    const ahsLen = q.byteAt(4) * 4;
+    const dlen = (q.byteAt(5) << 16) | (q.byteAt(6) << 8) | q.byteAt(7);
     const hd = this.limits.headerDigest ? DIGEST_LENGTH : 0;
     if (dlen > this.limits.maxDataSegment) {
+      const bhs = Buffer.from(q.readContiguous(BHS_LENGTH, false));
       throw new FramingError('too-long', `data segment of ${dlen} bytes exceeds MaxRecvDataSegmentLength ${this.limits.maxDataSegment}`, bhs);
     }
     const padded = dlen + pad4(dlen);
     const dd = dlen > 0 && this.limits.dataDigest ? DIGEST_LENGTH : 0;
-    const total = BHS_LENGTH + ahsLen + hd + padded + dd;
-    if (this.buffered < total) return undefined;
+    if (q.length < BHS_LENGTH + ahsLen + hd + padded + dd) return undefined;
 
-    this.skip(BHS_LENGTH);
-    const ahs = ahsLen > 0 ? this.copyOut(ahsLen) : undefined;
+    const holds: Retained[] = [];
+    const bhs = q.readContiguous(BHS_LENGTH, true, holds);
+    const ahs = ahsLen > 0 ? q.readContiguous(ahsLen, true, holds) : undefined;
     if (hd) {
-      const got = readDigest(this.copyOut(DIGEST_LENGTH), 0);
+      const got = readDigest(q.readContiguous(DIGEST_LENGTH), 0);
       const want = crc32c(ahs ? [bhs, ahs] : bhs);
       if (got !== want) {
-        this.skip(padded + dd);
-        throw new FramingError('header-digest', `header digest mismatch (0x${got.toString(16)} != 0x${want.toString(16)})`, bhs);
+        q.skip(padded + dd);
+        const copy = Buffer.from(bhs);
+        releaseHolds(holds);
+        throw new FramingError('header-digest', `header digest mismatch (0x${got.toString(16)} != 0x${want.toString(16)})`, copy);
       }
     }
-    const data = dlen > 0 ? this.take(dlen) : [];
+    const data = dlen > 0 ? q.readSlices(dlen, holds) : [];
     const pad = padded - dlen;
-    if (pad) this.skip(pad);
+    if (pad) q.skip(pad);
     if (dd) {
-      const got = readDigest(this.copyOut(DIGEST_LENGTH), 0);
+      const got = readDigest(q.readContiguous(DIGEST_LENGTH), 0);
       const want = crc32c(data, pad);
-      if (got !== want) throw new FramingError('data-digest', `data digest mismatch (0x${got.toString(16)} != 0x${want.toString(16)})`, bhs);
+      if (got !== want) {
+        const copy = Buffer.from(bhs);
+        releaseHolds(holds);
+        throw new FramingError('data-digest', `data digest mismatch (0x${got.toString(16)} != 0x${want.toString(16)})`, copy);
+      }
     }
-    return { bhs, ahs, data, dataLength: dlen };
+    return { bhs, ahs, data, dataLength: dlen, holds };
   }
+}
 
-  /** A private copy of the first n bytes without consuming them (headers only: small). */
-  private peek(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length - this.head >= n) return Buffer.from(first.subarray(this.head, this.head + n));
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    let off = this.head;
-    for (const c of this.chunks) {
-      const k = Math.min(n - filled, c.length - off);
-      c.copy(out, filled, off, off + k);
-      filled += k;
-      off = 0;
-      if (filled === n) break;
-    }
-    return out;
-  }
+export function releaseHolds(holds: Retained[]): void {
+  for (let i = 0; i < holds.length; i++) holds[i]!.release();
+  holds.length = 0;
+}
 
-  private copyOut(n: number): Buffer {
-    const b = this.peek(n);
-    this.skip(n);
-    return b;
-  }
+/** Done with a PDU: its views may be reused from now on. */
+export function releasePdu(pdu: Pdu): void {
+  releaseHolds(pdu.holds);
+}
 
-  /** Consume n bytes as slices of the received chunks. */
-  private take(n: number): Buffer[] {
-    const out: Buffer[] = [];
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      const k = Math.min(n, c.length - this.head);
-      out.push(c.subarray(this.head, this.head + k));
-      this.advance(k);
-      n -= k;
-    }
-    return out;
-  }
-
-  private skip(n: number): void {
-    while (n > 0) {
-      const k = Math.min(n, this.chunks[0]!.length - this.head);
-      this.advance(k);
-      n -= k;
-    }
-  }
-
-  private advance(k: number): void {
-    this.head += k;
-    this.buffered -= k;
-    if (this.head === this.chunks[0]!.length) {
-      this.chunks.shift();
-      this.head = 0;
-    }
-  }
+/**
+ * The PDU with its bytes copied out of the receive arenas and its holds released, for
+ * control PDUs whose handlers keep bytes across awaits or across PDUs (task management,
+ * text, logout, NOP-Out): they are few and small, so the copy costs nothing that matters,
+ * and no arena stays pinned by them. A PDU that holds nothing is returned as it is.
+ */
+export function detachPdu(pdu: Pdu): Pdu {
+  if (pdu.holds.length === 0) return pdu;
+  const copy: Pdu = {
+    bhs: Buffer.from(pdu.bhs),
+    ahs: pdu.ahs ? Buffer.from(pdu.ahs) : undefined,
+    data: pdu.dataLength > 0 ? [Buffer.concat(pdu.data as Buffer[])] : [],
+    dataLength: pdu.dataLength,
+    holds: [],
+  };
+  releasePdu(pdu);
+  return copy;
 }
 
 /** Join slices (for the few small payloads the transport itself must parse: text keys). */

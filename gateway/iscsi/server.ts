@@ -3,6 +3,8 @@ import type { RootDatabase } from 'lmdb';
 import type { FabricSwitch } from '../../fabric/switch.js';
 import { BlockError } from '../../fabric/errors.js';
 import { logger } from '../../fabric/log.js';
+import { ownReadBuffersSupported } from '../../fabric/own-read-buffers.js';
+import type { ReceivePath } from '../../fabric/socket-receiver.js';
 import { ScsiTarget } from '../scsi/target.js';
 import { MemoryReservationStore } from '../scsi/reservation-store.js';
 import { LmdbReservationStore } from '../scsi/reservation-store-lmdb.js';
@@ -33,6 +35,11 @@ export interface IscsiServerOptions {
   readonly nopIntervalMs?: number;
   /** How long an ALUA group stays transitioning. */
   readonly aluaTransitionMs?: number;
+  /**
+   * Where full-feature connections read: pooled receive arenas (default, when this Node
+   * allows it) or plain 'data' events (the fallback, forced by tests).
+   */
+  readonly receive?: ReceivePath;
 }
 
 export interface PortalAddress {
@@ -58,6 +65,7 @@ interface Listener {
 export class IscsiServer implements ConnectionHost {
   readonly limits: TargetLimits;
   readonly nopIntervalMs: number;
+  readonly receive: ReceivePath;
   private readonly targets = new Map<string, TargetRuntime>();
   private readonly listeners = new Map<string, Listener>();
   private readonly sessions = new Map<number, Session>();
@@ -68,6 +76,7 @@ export class IscsiServer implements ConnectionHost {
   constructor(private readonly options: IscsiServerOptions) {
     this.limits = { ...DEFAULT_TARGET_LIMITS, ...options.limits };
     this.nopIntervalMs = options.nopIntervalMs ?? 30_000;
+    this.receive = options.receive ?? 'arenas';
   }
 
   async start(): Promise<void> {
@@ -102,6 +111,9 @@ export class IscsiServer implements ConnectionHost {
       throw err;
     }
     log.info({ portals: this.addresses().map((a) => `${a.host}:${a.port}`), targets: [...this.targets.keys()] }, 'iSCSI server listening');
+    if (this.receive === 'arenas' && !ownReadBuffersSupported()) {
+      log.warn({ receive: 'data-events' }, "iSCSI receive path: this Node lacks the socket internals for receive arenas, reading 'data' events");
+    } else log.info({ receive: this.receive }, 'iSCSI receive path');
   }
 
   private listen(listener: Listener): Promise<void> {

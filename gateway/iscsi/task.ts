@@ -1,3 +1,4 @@
+import type { Retained } from '../../fabric/buffers.js';
 import type { DataDirection } from '../scsi/types.js';
 
 /** One outstanding R2T: the burst the initiator owes us for this Target Transfer Tag. */
@@ -24,6 +25,8 @@ export interface Task {
   /** Expected length of data-in (read direction). */
   readonly readLength: number;
   readonly dataOut: Buffer[];
+  /** Keep the receive arenas under the CDB and data-out from reuse until the task ends. */
+  readonly holds: Retained[];
   received: number;
   /** Bytes the initiator may send unsolicited (immediate + Data-Out with TTT 0xffffffff). */
   readonly unsolicitedLength: number;
@@ -52,6 +55,7 @@ export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'dire
     readLength: init.readLength,
     unsolicitedLength: init.unsolicitedLength,
     dataOut: [],
+    holds: [],
     received: 0,
     unsolicitedDone: false,
     nextUnsolicitedDataSN: 0,

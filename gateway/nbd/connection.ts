@@ -1,12 +1,12 @@
 import type { Socket } from 'node:net';
-import { ReceiveArenas, type BufferPool, type Retained } from '../../fabric/buffers.js';
+import type { BufferPool } from '../../fabric/buffers.js';
+import { ExactReader } from '../../fabric/exact-reader.js';
 import type { Logger } from '../../fabric/log.js';
 import { MAX_OPTION_LENGTH } from '../../fabric/protocols/nbd.js';
-import { ByteQueue } from './byte-queue.js';
+import { SocketReceiver, type ReceivePath } from '../../fabric/socket-receiver.js';
 import { NbdProtocolError, nbdErrorMessage } from './errors.js';
 import { advertisedBlockSizes, transmissionFlags } from './export-info.js';
 import { handshake, type NegotiationIo } from './handshake.js';
-import { readIntoOwnBuffers } from './own-read-buffers.js';
 import { negotiateOptions, type Negotiated, type NegotiationContext } from './options.js';
 import { ReplyWriter } from './reply-writer.js';
 import { Transmission } from './transmission.js';
@@ -15,6 +15,8 @@ export interface ConnectionContext extends NegotiationContext {
   /** Port id the switch counts this connection's I/O under. */
   readonly portId: string;
   readonly pool: BufferPool;
+  /** 'data-events' keeps every connection off the receive arenas (tests of the fallback). */
+  readonly receive: ReceivePath;
 }
 
 /** During negotiation, stop reading when a client sends this much ahead of our replies. */
@@ -24,20 +26,20 @@ class PeerGone extends Error {}
 
 /**
  * One client: the handshake and option haggling (awaiting bytes as they come), then the
- * transmission phase driven synchronously as bytes arrive. The socket reads into pooled
- * receive arenas where Node allows it (see own-read-buffers.ts), else via 'data' events.
+ * transmission phase driven synchronously as bytes arrive. Negotiation reads 'data' events;
+ * transmission reads into pooled receive arenas where Node allows it (fabric/socket-receiver.ts),
+ * so a socket that is only connected, or still negotiating, pins no arena.
  * The socket must arrive paused (pauseOnConnect).
  */
 export class NbdConnection {
   /** Settles when the socket has closed, whatever the reason. */
   readonly closed: Promise<void>;
-  private readonly queue = new ByteQueue();
+  private readonly receiver: SocketReceiver;
+  private readonly reader: ExactReader;
   private transmission: Transmission | null = null;
-  private waiter: { n: number; resolve: () => void; reject: (err: Error) => void } | null = null;
   private inputEnded = false;
   private isClosed = false;
   private drainTimer: NodeJS.Timeout | null = null;
-  private readonly arenas: ReceiveArenas;
 
   constructor(
     private readonly socket: Socket,
@@ -46,24 +48,15 @@ export class NbdConnection {
   ) {
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => (markClosed = resolve));
-    const arenas = (this.arenas = new ReceiveArenas(ctx.pool));
-    const own = readIntoOwnBuffers(
-      socket,
-      () => arenas.region(),
-      (data) => {
-        const { chunk, owner } = arenas.filled(data.length);
-        this.onData(chunk, owner);
-      },
-    );
-    if (!own) socket.on('data', (chunk: Buffer) => this.onData(chunk, null));
+    this.receiver = new SocketReceiver(socket, () => this.onData());
+    this.reader = new ExactReader(this.receiver.queue);
     socket.on('end', () => this.onInputEnd());
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
       this.isClosed = true;
       if (this.drainTimer) clearTimeout(this.drainTimer);
-      this.wakeWaiter(new PeerGone('connection closed'));
-      this.queue.clear();
-      arenas.close();
+      this.reader.fail(new PeerGone('connection closed'));
+      this.receiver.close();
       log.debug('connection closed');
       markClosed();
     });
@@ -123,9 +116,10 @@ export class NbdConnection {
   private enterTransmission(n: Negotiated): void {
     const channel = this.ctx.fabric.openChannel(n.entry.name, { id: this.ctx.portId, protocol: 'nbd' });
     const writer = new ReplyWriter(this.socket, n.structuredReplies, this.ctx.pool);
+    this.receiver.established(this.ctx.receive === 'arenas' ? this.ctx.pool : null);
     this.transmission = new Transmission({
       socket: this.socket,
-      queue: this.queue,
+      queue: this.receiver.queue,
       device: channel,
       writer,
       pool: this.ctx.pool,
@@ -135,7 +129,7 @@ export class NbdConnection {
       log: this.log,
       onEnd: (reason, violation) => this.onTransmissionEnd(reason, violation),
     });
-    this.log.debug({ export: n.entry.name, structured: n.structuredReplies }, 'transmission started');
+    this.log.debug({ export: n.entry.name, structured: n.structuredReplies, receive: this.receiver.path }, 'transmission started');
     if (this.socket.isPaused()) this.socket.resume();
     if (this.inputEnded) this.transmission.end('client closed its side');
     this.transmission.pump();
@@ -153,18 +147,13 @@ export class NbdConnection {
     this.socket.end(() => this.socket.destroy());
   }
 
-  private onData(chunk: Buffer, owner: Retained | null): void {
-    if (this.isClosed) {
-      owner?.release();
-      return;
-    }
-    this.queue.push(chunk, owner);
+  private onData(): void {
     if (this.transmission) {
       this.transmission.pump();
       return;
     }
-    if (this.waiter && this.queue.length >= this.waiter.n) this.wakeWaiter(null);
-    else if (this.queue.length > NEGOTIATION_BACKLOG) this.socket.pause();
+    this.reader.fed();
+    if (this.receiver.queue.length > NEGOTIATION_BACKLOG) this.socket.pause();
   }
 
   private onInputEnd(): void {
@@ -173,31 +162,16 @@ export class NbdConnection {
       // Whatever complete requests arrived still get served; a torn one is dropped.
       this.transmission.pump();
       this.transmission.end('client closed its side');
-    } else this.wakeWaiter(new PeerGone('client closed during negotiation'));
-  }
-
-  private read(n: number): Promise<Buffer> {
-    if (this.queue.length >= n) return Promise.resolve(this.take(n));
-    if (this.inputEnded || this.isClosed) return Promise.reject(new PeerGone('connection closed'));
-    if (this.socket.isPaused()) this.socket.resume();
-    return new Promise<void>((resolve, reject) => (this.waiter = { n, resolve, reject })).then(() => this.take(n));
+    } else this.reader.fail(new PeerGone('client closed during negotiation'));
   }
 
   /**
-   * Negotiation bytes are not data-path traffic, so the copy is not counted. They are
-   * copied because the handshake code may keep them across awaits, while a view into a
-   * receive arena is only valid until the queue moves on.
+   * Negotiation reads: views of 'data' chunks, which no one reuses, so the handshake code
+   * may keep them across awaits.
    */
-  private take(n: number): Buffer {
-    return Buffer.from(this.queue.readContiguous(n, false));
-  }
-
-  private wakeWaiter(err: Error | null): void {
-    const waiter = this.waiter;
-    if (!waiter) return;
-    this.waiter = null;
-    if (err) waiter.reject(err);
-    else waiter.resolve();
+  private read(n: number): Promise<Buffer> {
+    if (this.receiver.queue.length < n && this.socket.isPaused()) this.socket.resume();
+    return this.reader.read(n);
   }
 
   private drop(reason: string): void {

@@ -1,6 +1,6 @@
 import type { Retained } from '../../fabric/buffers.js';
 import { NBD_CMD_WRITE, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../fabric/protocols/nbd.js';
-import type { ByteQueue } from './byte-queue.js';
+import type { ByteQueue } from '../../fabric/byte-queue.js';
 import { NbdProtocolError } from './errors.js';
 import { readU64 } from './wire.js';
 

@@ -2,6 +2,8 @@ import net from 'node:net';
 import { unlink } from 'node:fs/promises';
 import { readBufferPool, type BufferPool } from '../../fabric/buffers.js';
 import { logger, type Logger } from '../../fabric/log.js';
+import { ownReadBuffersSupported } from '../../fabric/own-read-buffers.js';
+import type { ReceivePath } from '../../fabric/socket-receiver.js';
 import type { FabricSwitch } from '../../fabric/switch.js';
 import { NbdConnection, type ConnectionContext } from './connection.js';
 
@@ -15,6 +17,11 @@ export interface NbdServerOptions {
   /** Export served for the empty name ""; default: the first export. */
   readonly defaultExport?: string;
   readonly pool?: BufferPool;
+  /**
+   * Where established connections read: pooled receive arenas (default, when this Node
+   * allows it) or plain 'data' events (the fallback, forced by tests).
+   */
+  readonly receive?: ReceivePath;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -40,10 +47,14 @@ export class NbdServer {
       log: this.log,
       portId: id,
       pool: options.pool ?? readBufferPool,
+      receive: options.receive ?? 'arenas',
     };
   }
 
   async start(): Promise<void> {
+    const receive = this.ctx.receive === 'arenas' && ownReadBuffersSupported() ? 'arenas' : 'data-events';
+    if (receive === this.ctx.receive) this.log.info({ receive }, 'NBD receive path');
+    else this.log.warn({ receive, wanted: this.ctx.receive }, "NBD receive path: this Node lacks the socket internals for receive arenas, reading 'data' events");
     try {
       for (const address of this.options.listen) await this.listenOn(address);
     } catch (err) {

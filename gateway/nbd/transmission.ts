@@ -27,7 +27,7 @@ import {
   NBD_FLAG_SEND_TRIM,
   NBD_FLAG_SEND_WRITE_ZEROES,
 } from '../../fabric/protocols/nbd.js';
-import type { ByteQueue } from './byte-queue.js';
+import type { ByteQueue } from '../../fabric/byte-queue.js';
 import { nbdErrorMessage, nbdErrorOf } from './errors.js';
 import { descriptorsOf, planSegments } from './extents.js';
 import type { ReplyWriter } from './reply-writer.js';

@@ -61,10 +61,12 @@ function checkAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new ScsiError(op.ABORTED_COMMAND, op.ASC_NO_ADDITIONAL_SENSE, {}, op.SAM_STAT_TASK_ABORTED);
 }
 
-/** Reads whole blocks, in pieces the device accepts; a failure names the first LBA of its piece. */
-export async function readBlocks(ctx: CommandContext, lba: number, blocks: number): Promise<Buffer> {
+/**
+ * Reads whole blocks into `target` (default: a fresh buffer), in pieces the device accepts;
+ * a failure names the first LBA of its piece.
+ */
+export async function readBlocks(ctx: CommandContext, lba: number, blocks: number, target: Buffer = Buffer.allocUnsafe(blocks * ctx.lu.blockSize)): Promise<Buffer> {
   const lu = ctx.lu;
-  const target = Buffer.allocUnsafe(blocks * lu.blockSize);
   const chunk = lu.chunkBytes;
   for (let pos = 0; pos < target.length; pos += chunk) {
     checkAborted(ctx.signal);

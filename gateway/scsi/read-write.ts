@@ -1,3 +1,4 @@
+import { readBufferPool } from '../../fabric/buffers.js';
 import { blockRange, cdbLengthOf } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { checkWritable, readBlocks, writeBlocks, writeDataOut } from './io.js';
@@ -17,11 +18,19 @@ export function checkBlockRange(ctx: CommandContext, lba: number, blocks: number
   if (blocks > ctx.lu.maxTransferBlocks) throw invalidFieldInCdb(TRANSFER_LENGTH_BYTE[length]!, 7);
 }
 
+/** The device fills a pooled buffer that the transport sends as it is, then gives back. */
 async function read(ctx: CommandContext): Promise<ScsiResult> {
   const { lba, blocks } = blockRange(ctx.cdb);
   checkBlockRange(ctx, lba, blocks);
   if (blocks === 0) return GOOD;
-  return { status: op.SAM_STAT_GOOD, dataIn: await readBlocks(ctx, lba, blocks) };
+  const buffer = readBufferPool.acquire(blocks * ctx.lu.blockSize);
+  try {
+    await readBlocks(ctx, lba, blocks, buffer);
+  } catch (err) {
+    readBufferPool.release(buffer);
+    throw err;
+  }
+  return { status: op.SAM_STAT_GOOD, dataIn: buffer, release: () => readBufferPool.release(buffer) };
 }
 
 async function write(ctx: CommandContext): Promise<ScsiResult> {

@@ -151,7 +151,9 @@ export class ScsiTarget implements TargetContext {
     this.tasks.set(taskKey, { nexusKey, lun: cmd.lun, abort });
     try {
       const result = await this.dispatch(cmd, nexusKey, abort.signal);
-      return abort.aborted ? { status: op.SAM_STAT_TASK_ABORTED } : result;
+      if (!abort.aborted) return result;
+      result.release?.();
+      return { status: op.SAM_STAT_TASK_ABORTED };
     } finally {
       cmd.signal?.removeEventListener('abort', onAbort);
       if (this.tasks.get(taskKey)?.abort === abort) this.tasks.delete(taskKey);

@@ -60,4 +60,9 @@ export interface ScsiResult {
   readonly sense?: Buffer;
   /** Data-out bytes the CDB called for (SPDTL), set by commands that take data-out. */
   readonly dataOutLength?: number;
+  /**
+   * Set when data-in lies in a pooled buffer: the transport calls it once the socket is
+   * done with the data (sent, or dropped with the command), and not before.
+   */
+  readonly release?: () => void;
 }

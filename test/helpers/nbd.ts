@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../fabric/device.js';
 import { FabricSwitch } from '../../fabric/switch.js';
-import { NbdServer } from '../../gateway/nbd/server.js';
+import { NbdServer, type NbdServerOptions } from '../../gateway/nbd/server.js';
 
 export interface TestExport {
   name: string;
@@ -37,8 +37,14 @@ export interface RunningNbd {
   stop(): Promise<void>;
 }
 
+/**
+ * Server options every startNbdServer call uses unless it says otherwise: a test file that
+ * sets `receive: 'data-events'` here runs other test files over the receive fallback.
+ */
+export const nbdServerDefaults: Partial<Pick<NbdServerOptions, 'receive' | 'pool'>> = {};
+
 /** An NBD server on 127.0.0.1 (ephemeral port) and on a Unix socket in a fresh temp dir. */
-export async function startNbdServer(exports: TestExport[]): Promise<RunningNbd> {
+export async function startNbdServer(exports: TestExport[], options: Partial<Pick<NbdServerOptions, 'receive' | 'pool'>> = {}): Promise<RunningNbd> {
   const fabric = new FabricSwitch();
   for (const e of exports) {
     if (!fabric.device(e.device.name)) fabric.addDevice(e.device);
@@ -46,7 +52,7 @@ export async function startNbdServer(exports: TestExport[]): Promise<RunningNbd>
   }
   const dir = await mkdtemp(join(tmpdir(), 'blockgate-nbd-'));
   const socketPath = join(dir, 'nbd.sock');
-  const server = new NbdServer({ fabric, listen: [{ host: '127.0.0.1', port: 0 }, { socketPath }] });
+  const server = new NbdServer({ ...nbdServerDefaults, ...options, fabric, listen: [{ host: '127.0.0.1', port: 0 }, { socketPath }] });
   await server.start();
   const tcp = server.addresses().find((a): a is { host: string; port: number } => 'port' in a)!;
   const first = exports[0]?.name ?? '';

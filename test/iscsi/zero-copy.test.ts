@@ -1,24 +1,108 @@
 /**
- * The iSCSI data path copies no payload: Data-Out slices go to the device as received and
- * Data-In leaves as slices of the read buffer (fabric/copies.ts counts deliberate copies).
+ * The iSCSI data path copies no payload, shown by provenance (test/helpers/provenance.ts):
+ * while qemu-img (libiscsi) writes and reads a LUN, every byte-moving call in the process
+ * is attributed to its caller; Data-Out reaching the device must be views of the receive
+ * arenas, and the buffer the device filled for a READ must be the memory the socket sent
+ * in the Data-In PDUs.
  */
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
-import { copyStats, resetCopyStats } from '../../fabric/copies.js';
-import { read10, startBlockgate, TestInitiator, write10 } from '../helpers/iscsi.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryBackend } from '../../fabric/backends/memory.js';
+import { readBufferPool } from '../../fabric/buffers.js';
+import { run, startBlockgate, TestInitiator, write10 } from '../helpers/iscsi.js';
+import { CopyWatch, PatternDevice, patternImage, trackPool } from '../helpers/provenance.js';
 
-t.test('writes through R2T bursts and reads split into Data-In PDUs copy nothing', async (t) => {
-  const bg = await startBlockgate({ server: { limits: { firstBurstLength: 65536, maxBurstLength: 262144 } } });
-  t.teardown(() => bg.stop());
-  const ini = await TestInitiator.connect(bg.port);
+const MiB = 1 << 20;
+const SIZE = 32 * MiB;
+/** iSCSI Basic Header Segment (RFC 7143 §11.2.1): the one thing that may straddle two reads. */
+const BHS_LENGTH = 48;
+/**
+ * Code off the media path: login and control PDUs (copied out of the arenas on purpose), and
+ * the SCSI commands that build small parameter data (INQUIRY, MODE SENSE, READ CAPACITY…).
+ */
+const CONTROL =
+  /gateway[/\\]iscsi[/\\](login|negotiation|text|discovery|chap)\.ts|detachPdu|Connection\.onLogin|gateway[/\\]scsi[/\\](inquiry|vpd|mode|mode-pages|capacity|report-luns|report-opcodes|alua|target-port-groups|request-sense|lba-status|unit-attention)\.ts/;
+
+const dir = await mkdtemp(join(tmpdir(), 'blockgate-izc-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+const pooled = trackPool(readBufferPool);
+const device = new PatternDevice(new MemoryBackend({ name: 'disk', size: SIZE }));
+const bg = await startBlockgate({ device });
+t.teardown(() => bg.stop());
+const image = patternImage(SIZE);
+const source = join(dir, 'source.img');
+await writeFile(source, image);
+
+function report(t: { comment(message: string): void }, watch: CopyWatch): void {
+  const path = watch.onRequestPath(CONTROL);
+  t.comment(`moves by blockgate: ${watch.ours.length}, ${path.length} on the request path (${path.reduce((n, m) => n + m.bytes, 0)} bytes)`);
+  for (const m of path.slice(0, 5)) t.comment(`  ${m.via} ${m.bytes} B at ${m.site}`);
+}
+
+t.test('qemu-img writes a LUN: every Data-Out byte reaches the device as a view of a receive arena', async (t) => {
+  device.recording = true;
+  const watch = new CopyWatch().start();
+  let r;
+  try {
+    r = await run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', source, bg.url(0)]);
+  } finally {
+    watch.stop();
+    device.recording = false;
+  }
+  t.equal(r.code, 0, r.stderr);
+  report(t, watch);
+  t.same(device.badWrites, [], 'the device got the bytes the initiator sent');
+  t.equal(device.writeSlices.reduce((n, s) => n + s.length, 0), SIZE, 'every byte reached the device');
+  t.equal(device.writeSlices.filter((s) => !pooled.has(s.buffer)).length, 0, 'no write slice lies outside the receive arenas');
+  const path = watch.onRequestPath(CONTROL);
+  t.same(path.filter((m) => m.bytes > BHS_LENGTH), [], 'blockgate moved nothing larger than a PDU header');
+  t.ok(path.reduce((n, m) => n + m.bytes, 0) <= (SIZE / 8192) * BHS_LENGTH, 'at most one straddling header per PDU');
+});
+
+t.test('qemu-img reads a LUN: the buffer the device filled is what went into the Data-In PDUs', async (t) => {
+  device.recording = true;
+  const back = join(dir, 'back.img');
+  const watch = new CopyWatch().start();
+  let r;
+  try {
+    r = await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', bg.url(0), back]);
+  } finally {
+    watch.stop();
+    device.recording = false;
+  }
+  t.equal(r.code, 0, r.stderr);
+  report(t, watch);
+  t.ok((await readFile(back)).equals(image), 'data intact');
+  t.ok(device.filled.length > 0, `${device.filled.length} device reads`);
+  t.equal(device.filled.filter((b) => !watch.sent(b)).length, 0, 'every filled buffer went to socket.write (as Data-In slices)');
+  t.equal(device.filled.filter((b) => !pooled.has(b.buffer)).length, 0, 'and came from the read-buffer pool');
+  t.same(watch.onRequestPath(CONTROL).filter((m) => m.bytes > BHS_LENGTH), [], 'blockgate moved nothing larger than a PDU header');
+});
+
+t.test('R2T bursts of small Data-Out PDUs with header and data digests: still views, nothing moved', async (t) => {
+  const small = await startBlockgate({ device: new PatternDevice(new MemoryBackend({ name: 'disk', size: 8 * MiB })), server: { limits: { firstBurstLength: 65536, maxBurstLength: 262144 } } });
+  t.teardown(() => small.stop());
+  const ini = await TestInitiator.connect(small.port);
   t.teardown(() => ini.close());
-  await ini.login({ maxRecvDataSegmentLength: 16384 });
-  const data = randomBytes(4 * 1024 * 1024);
-  resetCopyStats();
-  t.equal((await ini.scsi(write10(2048, data.length / 512), { write: data })).status, 0, '4 MiB write in 16 bursts');
-  const back = await ini.scsi(read10(2048, data.length / 512), { read: data.length });
-  t.equal(back.status, 0);
-  t.ok(back.data.equals(data), 'data intact');
-  t.equal(copyStats.transfer, 0, 'no bytes copied between socket and device');
-  t.equal(copyStats.stored, 2 * data.length, 'the medium itself saw each byte once in and once out');
+  await ini.login({ maxRecvDataSegmentLength: 16384, headerDigest: true, dataDigest: true });
+  t.ok(ini.headerDigest && ini.dataDigest, 'digests negotiated');
+  const dev = small.fabric.device('disk') as PatternDevice;
+  const data = image.subarray(1 * MiB, 5 * MiB);
+  dev.recording = true;
+  const watch = new CopyWatch().start();
+  let status: number;
+  try {
+    status = (await ini.scsi(write10(2048, data.length / 512), { write: data })).status;
+  } finally {
+    watch.stop();
+    dev.recording = false;
+  }
+  report(t, watch);
+  t.equal(status, 0, '4 MiB write in 16 R2T bursts of 16 KiB Data-Out PDUs');
+  t.same(dev.badWrites, []);
+  t.equal(dev.writeSlices.reduce((n, s) => n + s.length, 0), data.length);
+  t.equal(dev.writeSlices.filter((s) => !pooled.has(s.buffer)).length, 0, 'every slice is a view of a receive arena');
+  t.same(watch.onRequestPath(CONTROL).filter((m) => m.bytes > BHS_LENGTH), [], 'nothing larger than a PDU header moved');
 });

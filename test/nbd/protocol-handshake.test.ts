@@ -30,7 +30,7 @@ import {
   REPLY_MAGIC,
 } from '../../fabric/protocols/nbd.js';
 import { NbdServer } from '../../gateway/nbd/server.js';
-import { RawNbdClient, infoRequest, startNbdServer, stillServes } from '../helpers/nbd.js';
+import { RawNbdClient, infoRequest, nbdServerDefaults, startNbdServer, stillServes } from '../helpers/nbd.js';
 
 const nbd = await startNbdServer([
   { name: 'disk', device: new MemoryBackend({ name: 'hs-disk', size: 8 << 20 }), description: 'the disk' },
@@ -241,7 +241,7 @@ t.test('the Unix socket speaks the same protocol', async (t) => {
 });
 
 t.test('defaultExport chooses what the empty name means', async (t) => {
-  const server = new NbdServer({ fabric: nbd.fabric, listen: [{ host: '127.0.0.1', port: 0 }], id: 'nbd-default', defaultExport: 'ro' });
+  const server = new NbdServer({ ...nbdServerDefaults, fabric: nbd.fabric, listen: [{ host: '127.0.0.1', port: 0 }], id: 'nbd-default', defaultExport: 'ro' });
   await server.start();
   t.teardown(() => server.stop());
   const [address] = server.addresses();

@@ -10,7 +10,7 @@ import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { BufferPool, ReceiveArenas, readBufferPool, type Retained } from '../../fabric/buffers.js';
 import type { WriteOptions } from '../../fabric/device.js';
 import { Layer } from '../../fabric/layer.js';
-import { ByteQueue } from '../../gateway/nbd/byte-queue.js';
+import { ByteQueue } from '../../fabric/byte-queue.js';
 import { startNbdServer } from '../helpers/nbd.js';
 
 const run = promisify(execFile);

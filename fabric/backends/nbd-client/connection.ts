@@ -9,8 +9,10 @@
  *   conn.inFlight, conn.info, conn.close()
  */
 import net from 'node:net';
+import { ByteQueue } from '../../byte-queue.js';
 import type { Extent } from '../../device.js';
 import { BlockError, type BlockErrorCode } from '../../errors.js';
+import { ExactReader } from '../../exact-reader.js';
 import { NBD_CMD_DISC, NBD_CMD_READ, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../protocols/nbd.js';
 import { connectOptions, formatNbdAddress, type NbdAddress } from './address.js';
 import { negotiate, type ExportInfo, type HandshakeIo } from './handshake.js';
@@ -32,7 +34,8 @@ export class NbdConnection implements ReplySink {
   private readonly socket: net.Socket;
   private readonly receive = Buffer.allocUnsafe(RECEIVE_BUFFER);
   private readonly inflight = new Map<number, NbdRequest>();
-  private handshake: HandshakeReader | undefined = new HandshakeReader();
+  /** Byte-exact reads for the handshake, which is small and happens once per connection. */
+  private handshake: ExactReader | undefined = new ExactReader(new ByteQueue());
   private parser: ReplyParser | undefined;
   /** The slice handed to the socket for a direct read, if any. */
   private direct: Buffer | undefined;
@@ -101,10 +104,14 @@ export class NbdConnection implements ReplySink {
     } finally {
       clearTimeout(timer);
     }
-    const leftover = this.handshake!.drain();
+    // What arrived after the handshake (nothing, with a well-behaved server).
+    const queue = this.handshake!.queue;
     this.handshake = undefined;
     this.parser = new ReplyParser(this, this.info.allocationContext, this.info.structuredReplies);
-    if (leftover) this.parser.consume(leftover, 0, leftover.length);
+    if (queue.length > 0) {
+      const leftover = queue.readContiguous(queue.length, false);
+      this.parser.consume(leftover, 0, leftover.length);
+    }
     const period = Math.max(10, Math.min(1000, this.options.timeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), period).unref();
   }
@@ -218,7 +225,11 @@ export class NbdConnection implements ReplySink {
 
   private onRead(n: number, buf: Uint8Array): void {
     if (this.closedWith) return;
-    if (this.handshake) return this.handshake.feed(Buffer.from(buf.subarray(0, n)));
+    if (this.handshake) {
+      // A copy: the socket reads the next bytes into the same receive buffer.
+      this.handshake.queue.push(Buffer.from(buf.subarray(0, n)));
+      return this.handshake.fed();
+    }
     if (buf === this.direct) this.parser!.receivedDirect(n);
     else this.parser!.consume(this.receive, 0, n);
     this.direct = undefined;
@@ -229,48 +240,5 @@ export class NbdConnection implements ReplySink {
     if (!oldest.done && oldest.value.deadline <= Date.now()) {
       this.fail('ETIMEDOUT', `server ${this.where} did not answer within ${this.options.timeoutMs} ms`);
     }
-  }
-}
-
-/** Byte-exact reads for the handshake, which is small and happens once per connection. */
-class HandshakeReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private waiter: { length: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
-  private error: Error | undefined;
-
-  read(length: number): Promise<Buffer> {
-    if (this.error) return Promise.reject(this.error);
-    return new Promise((resolve, reject) => {
-      this.waiter = { length, resolve, reject };
-      this.satisfy();
-    });
-  }
-
-  feed(data: Buffer): void {
-    this.chunks.push(data);
-    this.buffered += data.length;
-    this.satisfy();
-  }
-
-  fail(error: Error): void {
-    this.error = error;
-    this.waiter?.reject(error);
-    this.waiter = undefined;
-  }
-
-  /** What arrived after the handshake (nothing, with a well-behaved server). */
-  drain(): Buffer | undefined {
-    return this.buffered > 0 ? Buffer.concat(this.chunks) : undefined;
-  }
-
-  private satisfy(): void {
-    const waiter = this.waiter;
-    if (!waiter || this.buffered < waiter.length) return;
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.chunks = all.length > waiter.length ? [all.subarray(waiter.length)] : [];
-    this.buffered -= waiter.length;
-    this.waiter = undefined;
-    waiter.resolve(all.subarray(0, waiter.length));
   }
 }

@@ -1,13 +1,14 @@
-import type { Retained } from '../../fabric/buffers.js';
-import { countCopy } from '../../fabric/copies.js';
+import type { Retained } from './buffers.js';
+import { countCopy } from './copies.js';
 
 /**
- * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks.
- * Payloads leave as slices of those chunks (no concatenation); only a small fixed-size
- * field that straddles two chunks is copied, and that copy is counted.
+ * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks:
+ * the one receive queue of the NBD server, the iSCSI PDU reader and the NBD client's
+ * handshake. Payloads leave as slices of those chunks (no concatenation); only a small
+ * fixed-size field that straddles two chunks is copied, and that copy is counted.
  *
  * A chunk may come with an owner (the receive arena it is a view of): the queue holds a
- * reference until the chunk is consumed, and a payload taken as slices takes its own.
+ * reference until the chunk is consumed, and whatever is taken with `holds` takes its own.
  */
 export class ByteQueue {
   private chunks: Buffer[] = [];
@@ -28,15 +29,32 @@ export class ByteQueue {
     this.length += chunk.length;
   }
 
+  /** The unconsumed byte at `index` (< length), without consuming anything. */
+  byteAt(index: number): number {
+    let i = this.head;
+    let at = this.offset + index;
+    for (let chunk = this.chunks[i]!; at >= chunk.length; chunk = this.chunks[++i]!) at -= chunk.length;
+    return this.chunks[i]![at]!;
+  }
+
   /**
    * The next `n` bytes as one Buffer: a view when they lie in one chunk, else a copy.
-   * Copies are counted as transfer copies unless `counted` is false.
+   * Copies are counted as transfer copies unless `counted` is false. A view is valid only
+   * until the queue moves on, unless `holds` is given: then the chunk's owner is retained
+   * and added there (release it when the view is no longer used).
    */
-  readContiguous(n: number, counted = true): Buffer {
+  readContiguous(n: number, counted = true, holds?: Retained[]): Buffer {
     if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
     const first = this.chunks[this.head]!;
     if (first.length - this.offset >= n) {
       const view = first.subarray(this.offset, this.offset + n);
+      if (holds) {
+        const owner = this.owners[this.head];
+        if (owner) {
+          owner.retain();
+          holds.push(owner);
+        }
+      }
       this.advance(n);
       return view;
     }
