@@ -8,6 +8,7 @@
  * Node's own internals use primordials captured at start-up, so a copy is counted once, at
  * the public call that asked for it.
  */
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { BufferPool } from '../../fabric/buffers.js';
 import { Layer } from '../../fabric/layer.js';
@@ -100,6 +101,16 @@ export class CopyWatch {
     return this.ours.filter((m) => !negotiation.test(m.stack));
   }
 
+  /** What blockgate moved, as lines for t.comment (the first few request-path moves named). */
+  summary(negotiation: RegExp): string[] {
+    const path = this.onRequestPath(negotiation);
+    const bytes = path.reduce((n, m) => n + m.bytes, 0);
+    return [
+      `moves by blockgate: ${this.ours.length}, ${path.length} on the request path (${bytes} bytes)`,
+      ...path.slice(0, 5).map((m) => `  ${m.via} ${m.bytes} B at ${m.site}`),
+    ];
+  }
+
   /** Whether [view.byteOffset, +length) of view's memory went to a socket, possibly in pieces. */
   sent(view: Uint8Array): boolean {
     const start = view.byteOffset;
@@ -171,9 +182,10 @@ export class PatternDevice extends Layer {
   }
 }
 
-/** A file-sized buffer of PatternDevice's pattern, for clients to write or compare. */
-export function patternImage(size: number, block = 512): Buffer {
+/** PatternDevice's pattern over `size` bytes, written to `path` for clients to send; returned to compare. */
+export async function patternFile(path: string, size: number, block = 512): Promise<Buffer> {
   const b = Buffer.alloc(size);
   for (let at = 0; at < size; at += block) b.fill(patternByte(at, block), at, at + block);
+  await writeFile(path, b);
   return b;
 }

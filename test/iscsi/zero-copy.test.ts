@@ -6,13 +6,13 @@
  * in the Data-In PDUs.
  */
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { readBufferPool } from '../../fabric/buffers.js';
 import { run, startBlockgate, TestInitiator, write10 } from '../helpers/iscsi.js';
-import { CopyWatch, PatternDevice, patternImage, trackPool } from '../helpers/provenance.js';
+import { CopyWatch, PatternDevice, patternFile, trackPool } from '../helpers/provenance.js';
 
 const MiB = 1 << 20;
 const SIZE = 32 * MiB;
@@ -31,14 +31,11 @@ const pooled = trackPool(readBufferPool);
 const device = new PatternDevice(new MemoryBackend({ name: 'disk', size: SIZE }));
 const bg = await startBlockgate({ device });
 t.teardown(() => bg.stop());
-const image = patternImage(SIZE);
 const source = join(dir, 'source.img');
-await writeFile(source, image);
+const image = await patternFile(source, SIZE);
 
 function report(t: { comment(message: string): void }, watch: CopyWatch): void {
-  const path = watch.onRequestPath(CONTROL);
-  t.comment(`moves by blockgate: ${watch.ours.length}, ${path.length} on the request path (${path.reduce((n, m) => n + m.bytes, 0)} bytes)`);
-  for (const m of path.slice(0, 5)) t.comment(`  ${m.via} ${m.bytes} B at ${m.site}`);
+  for (const line of watch.summary(CONTROL)) t.comment(line);
 }
 
 t.test('qemu-img writes a LUN: every Data-Out byte reaches the device as a view of a receive arena', async (t) => {

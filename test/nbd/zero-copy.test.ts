@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { BufferPool } from '../../fabric/buffers.js';
 import { setLogLevel } from '../../fabric/log.js';
 import { startNbdServer } from '../helpers/nbd.js';
-import { CopyWatch, PatternDevice, patternImage, trackPool } from '../helpers/provenance.js';
+import { CopyWatch, PatternDevice, patternFile, trackPool } from '../helpers/provenance.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -33,15 +33,11 @@ const pooled = trackPool(pool);
 const device = new PatternDevice(new MemoryBackend({ name: 'zc-disk', size: SIZE }));
 const nbd = await startNbdServer([{ name: 'disk', device }], { pool });
 t.teardown(() => nbd.stop());
-const image = patternImage(SIZE);
 const source = join(dir, 'source.img');
-await writeFile(source, image);
+const image = await patternFile(source, SIZE);
 
 function report(t: { comment(message: string): void }, watch: CopyWatch): void {
-  const path = watch.onRequestPath(NEGOTIATION);
-  const bytes = path.reduce((n, m) => n + m.bytes, 0);
-  t.comment(`moves by blockgate: ${watch.ours.length}, ${path.length} on the request path (${bytes} bytes)`);
-  for (const m of path.slice(0, 5)) t.comment(`  ${m.via} ${m.bytes} B at ${m.site}`);
+  for (const line of watch.summary(NEGOTIATION)) t.comment(line);
 }
 
 for (const [name, uri] of [
