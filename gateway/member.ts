@@ -9,6 +9,7 @@ import { iscsiConfigOf, onOnePortal, type IscsiConfig } from './iscsi/config.js'
 import type { PortalConfig } from './iscsi/target-runtime.js';
 import { IscsiServer } from './iscsi/server.js';
 import { ApiServer } from './api/server.js';
+import type { FrontEndSession } from './sessions.js';
 import { FencedLayer } from '../fabric/layers/fenced.js';
 import type { Arbiter } from '../failover/arbitration/arbiter.js';
 import { arbiterOf } from '../failover/cluster/arbiter-of.js';
@@ -23,6 +24,8 @@ export interface FrontEnd {
   stop(options: { drainMs: number }): Promise<void>;
   /** Where hosts reach it, for logs and tests: `127.0.0.1:10809`, `unix:/run/x.sock`. */
   addresses(): string[];
+  /** The clients connected now (NBD connections, iSCSI sessions). */
+  sessions?(): FrontEndSession[];
 }
 
 export interface MemberOptions {
@@ -178,6 +181,7 @@ function createFrontEnds(
       start: () => server.start(),
       stop: (options) => server.stop(options),
       addresses: () => server.addresses().map(formatAddress),
+      sessions: () => server.sessionList(),
     });
   }
 
@@ -194,6 +198,7 @@ function createFrontEnds(
       start: () => server.start(),
       stop: (options) => server.stop(options),
       addresses: () => server.addresses().map((a) => `${formatAddress(a)} ${a.target} tpg ${a.portalGroup}`),
+      sessions: () => server.sessionList(),
     });
   }
 
@@ -207,6 +212,7 @@ function createFrontEnds(
       openMetrics: config.api.openMetrics,
       // The status page lists every front end, this one included, as they are when asked.
       addresses: () => addressesByProtocol(frontEnds),
+      sessions: () => frontEnds.flatMap((f) => f.sessions?.() ?? []),
     });
     frontEnds.push({
       protocol: 'api',

@@ -12,6 +12,7 @@ import { admit, type Caller } from './guard.js';
 import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
 import { memberStatus, type StatusSource } from './status.js';
+import type { FrontEndSession } from '../sessions.js';
 import { rotateToken } from './token-rotate.js';
 import { ApiTokens } from './tokens.js';
 
@@ -22,6 +23,7 @@ import { ApiTokens } from './tokens.js';
  *   GET  /metrics                                   Prometheus text format 0.0.4
  *   GET  /api/v1/status                             member, exports, devices, ports, listeners
  *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
+ *   GET  /api/v1/sessions                           connected NBD clients and iSCSI sessions
  *   GET  /api/v1/whoami                             the caller's role
  *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
  *   GET  /                                          dashboard
@@ -36,6 +38,8 @@ export interface ApiServerOptions extends StatusSource {
   readonly tls?: { readonly cert: string; readonly key: string };
   /** /metrics answers without a token (Prometheus on the management network); default true. */
   readonly openMetrics?: boolean;
+  /** The clients connected to the member's front ends now. */
+  sessions?(): FrontEndSession[];
 }
 
 /** No framing by other sites (clickjacking the action buttons), no MIME sniffing, no referrer leaks. */
@@ -151,6 +155,10 @@ export class ApiServer {
       case '/api/v1/status':
         allow(method, 'GET');
         sendJson(res, 200, memberStatus(this.options));
+        return;
+      case '/api/v1/sessions':
+        allow(method, 'GET');
+        sendJson(res, 200, { member: this.options.member, sessions: this.options.sessions?.() ?? [] });
         return;
       case '/api/v1/whoami':
         allow(method, 'GET');

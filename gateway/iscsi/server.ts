@@ -18,6 +18,8 @@ import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './negotiation.js';
 import { aluaStateFor, reportedHost, targetAddress } from './portal-groups.js';
 import { scsiTargetPort } from './scsi-port.js';
 import { Session } from './session.js';
+import { iscsiSessions } from './session-list.js';
+import type { FrontEndSession } from '../sessions.js';
 import type { TextPairs } from './text.js';
 import { TargetRuntime, type IscsiTargetConfig } from './target-runtime.js';
 
@@ -70,6 +72,8 @@ export class IscsiServer implements ConnectionHost {
   private readonly listeners = new Map<string, Listener>();
   private readonly sessions = new Map<number, Session>();
   private readonly connections = new Set<Connection>();
+  /** When each connection and session began, for the session list. */
+  private readonly since = new WeakMap<object, Date>();
   private nextTsih = 1;
   private started = false;
 
@@ -137,6 +141,12 @@ export class IscsiServer implements ConnectionHost {
     socket.on('error', () => undefined); // the connection's own handler logs; never crash
     const conn = new Connection(socket, this, listener.id);
     this.connections.add(conn);
+    this.since.set(conn, new Date());
+  }
+
+  /** Logged-in sessions and connections still logging in. */
+  sessionList(): FrontEndSession[] {
+    return iscsiSessions(this.sessions.values(), this.connections, this.since);
   }
 
   /** Every portal as bound (ephemeral ports resolved). */
@@ -198,6 +208,7 @@ export class IscsiServer implements ConnectionHost {
     const session = new Session(tsih, result.isid, result.initiatorName, result.type, target, nexus, result.params, result.cmdSN);
     session.connections.add(conn);
     this.sessions.set(tsih, session);
+    this.since.set(session, new Date());
     target?.sessions.add(session);
     return session;
   }

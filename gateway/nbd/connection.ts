@@ -40,6 +40,8 @@ export class NbdConnection {
   private inputEnded = false;
   private isClosed = false;
   private drainTimer: NodeJS.Timeout | null = null;
+  /** The export chosen at the end of negotiation, for the session list. */
+  exportName: string | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -115,6 +117,7 @@ export class NbdConnection {
 
   private enterTransmission(n: Negotiated): void {
     const channel = this.ctx.fabric.openChannel(n.entry.name, { id: this.ctx.portId, protocol: 'nbd' });
+    this.exportName = n.entry.name;
     const writer = new ReplyWriter(this.socket, n.structuredReplies, this.ctx.pool);
     this.receiver.established(this.ctx.receive === 'arenas' ? this.ctx.pool : null);
     this.transmission = new Transmission({

@@ -5,6 +5,7 @@ import { logger, type Logger } from '../../fabric/log.js';
 import { ownReadBuffersSupported } from '../../fabric/own-read-buffers.js';
 import type { ReceivePath } from '../../fabric/socket-receiver.js';
 import type { FabricSwitch } from '../../fabric/switch.js';
+import { socketEnd, type FrontEndSession } from '../sessions.js';
 import { NbdConnection, type ConnectionContext } from './connection.js';
 
 export type NbdListenAddress = { host: string; port: number } | { socketPath: string };
@@ -30,7 +31,8 @@ const DEFAULT_DRAIN_MS = 5000;
 export class NbdServer {
   private readonly servers: net.Server[] = [];
   private readonly bound: NbdListenAddress[] = [];
-  private readonly connections = new Set<NbdConnection>();
+  /** Each live connection with what the session list shows of it. */
+  private readonly connections = new Map<NbdConnection, { id: number; client: string; portal: string; since: Date }>();
   private readonly ctx: ConnectionContext;
   private readonly log: Logger;
   private stopping = false;
@@ -67,7 +69,8 @@ export class NbdServer {
   }
 
   private async listenOn(address: NbdListenAddress): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    const unixPath = 'socketPath' in address ? address.socketPath : undefined;
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket, unixPath));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     if ('socketPath' in address) {
       // A leftover socket file from a previous run would make listen fail.
@@ -91,6 +94,19 @@ export class NbdServer {
     return this.connections.size;
   }
 
+  /** Every connected client: one NBD connection is one session. */
+  sessionList(): FrontEndSession[] {
+    return [...this.connections].map(([conn, c]) => ({
+      protocol: 'nbd',
+      id: `nbd/${c.id}`,
+      kind: 'normal',
+      state: conn.exportName === undefined ? 'negotiating' : 'serving',
+      exports: conn.exportName === undefined ? [] : [conn.exportName],
+      connections: [{ client: c.client, portal: c.portal }],
+      since: c.since.toISOString(),
+    }));
+  }
+
   /** Stop accepting, let in-flight requests finish and their replies flush, then close. */
   stop(options: { drainMs?: number } = {}): Promise<void> {
     this.stopped ??= this.shutdown(options.drainMs ?? DEFAULT_DRAIN_MS);
@@ -100,20 +116,26 @@ export class NbdServer {
   private async shutdown(drainMs: number): Promise<void> {
     this.stopping = true;
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    await Promise.all([...this.connections].map((c) => c.shutdown(drainMs)));
+    await Promise.all([...this.connections.keys()].map((c) => c.shutdown(drainMs)));
     await Promise.all(closing);
     this.log.info('NBD server stopped');
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, unixPath: string | undefined): void {
     if (this.stopping) {
       socket.destroy();
       return;
     }
     socket.setNoDelay(true);
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
-    const conn = new NbdConnection(socket, this.ctx, this.log.child({ conn: this.nextConnection++, remote }));
-    this.connections.add(conn);
+    const id = this.nextConnection++;
+    const conn = new NbdConnection(socket, this.ctx, this.log.child({ conn: id, remote }));
+    this.connections.set(conn, {
+      id,
+      client: socketEnd(socket.remoteAddress, socket.remotePort),
+      portal: socketEnd(socket.localAddress, socket.localPort, unixPath),
+      since: new Date(),
+    });
     void conn.closed.then(() => this.connections.delete(conn));
     conn.start();
   }
