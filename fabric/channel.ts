@@ -5,7 +5,7 @@ import type { IoStats, OpKind } from './stats.js';
 
 /**
  * What a front-end connection holds: the export's device seen through the checked
- * boundary, counting every request into the device's and the port's statistics. One per
+ * boundary, counting every request into the device's, the port's and the export's statistics. One per
  * connection, so the I/O path shares no mutable state but the counters.
  */
 export class Channel extends Layer {

@@ -44,6 +44,8 @@ export class FabricSwitch {
   private readonly exports = new Map<string, ExportEntry>();
   readonly deviceStats = new Map<string, IoStats>();
   readonly portStats = new Map<string, IoStats>();
+  /** Per export: differs from its device's when several exports share one device. */
+  readonly exportStats = new Map<string, IoStats>();
 
   addDevice(device: BlockDevice): void {
     if (this.devices.has(device.name)) throw new BlockError('EINVAL', `device ${device.name} is already registered`);
@@ -91,8 +93,10 @@ export class FabricSwitch {
     if (!entry) throw new BlockError('EINVAL', `no export named ${JSON.stringify(exportName)}`);
     let portStats = this.portStats.get(port.id);
     if (!portStats) this.portStats.set(port.id, (portStats = new IoStats()));
+    let exportStats = this.exportStats.get(exportName);
+    if (!exportStats) this.exportStats.set(exportName, (exportStats = new IoStats()));
     // A read-only export's layer keeps the device's name, so its counters are the device's.
-    return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(entry.device.name)!, portStats]);
+    return new Channel(new CheckedDevice(entry.device), [this.deviceStats.get(entry.device.name)!, portStats, exportStats]);
   }
 
   /** The same switch seen through some of its exports: a failover set's port serves only the set's. */

@@ -9,10 +9,13 @@ import { actionsOf, BadRequest, runAction } from './actions.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
 import { admit, type Caller } from './guard.js';
+import { SECURITY_HEADERS } from './headers.js';
 import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
 import { memberStatus, type StatusSource } from './status.js';
 import type { FrontEndSession } from '../sessions.js';
+import { LiveStream } from './live-stream.js';
+import { RateSampler } from './sampler.js';
 import { rotateToken } from './token-rotate.js';
 import { ApiTokens } from './tokens.js';
 
@@ -24,6 +27,7 @@ import { ApiTokens } from './tokens.js';
  *   GET  /api/v1/status                             member, exports, devices, ports, listeners
  *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
  *   GET  /api/v1/sessions                           connected NBD clients and iSCSI sessions
+ *   GET  /api/v1/live                               Server-Sent Events: rates every second, state (live-stream.ts)
  *   GET  /api/v1/whoami                             the caller's role
  *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
  *   GET  /                                          dashboard
@@ -42,14 +46,6 @@ export interface ApiServerOptions extends StatusSource {
   sessions?(): FrontEndSession[];
 }
 
-/** No framing by other sites (clickjacking the action buttons), no MIME sniffing, no referrer leaks. */
-const SECURITY_HEADERS = {
-  'x-frame-options': 'DENY',
-  'content-security-policy': "frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-} as const;
-
 /** An action's body is a small JSON object; anything bigger is a mistake. */
 const MAX_BODY = 64 * 1024;
 const ACTION_PATH = /^\/api\/v1\/devices\/([^/]+)\/actions\/([^/]+)$/;
@@ -62,9 +58,14 @@ export class ApiServer {
   private readonly bound: Array<{ host: string; port: number } | { socketPath: string }> = [];
   private readonly log = logger('api');
   private tokens: ApiTokens | undefined;
+  private readonly sampler: RateSampler;
+  private readonly live: LiveStream;
   private tlsOptions: { cert: Buffer; key: Buffer } | undefined;
 
-  constructor(private readonly options: ApiServerOptions) {}
+  constructor(private readonly options: ApiServerOptions) {
+    this.sampler = new RateSampler(options.fabric);
+    this.live = new LiveStream({ sampler: this.sampler, state: () => this.liveState() });
+  }
 
   async start(): Promise<void> {
     this.tokens = await ApiTokens.open(this.options.dataDir);
@@ -78,6 +79,7 @@ export class ApiServer {
       await this.closeAll();
       throw err;
     }
+    this.sampler.start();
   }
 
   addresses(): Array<{ host: string; port: number } | { socketPath: string }> {
@@ -86,6 +88,8 @@ export class ApiServer {
 
   /** Requests are short: give open ones `drainMs`, then drop every connection. */
   async stop(options: { drainMs: number }): Promise<void> {
+    this.live.closeAll();
+    this.sampler.stop();
     const closed = this.closeAll();
     for (const s of this.servers) s.closeIdleConnections();
     const timer = setTimeout(() => this.servers.forEach((s) => s.closeAllConnections()), options.drainMs);
@@ -160,6 +164,10 @@ export class ApiServer {
         allow(method, 'GET');
         sendJson(res, 200, { member: this.options.member, sessions: this.options.sessions?.() ?? [] });
         return;
+      case '/api/v1/live':
+        allow(method, 'GET');
+        this.live.open(req, res);
+        return;
       case '/api/v1/whoami':
         allow(method, 'GET');
         sendJson(res, 200, { member: this.options.member, role: caller });
@@ -175,6 +183,11 @@ export class ApiServer {
       default:
         throw new HttpError(404, `no such endpoint: ${method} ${path}`);
     }
+  }
+
+  /** Everything the dashboard draws besides the rates: one snapshot, one source of truth. */
+  private liveState(): Record<string, unknown> {
+    return { status: memberStatus(this.options), sessions: this.options.sessions?.() ?? [] };
   }
 
   /** What answers without a token: the dashboard's page (it holds no data) and, if left open, /metrics. */

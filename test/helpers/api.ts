@@ -21,7 +21,10 @@ export interface ApiHandle {
   readonly base: string;
   readonly token: string;
   /** fetch with the token; a body object is sent as JSON. */
-  request(path: string, init?: { method?: string; body?: unknown; headers?: Record<string, string>; token?: string | null }): Promise<Response>;
+  request(
+    path: string,
+    init?: { method?: string; body?: unknown; headers?: Record<string, string>; token?: string | null; signal?: AbortSignal },
+  ): Promise<Response>;
   json<T = Record<string, unknown>>(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: T }>;
 }
 
@@ -41,7 +44,7 @@ export function apiAt(base: string, token: string): ApiHandle {
       body = typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
       headers['content-type'] ??= 'application/json';
     } else if (init.method !== undefined && init.method !== 'GET') headers['content-type'] ??= 'application/json';
-    return fetch(`${base}${path}`, { method: init.method ?? 'GET', headers, ...(body !== undefined && { body }) });
+    return fetch(`${base}${path}`, { method: init.method ?? 'GET', headers, ...(body !== undefined && { body }), ...(init.signal && { signal: init.signal }) });
   };
   return {
     base,
@@ -52,4 +55,82 @@ export function apiAt(base: string, token: string): ApiHandle {
       return { status: res.status, body: (await res.json()) as never };
     },
   };
+}
+
+export interface LiveEvent {
+  readonly event: string;
+  readonly data: unknown;
+}
+
+/** A Server-Sent Events stream read with fetch (as the dashboard reads it): events as they come. */
+export class LiveEvents {
+  private readonly queue: LiveEvent[] = [];
+  private waiter: (() => void) | undefined;
+  private ended = false;
+  private readonly controller = new AbortController();
+
+  static async open(api: ApiHandle, path = '/api/v1/live'): Promise<LiveEvents> {
+    const live = new LiveEvents();
+    const res = await api.request(path, { headers: { accept: 'text/event-stream' }, signal: live.controller.signal });
+    if (res.status !== 200) throw new Error(`live stream: HTTP ${res.status} ${await res.text()}`);
+    void live.pump(res);
+    return live;
+  }
+
+  private async pump(res: Response): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffered.indexOf('\n\n')) >= 0) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          this.queue.push({ event, data: data === '' ? undefined : JSON.parse(data) });
+          this.waiter?.();
+        }
+      }
+    } catch {
+      // aborted or cut: the stream has ended
+    }
+    this.ended = true;
+    this.waiter?.();
+  }
+
+  /** The next event named `event` that satisfies `match`; earlier events are consumed. */
+  async next(event: string, match: (data: never) => boolean = () => true, timeoutMs = 30_000): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      while (this.queue.length > 0) {
+        const e = this.queue.shift()!;
+        if (e.event === event && match(e.data as never)) return e.data;
+      }
+      if (this.ended) throw new Error(`live stream ended before a matching "${event}" event`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching "${event}" event within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+    }
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  close(): void {
+    this.controller.abort();
+  }
 }
