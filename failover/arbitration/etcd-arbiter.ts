@@ -1,4 +1,5 @@
-import { Etcd3, type Lease, type Namespace } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type Lease, type Namespace } from 'etcd3';
 import { logger } from '../../fabric/log.js';
 import {
   abortError,
@@ -11,7 +12,7 @@ import {
   type LeadershipEnd,
 } from './arbiter.js';
 import { LeaseClock, now } from './lease-clock.js';
-import { RenewalTracker } from './renewals.js';
+import { KeepAlive } from './keepalive.js';
 
 const log = logger('arbiter-etcd');
 
@@ -29,6 +30,11 @@ export interface EtcdArbiterOptions {
 }
 
 export const DEFAULT_ETCD_TTL_SECONDS = 2;
+
+/** A node that refused, reset, or (a cut link: packets dropped) never answered in time. */
+function unreachable(err: Error): boolean {
+  return isRecoverableError(err) || err instanceof GRPCDeadlineExceededError;
+}
 export const DEFAULT_FENCE_MARGIN_MS = 600;
 
 interface CampaignValue {
@@ -50,6 +56,7 @@ export class EtcdArbiter implements Arbiter {
   private readonly ns: Namespace;
   private readonly ttlSeconds: number;
   private readonly marginMs: number;
+  private readonly endpoints: readonly string[];
   private readonly held = new Set<EtcdLeadership>();
   private readonly leases = new Set<Lease>();
   private closed = false;
@@ -62,7 +69,34 @@ export class EtcdArbiter implements Arbiter {
     if (!(this.marginMs > 0 && this.marginMs < this.ttlSeconds * 1000)) {
       throw new RangeError(`fence margin ${this.marginMs} ms must be between 0 and the lease TTL (${this.ttlSeconds} s)`);
     }
-    this.client = new Etcd3({ hosts: [...options.endpoints], dialTimeout: options.dialTimeoutMs ?? 1000 });
+    this.endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ''));
+    const callMs = Math.max(500, (this.ttlSeconds * 1000) / 2);
+    this.client = new Etcd3({
+      hosts: [...options.endpoints],
+      dialTimeout: options.dialTimeoutMs ?? 1000,
+      // A cut link drops packets silently: without a deadline a call to an unreachable node
+      // waits forever instead of failing over to another endpoint. Streams (watches, lease
+      // keep-alives) are long-lived and get no deadline; HTTP/2 pings find their dead
+      // connections (5 s is the least etcd accepts by default).
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callMs }),
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 5000,
+        'grpc.keepalive_timeout_ms': 1000,
+        'grpc.keepalive_permit_without_calls': 1,
+        // gRPC's reconnect backoff grows to two minutes: a node back from a cut link would stay
+        // unused long after it answers again.
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      },
+      // The client's default breaker shuts a node out for 5 s after 3 failures: during an etcd
+      // leader election every node fails a few calls, so all would be shut out at once for
+      // longer than a lease. Ours opens for a fraction of the lease, and a call that failed
+      // on one node is tried once on another.
+      faultHandling: {
+        host: () => circuitBreaker(handleWhen(unreachable), { halfOpenAfter: Math.min(500, callMs / 2), breaker: new ConsecutiveBreaker(2) }),
+        global: retry(handleWhen(unreachable), { maxAttempts: 2 }),
+      },
+    });
     this.ns = this.client.namespace(`blockgate/${options.cluster}/`);
   }
 
@@ -71,19 +105,20 @@ export class EtcdArbiter implements Arbiter {
     const value: CampaignValue = { member, meta: options.meta ?? {} };
     for (;;) {
       this.checkOpen(options.signal);
-      const lease = this.ns.lease(this.ttlSeconds, { autoKeepAlive: true });
+      const lease = this.ns.lease(this.ttlSeconds, { autoKeepAlive: false });
       this.leases.add(lease);
-      const renewals = new RenewalTracker(lease);
+      const grantSentAt = now();
+      // Four renewals per TTL, any of which may be lost: the fence margin covers the gaps.
+      let renewals: KeepAlive | undefined;
       try {
-        const grantSentAt = now();
         const leaseId = await lease.grant();
-        renewals.confirmed(grantSentAt);
+        renewals = new KeepAlive(this.endpoints, leaseId, (this.ttlSeconds * 1000) / 4, grantSentAt);
         const key = `election/${set}/${leaseId}`;
         const put = await lease.put(key).value(JSON.stringify(value)).exec();
         // A fresh key's create revision is the revision of the put that made it.
         const token = Number(put.header.revision);
         log.info({ set, member, token }, 'campaigning');
-        const elected = await this.waitForTurn(set, token, lease, options.signal);
+        const elected = await this.waitForTurn(set, token, renewals, options.signal);
         if (elected) {
           const leadership = new EtcdLeadership(this, set, member, token, key, lease, renewals, this.ttlSeconds * 1000, this.marginMs);
           this.held.add(leadership);
@@ -94,7 +129,7 @@ export class EtcdArbiter implements Arbiter {
         }
         log.warn({ set, member }, 'campaign lease lost while waiting: campaigning again');
       } catch (err) {
-        renewals.stop();
+        renewals?.stop();
         this.leases.delete(lease);
         await lease.revoke().catch(() => {});
         if (this.closed || options.signal?.aborted) throw this.closed ? new Error('arbiter closed') : abortError(options.signal!);
@@ -110,18 +145,18 @@ export class EtcdArbiter implements Arbiter {
   }
 
   /** True once our key is the oldest under the set's prefix; false if our key (lease) is gone. */
-  private async waitForTurn(set: string, token: number, lease: Lease, signal: AbortSignal | undefined): Promise<boolean> {
+  private async waitForTurn(set: string, token: number, renewals: KeepAlive, signal: AbortSignal | undefined): Promise<boolean> {
     const prefix = `election/${set}/`;
     const watcher = await this.ns.watch().prefix(prefix).only('delete').create();
     let wake: () => void = () => {};
     const poke = (): void => wake();
     watcher.on('delete', poke);
-    lease.on('lost', poke);
+    const unsubscribe = renewals.onLost(poke);
     signal?.addEventListener('abort', poke);
     try {
       for (;;) {
         this.checkOpen(signal);
-        if (lease.revoked()) return false;
+        if (renewals.lost) return false;
         const range = await this.ns.getAll().prefix(prefix).sort('Create', 'Ascend').exec();
         const revisions = range.kvs.map((kv) => Number(kv.create_revision));
         if (!revisions.includes(token)) return false;
@@ -138,7 +173,7 @@ export class EtcdArbiter implements Arbiter {
       }
     } finally {
       signal?.removeEventListener('abort', poke);
-      lease.off('lost', poke);
+      unsubscribe();
       await watcher.cancel().catch(() => {});
     }
   }
@@ -212,14 +247,14 @@ class EtcdLeadership implements Leadership {
     readonly token: number,
     readonly key: string,
     private readonly lease: Lease,
-    private readonly renewals: RenewalTracker,
+    private readonly renewals: KeepAlive,
     ttlMs: number,
     marginMs: number,
   ) {
     this.ended = new Promise((resolve) => (this.settle = resolve));
     this.clock = new LeaseClock(ttlMs, marginMs, () => this.end('lease-expired'), renewals.lastConfirmedSend);
     renewals.onConfirmed = (sentAt) => this.clock.renewed(sentAt);
-    lease.on('lost', () => this.end('lease-lost'));
+    renewals.onLost(() => this.end('lease-lost'));
   }
 
   isValid(): boolean {

@@ -9,7 +9,7 @@ export interface SetActions {
   /** Start serving: bind the set's listeners, take its service address. The gate is already open. */
   activate(leadership: Leadership): Promise<void>;
   /** Stop serving at once: close listeners and connections, release the service address. */
-  deactivate(why: LeadershipEnd | 'activation-failed'): Promise<void>;
+  deactivate(why: LeadershipEnd | 'activation-failed' | 'start-up'): Promise<void>;
 }
 
 export type SetRole = 'primary' | 'standby' | 'stopped';
@@ -53,6 +53,9 @@ export class SetRunner {
   }
 
   private async run(): Promise<void> {
+    // A member starts as a standby: drop whatever an earlier life left (a service address
+    // survives a kill -9 of the process that added it).
+    await this.actions.deactivate('start-up').catch((err: unknown) => log.warn({ err, set: this.set.name }, 'clean-up at start failed'));
     while (!this.stopping) {
       let leadership: Leadership;
       try {

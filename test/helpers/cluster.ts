@@ -43,6 +43,22 @@ export class TestCluster {
     t.teardown(() => this.killAll());
   }
 
+  /** Warnings, errors and role changes of every member, for a failing test's diagnostics. */
+  story(): string {
+    const out: string[] = [];
+    for (const m of this.members.values()) {
+      for (const p of m.history) {
+        for (const l of p.lines) {
+          if ((l.level as number) >= 40 || /serving|elected|campaign|set ports|service address/.test(String(l.msg))) {
+            out.push(`${String(l.time)} ${m.id} ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`);
+          }
+        }
+        if (p.stderr) out.push(`${m.id} stderr: ${p.stderr.slice(-2000)}`);
+      }
+    }
+    return out.sort().join('\n');
+  }
+
   start(id: string): ClusterMember {
     const proc = spawnMember(this.config, id, this.dataDirOf(id), this.optionsOf(id));
     let m = this.members.get(id);

@@ -13,6 +13,8 @@ import { nsSpawn } from './netns.js';
 export interface EtcdNodeSpec {
   readonly name: string;
   readonly host: string;
+  /** More addresses to serve peers and clients on (a second network): etcd fails over between them. */
+  readonly moreHosts?: readonly string[];
   readonly clientPort: number;
   readonly peerPort: number;
   /** Run inside this network namespace. */
@@ -21,6 +23,8 @@ export interface EtcdNodeSpec {
 
 export interface EtcdNode extends EtcdNodeSpec {
   readonly clientUrl: string;
+  /** The node's client URLs on every address. */
+  readonly clientUrls: string[];
   child: ChildProcess | undefined;
   log: string;
 }
@@ -38,22 +42,33 @@ const url = (host: string, port: number): string => `http://${host.includes(':')
 
 export async function startEtcdCluster(specs: readonly EtcdNodeSpec[], options: { token?: string } = {}): Promise<EtcdCluster> {
   const dir = mkdtempSync(join('/dev/shm', `bgc-etcd-${process.pid}-`));
-  const initialCluster = specs.map((s) => `${s.name}=${url(s.host, s.peerPort)}`).join(',');
-  const nodes: EtcdNode[] = specs.map((s) => ({ ...s, clientUrl: url(s.host, s.clientPort), child: undefined, log: '' }));
+  const hostsOf = (s: EtcdNodeSpec): string[] => [s.host, ...(s.moreHosts ?? [])];
+  const peerUrls = (s: EtcdNodeSpec): string => hostsOf(s).map((h) => url(h, s.peerPort)).join(',');
+  const initialCluster = specs.flatMap((s) => hostsOf(s).map((h) => `${s.name}=${url(h, s.peerPort)}`)).join(',');
+  const nodes: EtcdNode[] = specs.map((s) => ({
+    ...s,
+    clientUrl: url(s.host, s.clientPort),
+    clientUrls: hostsOf(s).map((h) => url(h, s.clientPort)),
+    child: undefined,
+    log: '',
+  }));
   for (const node of nodes) {
     const args = [
       `--name=${node.name}`,
       `--data-dir=${join(dir, node.name)}`,
-      `--listen-client-urls=${node.clientUrl}`,
-      `--advertise-client-urls=${node.clientUrl}`,
-      `--listen-peer-urls=${url(node.host, node.peerPort)}`,
-      `--initial-advertise-peer-urls=${url(node.host, node.peerPort)}`,
+      `--listen-client-urls=${node.clientUrls.join(',')}`,
+      `--advertise-client-urls=${node.clientUrls.join(',')}`,
+      `--listen-peer-urls=${peerUrls(node)}`,
+      `--initial-advertise-peer-urls=${peerUrls(node)}`,
       `--initial-cluster=${initialCluster}`,
       `--initial-cluster-token=${options.token ?? `bgc-${process.pid}`}`,
       '--initial-cluster-state=new',
       // Short timers: a dead leader is replaced within about a second.
       '--heartbeat-interval=50',
       '--election-timeout=500',
+      // A node cut off for a while keeps raising its term; without pre-vote its return forces
+      // a needless leader election that stalls lease renewals (etcd 3.4 leaves it off).
+      '--pre-vote=true',
       '--log-level=warn',
       '--logger=zap',
     ];
@@ -65,7 +80,7 @@ export async function startEtcdCluster(specs: readonly EtcdNodeSpec[], options: 
   }
   const cluster: EtcdCluster = {
     nodes,
-    endpoints: nodes.map((n) => n.clientUrl),
+    endpoints: nodes.flatMap((n) => n.clientUrls),
     leader: () => leaderOf(nodes),
     kill: async (name, signal = 'SIGKILL') => {
       const node = nodes.find((n) => n.name === name);

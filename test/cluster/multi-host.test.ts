@@ -1,0 +1,193 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureBuilt, MemberProcess, CLI, ROOT } from '../helpers/blockgate-cli.js';
+import { startBackground, tempDir } from '../helpers/clients.js';
+import { TestCluster } from '../helpers/cluster.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { nsSpawn } from '../helpers/netns.js';
+import { createTopology, type Topology } from '../helpers/topology.js';
+
+/**
+ * Three member hosts in network namespaces, each with management networks A and B and a
+ * front-end network, a three-node etcd (one node per member host, peers on A and B), a
+ * shared disk (nbdkit in the client host, reached over the front end), and one failover set
+ * whose service address moves to the Primary. One topology for every test in this file.
+ */
+
+ensureBuilt();
+const MiB = 1024 * 1024;
+const SET = 'disks';
+const TTL_S = 2;
+
+let topo: Topology;
+let etcd: EtcdCluster;
+let dir: string;
+let config: string;
+
+t.before(async () => {
+  topo = await createTopology(t);
+  dir = await tempDir(t, 'bgc-multi-', '/dev/shm');
+  etcd = await startEtcdCluster(
+    topo.members.map((m) => ({ name: `e-${m.name}`, host: m.v4.a, moreHosts: [m.v6b], clientPort: 2379, peerPort: 2380, netns: m.ns })),
+  );
+  // The shared disk: nbdkit's memory plugin, one RAM disk for every connection.
+  const nbdkit = nsSpawn(topo.client.ns, 'nbdkit', ['-f', '-i', topo.client.v4.f, '-p', '10810', 'memory', '64M']);
+  t.teardown(() => void nbdkit.kill('SIGKILL'));
+  config = join(dir, 'cluster.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      backends: [{ name: 'disk', type: 'nbd', address: `${topo.client.v4.f}:10810`, timeoutMs: 5000, connectTimeoutMs: 2000 }],
+      exports: [{ name: 'disk', device: 'disk' }],
+      cluster: {
+        name: 'bgc-multi',
+        members: topo.members.map((m) => ({ id: m.name })),
+        arbitration: { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds: TTL_S },
+        sets: [
+          {
+            name: SET,
+            members: topo.members.map((m) => m.name),
+            exports: ['disk'],
+            nbd: { listen: [`${topo.serviceAddress}:10809`] },
+            serviceAddress: { address: `${topo.serviceAddress}/24`, interface: 'eth-f' },
+          },
+        ],
+      },
+    }),
+  );
+});
+t.teardown(async () => {
+  await etcd?.stop();
+});
+
+function newCluster(t: Tap.Test): TestCluster {
+  return new TestCluster(
+    t,
+    config,
+    (id) => join(dir, `data-${id}`),
+    (id) => ({ netns: topo.members.find((m) => m.name === id)!.ns }),
+  );
+}
+
+async function startAll(t: Tap.Test): Promise<TestCluster> {
+  const cluster = newCluster(t);
+  t.teardown(() => {
+    if (!t.passing()) t.comment(cluster.story());
+  });
+  for (const m of topo.members) cluster.start(m.name);
+  for (const m of cluster.members.values()) await m.process.ready();
+  await cluster.primary(SET);
+  return cluster;
+}
+
+/** A blockgate in the client host whose nbd backend follows the service address. */
+async function clientGateway(t: Tap.Test): Promise<string> {
+  const socket = join(dir, `client-${Date.now()}.sock`);
+  const cfg = join(dir, `client-${Date.now()}.json`);
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      member: 'client',
+      backends: [
+        {
+          name: 'remote',
+          type: 'nbd',
+          paths: [`${topo.serviceAddress}:10809`],
+          export: 'disk',
+          marginal: { failures: 1000, windowMs: 1000 },
+          failback: 'immediate',
+          probeIntervalMs: 100,
+          noPathRetryMs: 30_000,
+          timeoutMs: 3000,
+          connectTimeoutMs: 1000,
+        },
+      ],
+      exports: [{ name: 'c', device: 'remote' }],
+      nbd: { listen: [{ socket }] },
+    }),
+  );
+  const child = nsSpawn(topo.client.ns, process.execPath, [CLI, 'serve', '--config', cfg, '--data-dir', join(dir, `data-client-${Date.now()}`)], {
+    cwd: ROOT,
+    env: { ...process.env, BLOCKGATE_LOG_FORMAT: 'json' },
+  });
+  const gw = new MemberProcess(child);
+  t.teardown(() => gw.terminate('SIGKILL'));
+  await gw.ready();
+  return `nbd+unix:///c?socket=${socket}`;
+}
+
+function fio(uri: string, sizeMiB: number, seed: number) {
+  return startBackground('fio', [
+    '--name=verify',
+    '--ioengine=nbd',
+    `--uri=${uri}`,
+    '--rw=randwrite',
+    '--bs=4k',
+    '--iodepth=8',
+    `--size=${sizeMiB}M`,
+    '--verify=crc32c',
+    '--verify_state_save=0',
+    '--do_verify=1',
+    '--verify_fatal=1',
+    `--randseed=${seed}`,
+    '--output-format=json',
+  ]);
+}
+
+function fioReadBack(t: Tap.Test, run: ReturnType<typeof fio>, sizeMiB: number, code: number | null): void {
+  const out = run.output();
+  t.equal(code, 0, `fio wrote and verified without error${code === 0 ? '' : `: ${out.slice(-3000)}`}`);
+  if (code !== 0) return;
+  const report = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ error: number; read: { io_bytes: number } }> };
+  t.equal(report.jobs[0]!.read.io_bytes, sizeMiB * MiB, 'every written block was read back and verified');
+}
+
+t.test('kill -9 the Primary under fio verify: the service address moves, the client resumes', async (t) => {
+  const cluster = await startAll(t);
+  const first = await cluster.primary(SET);
+  const uri = await clientGateway(t);
+  const run = fio(uri, 16, 11);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(run.child.exitCode, null, 'fio is writing when the Primary dies');
+  await cluster.kill(first.id);
+  const second = await cluster.primary(SET);
+  t.not(second.id, first.id, `${second.id} took over from ${first.id}`);
+  t.ok(second.token > first.token, `fencing token grew: ${first.token} → ${second.token}`);
+  fioReadBack(t, run, 16, (await run.exited).code);
+  t.equal(cluster.checkIntervals(SET), undefined, 'no two members served the set at the same time');
+  await cluster.killAll();
+});
+
+t.test('cut networks A and B of the Primary: it fences itself, another takes over, it rejoins as standby', async (t) => {
+  const cluster = await startAll(t);
+  const first = await cluster.primary(SET);
+  const uri = await clientGateway(t);
+  const run = fio(uri, 16, 12);
+  await new Promise((r) => setTimeout(r, 1000));
+  await topo.cut(first.id, 'a');
+  await topo.cut(first.id, 'b');
+  const old = cluster.members.get(first.id)!.process;
+  const fenced = await old.waitFor((l) => l.msg === 'stopped serving' && l.set === SET);
+  t.match(fenced.why, /lease-expired|lease-lost/, `the isolated Primary stopped serving (${String(fenced.why)})`);
+  const second = await cluster.primary(SET);
+  t.not(second.id, first.id, `${second.id} took over`);
+  fioReadBack(t, run, 16, (await run.exited).code);
+  await topo.heal(first.id, 'a');
+  await topo.heal(first.id, 'b');
+  await new Promise((r) => setTimeout(r, 3 * TTL_S * 1000));
+  t.same(await cluster.primary(SET), second, 'after healing, the old Primary did not take the role back');
+  t.equal(cluster.checkIntervals(SET), undefined, 'no two members served the set at the same time');
+  await cluster.killAll();
+});
+
+t.test('kill -9 of the etcd leader changes no role', async (t) => {
+  const cluster = await startAll(t);
+  const first = await cluster.primary(SET);
+  const leader = await etcd.leader();
+  await etcd.kill(leader);
+  await new Promise((r) => setTimeout(r, 4 * TTL_S * 1000));
+  for (const m of cluster.members.values()) t.notOk(m.process.lines.some((l) => l.msg === 'stopped serving'), `${m.id} did not lose or change a role`);
+  t.same(await cluster.primary(SET), first, `${first.id} is still Primary with token ${first.token}`);
+  await cluster.killAll();
+});
