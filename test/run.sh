@@ -20,6 +20,9 @@ DEBIAN_PACKAGES=(
   libiscsi-bin      # iscsi-inq, iscsi-ls, iscsi-perf, iscsi-test-cu
   tgt               # tgtd: an iSCSI target to compare with and to use as a backend
   etcd-server       # cluster coordination tests
+  iputils-arping    # gratuitous ARP when a failover set's service address moves
+  iproute2          # ip netns, veth and bridges for the cluster topology tests
+  curl              # asks etcd nodes inside network namespaces for their status
   util-linux        # losetup, mount
   kmod              # modprobe fuse / loop
   openssl           # self-signed certificates for the management API's TLS test

@@ -53,6 +53,7 @@ t.test('kill -9 of the Primary: the next is elected after the lease TTL', async 
   const a = startCampaigner(t, spec, 'set-k', 'a');
   const first = await a.next('elected');
   const b = startCampaigner(t, spec, 'set-k', 'b');
+  await b.next('campaigning');
   await new Promise((r) => setTimeout(r, 500));
   const killedAt = Date.now();
   await a.kill('SIGKILL');

@@ -18,18 +18,19 @@ t.test('one holder per set; kill -9 of the holder elects the next at once with a
   const b = startCampaigner(t, spec, 'set-k', 'b');
   const c = startCampaigner(t, spec, 'set-k', 'c');
   // b and c wait while a holds the lock.
+  await Promise.all([b.next('campaigning'), c.next('campaigning')]);
   await new Promise((r) => setTimeout(r, 300));
-  t.same([b.events, c.events], [[], []], 'nobody else is elected while a lives');
+  t.notOk([...b.events, ...c.events].some((e) => e.event === 'elected'), 'nobody else is elected while a lives');
   const arbiter = new FileArbiter({ dir });
   t.match(await arbiter.leader('set-k'), { member: 'a', token: first.token });
 
   const killedAt = Date.now();
   await a.kill('SIGKILL');
   const second = await Promise.race([b.next('elected'), c.next('elected')]);
-  t.ok(Date.now() - killedAt < 2000, `next holder within 2 s of kill -9 (${Date.now() - killedAt} ms)`);
+  t.ok(Date.now() - killedAt < 3000, `next holder within 3 s of kill -9 (${Date.now() - killedAt} ms)`);
   t.ok((second.token as number) > (first.token as number), 'the fencing token grew');
   await new Promise((r) => setTimeout(r, 200));
-  t.equal(b.events.length + c.events.length, 1, 'exactly one of the waiting members was elected');
+  t.equal([...b.events, ...c.events].filter((e) => e.event === 'elected').length, 1, 'exactly one of the waiting members was elected');
   t.equal(await arbiter.lastToken('set-k'), second.token);
 });
 

@@ -26,6 +26,7 @@ process.stdin.setEncoding('utf8').on('data', async (d) => {
     if (cmd === 'resign') await leadership?.resign();
   }
 });
+say({ event: 'campaigning' });
 leadership = await arbiter.campaign(set, member);
 say({ event: 'elected', token: leadership.token });
 leadership.ended.then((why) => say({ event: 'ended', why }));
