@@ -1,10 +1,8 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EXIT_OK, EXIT_USAGE, UsageError, reportError } from './cli/exit.js';
 import { parseListenArg } from './cli/listen-arg.js';
+import { version } from './cli/version.js';
 import { CHECK_CONFIG_USAGE, MAIN_USAGE, SERVE_USAGE, SHOW_CONFIG_USAGE } from './cli/usage.js';
 
 /**
@@ -34,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
       return checkConfigCommand(rest);
     case 'show-config':
       return showConfigCommand(rest);
+    case 'image':
+      return (await import('./cli/image-command.js')).imageCommand(rest);
+    case 'completion':
+    case 'man':
+      return (await import('./cli/docs-command.js')).docsCommand(command, rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -105,21 +108,6 @@ async function showConfigCommand(args: string[]): Promise<number> {
   }
   const [{ showConfig }, { DEFAULT_DATA_DIR }] = await Promise.all([import('./cli/show-config.js'), import('./cli/serve.js')]);
   return showConfig({ dataDir: values['data-dir'] ?? DEFAULT_DATA_DIR, history: values.history === true });
-}
-
-/** From the package.json above this file (in dist/ or in the source tree). */
-function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'package.json');
-    if (existsSync(candidate)) {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'blockgate' && pkg.version) return pkg.version;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return 'unknown';
-    dir = parent;
-  }
 }
 
 /** parseArgs reports mistakes as TypeErrors with ERR_PARSE_ARGS_* codes. */

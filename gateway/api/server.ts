@@ -7,6 +7,9 @@ import { logger } from '../../fabric/log.js';
 import type { ListenAddress } from '../../failover/config/schema.js';
 import { actionsOf, BadRequest, runAction } from './actions.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { JobError } from '../image/errors.js';
+import { ImageJobs } from '../image/jobs.js';
+import { HTTP_STATUS_OF_JOB_ERROR, routeJobs } from './jobs.js';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
 import { admit, type Caller } from './guard.js';
 import { SECURITY_HEADERS } from './headers.js';
@@ -30,6 +33,7 @@ import { ApiTokens } from './tokens.js';
  *   GET  /api/v1/live                               Server-Sent Events: rates every second, state (live-stream.ts)
  *   GET  /api/v1/whoami                             the caller's role
  *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
+ *   GET|POST /api/v1/jobs, GET|DELETE /api/v1/jobs/ID   image import/export jobs (see jobs.ts)
  *   GET  /                                          dashboard
  *
  * Every request passes guard.ts first (origin, bearer token, role, content type).
@@ -61,10 +65,12 @@ export class ApiServer {
   private readonly sampler: RateSampler;
   private readonly live: LiveStream;
   private tlsOptions: { cert: Buffer; key: Buffer } | undefined;
+  private readonly jobs: ImageJobs;
 
   constructor(private readonly options: ApiServerOptions) {
     this.sampler = new RateSampler(options.fabric);
     this.live = new LiveStream({ sampler: this.sampler, state: () => this.liveState() });
+    this.jobs = new ImageJobs(options.fabric);
   }
 
   async start(): Promise<void> {
@@ -90,6 +96,7 @@ export class ApiServer {
   async stop(options: { drainMs: number }): Promise<void> {
     this.live.closeAll();
     this.sampler.stop();
+    await this.jobs.close();
     const closed = this.closeAll();
     for (const s of this.servers) s.closeIdleConnections();
     const timer = setTimeout(() => this.servers.forEach((s) => s.closeAllConnections()), options.drainMs);
@@ -139,6 +146,11 @@ export class ApiServer {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
     const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http' }, this.isPublic(path));
+    const job = await routeJobs(this.jobs, method, path, () => readJson(req));
+    if (job) {
+      sendJson(res, job.status, job.body, job.headers);
+      return;
+    }
     const action = ACTION_PATH.exec(path);
     if (action) {
       allow(method, 'POST');
@@ -199,6 +211,7 @@ export class ApiServer {
     let status = 500;
     let code: string | undefined;
     if (err instanceof HttpError) status = err.status;
+    else if (err instanceof JobError) status = HTTP_STATUS_OF_JOB_ERROR[err.reason];
     else if (err instanceof BadRequest) status = 400;
     else if (isBlockError(err)) {
       status = STATUS_OF_CODE[err.code] ?? 500;

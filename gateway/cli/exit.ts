@@ -1,4 +1,5 @@
 import { ConfigError } from '../../fabric/graph.js';
+import { ApiError } from './api-client.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -20,6 +21,10 @@ export function reportError(err: unknown, context?: string): number {
   if (err instanceof UsageError) {
     process.stderr.write(`${prefix}${err.message}\nRun 'blockgate --help' for usage.\n`);
     return EXIT_USAGE;
+  }
+  if (err instanceof ApiError) {
+    process.stderr.write(`${prefix}${err.message} (HTTP ${err.status})\n`);
+    return EXIT_FAILURE;
   }
   process.stderr.write(`${prefix}${err instanceof Error ? err.message : String(err)}\n`);
   return EXIT_FAILURE;

@@ -1,4 +1,9 @@
-/** Help texts: what `blockgate --help` and `blockgate COMMAND --help` print. */
+/**
+ * Help texts: what `blockgate --help` and `blockgate COMMAND --help` print, and the single
+ * source of the man page and the bash completion (help-doc.ts reads them). Keep the layout:
+ * a `Usage:` line (continuation lines indented), paragraphs, and an `Options:` block of
+ * `  -s, --long ARG   text` lines with continuation lines indented deeper.
+ */
 
 export const MAIN_USAGE = `blockgate - userspace block-storage gateway: NBD and iSCSI front ends over a
 failover-capable device fabric
@@ -8,15 +13,36 @@ Usage:
                   [--api HOST:PORT] [--member ID] [--log-level LEVEL]
   blockgate check-config FILE
   blockgate show-config [--data-dir DIR] [--history]
+  blockgate image import FILE EXPORT | export EXPORT FILE | jobs | watch JOB | cancel JOB
+  blockgate completion bash
+  blockgate man
   blockgate --help | --version
 
 Commands:
   serve          Start a member (runs until SIGTERM or SIGINT).
   check-config   Validate a configuration file and print its device graph; starts nothing.
   show-config    Print the configuration stored in a data directory, or its history.
+  image          Write a disk image onto an export, or an export into an image file,
+                 through a running member (with a progress bar).
+  completion     Print the bash completion script.
+  man            Print the manual page (roff).
 
 Run 'blockgate COMMAND --help' for a command's options.
-Exit status: 0 success or clean stop, 1 failure, 2 bad command line or configuration.
+
+Environment:
+  BLOCKGATE_LOG_LEVEL    log level of serve (default: info)
+  BLOCKGATE_LOG_FORMAT   json: JSON log lines even on a terminal
+  BLOCKGATE_MEMBER       the member commands such as image talk to
+                         (default: http://127.0.0.1:9810)
+  BLOCKGATE_TOKEN        management API token of those commands
+  BLOCKGATE_TOKEN_FILE   a file holding that token
+
+Files:
+  /etc/blockgate/blockgate.yaml  the packaged service's configuration
+  /var/lib/blockgate             the packaged service's data directory
+
+Exit status: 0 success or clean stop, 1 failure, 2 bad command line or configuration,
+130 interrupted (Ctrl-C).
 `;
 
 export const SERVE_USAGE = `Usage: blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
@@ -73,3 +99,130 @@ Options:
       --history          list the kept generations
   -h, --help             show this text
 `;
+
+const MEMBER_OPTIONS = `  -m, --member URL       the member's management API: http://HOST:PORT,
+                         https://HOST:PORT or unix:/PATH (default: $BLOCKGATE_MEMBER,
+                         else http://127.0.0.1:9810)
+      --token TOKEN      management API token (default: $BLOCKGATE_TOKEN)
+      --token-file FILE  read the token from FILE (default: $BLOCKGATE_TOKEN_FILE)`;
+
+export const IMAGE_USAGE = `Usage: blockgate image import FILE EXPORT [--format FORMAT] [--detach] [OPTIONS]
+       blockgate image export EXPORT FILE [--format FORMAT] [--overwrite] [--detach] [OPTIONS]
+       blockgate image jobs [--json] [OPTIONS]
+       blockgate image watch JOB [OPTIONS]
+       blockgate image cancel JOB [OPTIONS]
+
+Deploy disk images (raw, qcow2, vmdk) onto exports and save exports as images. The member
+runs the job with qemu-img and reads or writes FILE on its own host, so FILE must be
+reachable there (for the packaged service: readable by the blockgate user, and written
+only under /var/lib/blockgate). Holes are not copied: an import writes data only where
+the image has some and zeroes the rest without sending zeroes; an export writes a sparse
+file. Progress (bytes, rate, ETA) shows as a bar on a terminal and as plain lines
+otherwise; jobs are also visible in the management API (/api/v1/jobs).
+
+Commands:
+  import FILE EXPORT     write the image FILE onto EXPORT (the image must fit)
+  export EXPORT FILE     write EXPORT into the image file FILE
+  jobs                   list running and recent jobs
+  watch JOB              follow a job (e.g. one started with --detach)
+  cancel JOB             stop a running job
+
+Run 'blockgate image COMMAND --help' for a command's options.
+`;
+
+export const IMAGE_IMPORT_USAGE = `Usage: blockgate image import FILE EXPORT [--format FORMAT] [--detach] [OPTIONS]
+
+Write the disk image FILE (raw, qcow2 or vmdk; the path is on the member's host) onto the
+export EXPORT through the member's management API, and follow the job until it ends.
+The image's virtual size must not exceed the export's size; the export's bytes past the
+image are left as they were. Clients of the export should be stopped first. Ctrl-C
+cancels the job (the export then holds a partial image).
+
+Options:
+  -f, --format FORMAT    raw, qcow2 or vmdk (default: detected by qemu-img)
+      --detach           print the job id and return at once (follow it with
+                         'blockgate image watch JOB')
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+Exit status: 0 imported, 1 refused or failed (the member's reason is printed), 2 bad
+command line, 130 cancelled with Ctrl-C.
+`;
+
+export const IMAGE_EXPORT_USAGE = `Usage: blockgate image export EXPORT FILE [--format FORMAT] [--overwrite] [--detach] [OPTIONS]
+
+Write the export EXPORT into the image file FILE (on the member's host) through the
+member's management API, and follow the job until it ends. The file is sparse (qcow2 and
+vmdk hold only allocated data) and appears under its name only once complete. Stop
+writers to the export first for a consistent image.
+
+Options:
+  -f, --format FORMAT    raw, qcow2 or vmdk (default: from FILE's extension, else raw)
+      --overwrite        replace FILE if it exists
+      --detach           print the job id and return at once
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+Exit status: 0 exported, 1 refused or failed, 2 bad command line, 130 cancelled with
+Ctrl-C.
+`;
+
+export const IMAGE_JOBS_USAGE = `Usage: blockgate image jobs [--json] [OPTIONS]
+
+List the member's running and recently finished image jobs: id, kind, state, export,
+progress, size, rate, ETA and file.
+
+Options:
+      --json             print the jobs as the API returns them
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+`;
+
+export const IMAGE_WATCH_USAGE = `Usage: blockgate image watch JOB [OPTIONS]
+
+Follow a running image job with a progress bar until it ends, then print its outcome.
+Exit status: 0 if the job succeeded, 1 otherwise.
+
+Options:
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+`;
+
+export const IMAGE_CANCEL_USAGE = `Usage: blockgate image cancel JOB [OPTIONS]
+
+Stop a running image job. An import leaves a partial image on the export; an export
+leaves no file.
+
+Options:
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+`;
+
+export const COMPLETION_USAGE = `Usage: blockgate completion bash
+
+Print the bash completion script for blockgate (commands, options, file arguments).
+Load it in the current shell with: source <(blockgate completion bash)
+The Debian package installs it in /usr/share/bash-completion/completions/blockgate.
+`;
+
+export const MAN_USAGE = `Usage: blockgate man
+
+Print the blockgate(1) manual page as roff, made from the help texts.
+Read it with: blockgate man | man -l -
+`;
+
+/** Every help text by command path ('' is blockgate itself): the man page and completion walk this. */
+export const HELP: ReadonlyMap<string, string> = new Map([
+  ['', MAIN_USAGE],
+  ['serve', SERVE_USAGE],
+  ['check-config', CHECK_CONFIG_USAGE],
+  ['show-config', SHOW_CONFIG_USAGE],
+  ['image', IMAGE_USAGE],
+  ['image import', IMAGE_IMPORT_USAGE],
+  ['image export', IMAGE_EXPORT_USAGE],
+  ['image jobs', IMAGE_JOBS_USAGE],
+  ['image watch', IMAGE_WATCH_USAGE],
+  ['image cancel', IMAGE_CANCEL_USAGE],
+  ['completion', COMPLETION_USAGE],
+  ['man', MAN_USAGE],
+]);

@@ -1,0 +1,137 @@
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+/**
+ * The HTTP client of the commands that talk to a running member's management API. One
+ * member per client; a member is `http://HOST:PORT`, `https://HOST:PORT`, `HOST:PORT`
+ * (http) or `unix:/PATH` (an API listener on a Unix socket). A bearer token, when given, goes
+ * with every request. node:http rather than fetch: it reaches Unix sockets without extra
+ * dependencies.
+ */
+
+export const DEFAULT_MEMBER = 'http://127.0.0.1:9810';
+/** A member that takes longer than this to answer one request is reported as not answering. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** API answers are small JSON documents; anything past this is a wrong endpoint. */
+const MAX_RESPONSE = 16 * 1024 * 1024;
+
+export type MemberAddress = { readonly url: URL } | { readonly socketPath: string };
+
+/** The member could not be reached or did not answer: nothing was done there as far as we know. */
+export class MemberUnreachableError extends Error {
+  override readonly name = 'MemberUnreachableError';
+}
+
+/** The member answered with an error status; `message` is its `error` field. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface ApiResponse<T> {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: T;
+}
+
+export function parseMemberAddress(value: string): MemberAddress {
+  if (value.startsWith('unix:')) return { socketPath: value.slice('unix:'.length) };
+  if (value.startsWith('/')) return { socketPath: value };
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new TypeError(`member ${JSON.stringify(value)}: expected http://HOST:PORT, https://HOST:PORT, HOST:PORT or unix:/PATH`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`member ${JSON.stringify(value)}: only http and https`);
+  return { url };
+}
+
+export function formatMemberAddress(a: MemberAddress): string {
+  return 'url' in a ? a.url.origin : `unix:${a.socketPath}`;
+}
+
+export interface ApiClientOptions {
+  readonly member: MemberAddress;
+  readonly token?: string;
+  readonly timeoutMs?: number;
+}
+
+export class ApiClient {
+  constructor(private readonly options: ApiClientOptions) {}
+
+  get member(): string {
+    return formatMemberAddress(this.options.member);
+  }
+
+  get<T>(path: string): Promise<ApiResponse<T>> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body: unknown): Promise<ApiResponse<T>> {
+    return this.request<T>('POST', path, body);
+  }
+
+  delete<T>(path: string): Promise<ApiResponse<T>> {
+    return this.request<T>('DELETE', path);
+  }
+
+  /** One request; resolves for 2xx with the parsed JSON body, rejects with ApiError otherwise. */
+  request<T>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string | number> = { accept: 'application/json' };
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const target = this.options.member;
+    const base: RequestOptions = { method, headers, timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+    const send = 'url' in target && target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const options: RequestOptions =
+      'url' in target
+        ? { ...base, host: target.url.hostname.replace(/^\[|\]$/g, ''), port: target.url.port || (target.url.protocol === 'https:' ? 443 : 80), path: joinPath(target.url.pathname, path) }
+        : { ...base, socketPath: target.socketPath, path };
+
+    return new Promise((resolve, reject) => {
+      const req = send(options, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE) req.destroy(new MemberUnreachableError(`${this.member} sent more than ${MAX_RESPONSE} bytes`));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          let parsed: unknown = undefined;
+          try {
+            parsed = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            if (status >= 200 && status < 300) return reject(new MemberUnreachableError(`${this.member}${path}: the answer is not JSON (is this a blockgate API?)`));
+          }
+          if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body: parsed as T });
+          const message = typeof (parsed as { error?: unknown })?.error === 'string' ? (parsed as { error: string }).error : `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
+          reject(new ApiError(status, message, parsed));
+        });
+        res.on('error', (err) => reject(new MemberUnreachableError(`${this.member}: ${err.message}`)));
+      });
+      req.on('timeout', () => req.destroy(new MemberUnreachableError(`${this.member} did not answer within ${options.timeout} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof MemberUnreachableError) return reject(err);
+        reject(new MemberUnreachableError(`cannot reach the member at ${this.member}: ${err.code ?? err.message}`));
+      });
+      req.end(payload);
+    });
+  }
+}
+
+/** A member URL may carry a path prefix (behind a reverse proxy): keep it in front of the API path. */
+function joinPath(prefix: string, path: string): string {
+  return prefix === '/' || prefix === '' ? path : `${prefix.replace(/\/$/, '')}${path}`;
+}
