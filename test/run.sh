@@ -27,6 +27,16 @@ DEBIAN_PACKAGES=(
   kmod              # modprobe fuse / loop
   openssl           # self-signed certificates for the management API's TLS test
   chromium          # the dashboard test's real browser (driven by playwright-core)
+  qemu-system-x86   # boots the test and appliance images (TCG)
+  mmdebstrap        # builds the appliance's Debian root file system
+  extlinux          # boot loader of the disk images
+  syslinux-common   # its MBR code
+  fdisk             # sfdisk: partition tables of the disk images
+  debhelper         # builds the .deb (packaging/)
+  bash-completion   # dh_bash-completion, and the completion test
+  lintian           # checks the .deb
+  man-db            # man -l: the man page test
+  groff-base        # groff: the man page renders without warnings
 )
 
 say() { printf '\n==> %s\n' "$*"; }

@@ -33,7 +33,7 @@ export function renderManPage(help: ReadonlyMap<string, string>, version: string
 }
 
 function command(doc: CommandDoc): string[] {
-  const out = [`.SS "blockgate ${esc(doc.path)}"`, '.nf', ...doc.usage.map((u) => code(u)), '.fi'];
+  const out = [`.SS "blockgate ${literal(doc.path)}"`, '.nf', ...doc.usage.map((u) => code(u)), '.fi'];
   for (const b of doc.blocks) out.push(...block(b));
   return out;
 }
@@ -55,12 +55,17 @@ function section(b: SectionDoc): string[] {
 function term(t: string): string {
   return t
     .split(/(, | )/)
-    .map((w) => (w === ', ' || w === ' ' ? w : /^[A-Z][A-Z_:.]*$/.test(w) ? `\\fI${esc(w)}\\fR` : `\\fB${esc(w)}\\fR`))
+    .map((w) => (w === ', ' || w === ' ' ? w : /^[A-Z][A-Z_:.]*$/.test(w) ? `\\fI${literal(w)}\\fR` : `\\fB${literal(w)}\\fR`))
     .join('');
 }
 
+/** Command lines: every hyphen is one a user types, so a minus sign (copy-paste safe). */
 function code(line: string): string {
-  return guard(esc(line));
+  return guard(literal(line));
+}
+
+function literal(text: string): string {
+  return text.replace(/\\/g, '\\e').replace(/-/g, '\\-');
 }
 
 /** Backslashes escaped, option dashes as minus signs, a leading dot or quote defused. */

@@ -21,6 +21,7 @@ build() {
   trap 'rm -rf "$root"' RETURN
   mkdir -p "$root"/{bin,sbin,etc,boot,dev,proc,sys,run,tmp}
   cp "$base"/boot/vmlinuz-* "$base"/boot/initrd.img-* "$root/boot/"
+  cp -P "$base/vmlinuz" "$base/initrd.img" "$root/"
   cp "$base/bin/busybox" "$root/bin/busybox"
   install -m 0755 "$here/boot-init.sh" "$root/sbin/init"
   local token
