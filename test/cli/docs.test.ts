@@ -7,8 +7,8 @@ import t from 'tap';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseHelp } from '../../dist/gateway/cli/help-doc.js';
-import { HELP } from '../../dist/gateway/cli/usage.js';
+import { parseHelp } from '../../gateway/cli/help-doc.js';
+import { HELP } from '../../gateway/cli/usage.js';
 import { ensureBuilt, runCli } from '../helpers/blockgate-cli.js';
 import { runTool } from '../helpers/clients.js';
 
