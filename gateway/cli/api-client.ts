@@ -87,7 +87,9 @@ export class ApiClient {
   request<T>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string | number> = { accept: 'application/json' };
-    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
+    // Every state-changing request says JSON, body or not: the API refuses any other (no form
+    // or no-CORS page can send that type, so none can forge one).
+    if (method !== 'GET' && method !== 'HEAD') Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload?.length ?? 0 });
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const target = this.options.member;
     const base: RequestOptions = { method, headers, timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS };

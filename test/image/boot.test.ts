@@ -51,7 +51,8 @@ iscsi:
   const nbd = listen.nbd![0]!;
   const iscsi = /^(\S+) /.exec(listen.iscsi![0]!)![1]!;
 
-  const imported = await runCli(['image', 'import', disk, 'boot', '--member', `http://${listen.api![0]}`]);
+  const token = ['--token-file', join(dir, 'data', 'api', 'admin.token')];
+  const imported = await runCli(['image', 'import', disk, 'boot', '--member', `http://${listen.api![0]}`, ...token]);
   t.equal(imported.code, 0, imported.stderr);
   t.match(imported.stdout, /^imported .* \(qcow2\) onto export boot: 128 MiB, /m);
 

@@ -5,7 +5,7 @@
  * and as plain lines, and mistakes are refused before anything is written.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt, nbdUri, runCli, startMember } from '../helpers/blockgate-cli.js';
@@ -33,10 +33,17 @@ interface JobView {
   io: { readBytes: number; writtenBytes: number; zeroedBytes: number };
 }
 
-async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
+/** A member's API as the dashboard uses it: with its admin token. */
+interface Api {
+  readonly base: string;
+  readonly token: string;
+}
+
+async function api<T>(to: Api, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${to.base}${path}`, {
     method,
-    ...(body !== undefined && { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    headers: { authorization: `Bearer ${to.token}`, ...(method !== 'GET' && { 'content-type': 'application/json' }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
   });
   return { status: res.status, body: (await res.json()) as T };
 }
@@ -60,8 +67,9 @@ ${extra.exports ?? ''}
   );
   const m = startMember(t, ['--config', config, '--data-dir', join(d, 'data'), '--nbd', '127.0.0.1:0']);
   const listen = await m.ready();
-  const apiBase = `http://${listen.api![0]}`;
-  return { m, nbd: listen.nbd![0]!, apiBase, memberArgs: ['--member', apiBase] };
+  const tokenFile = join(d, 'data', 'api', 'admin.token');
+  const apiBase: Api = { base: `http://${listen.api![0]}`, token: readFileSync(tokenFile, 'utf8').trim() };
+  return { m, nbd: listen.nbd![0]!, apiBase, memberArgs: ['--member', apiBase.base, '--token-file', tokenFile] };
 }
 
 /** A 64 MiB qcow2 with data in two 1 MiB regions and holes elsewhere. */
@@ -161,6 +169,11 @@ t.test('mistakes are refused before anything runs, with the reason and exit stat
   const relative = await api<{ error: string }>(apiBase, 'POST', '/api/v1/jobs', { kind: 'image-import', export: 'disk', file: 'x.qcow2' });
   t.same(relative, { status: 400, body: { error: 'file must be an absolute path on the member' } });
   t.equal((await api(apiBase, 'PUT', '/api/v1/jobs')).status, 405);
+  const anonymous = await fetch(`${apiBase.base}/api/v1/jobs`);
+  t.equal(anonymous.status, 401, 'jobs need the API token');
+  const noToken = await runCli(['image', 'jobs', '--member', apiBase.base]);
+  t.equal(noToken.code, 1);
+  t.match(noToken.stderr, /needs "Authorization: Bearer TOKEN".*\(HTTP 401\)/);
   t.same((await api<{ jobs: JobView[] }>(apiBase, 'GET', '/api/v1/jobs')).body.jobs, [], 'no job was started');
 
   const down = await runCli(['image', 'jobs', '--member', 'http://127.0.0.1:1']);
