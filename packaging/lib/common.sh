@@ -17,31 +17,30 @@ debian_suite() {
 # configured with (deb822 .sources files or sources.list lines), so image builds go where
 # the host's apt goes. Falls back to deb.debian.org.
 debian_sources() {
-  local suite=${1:-$(debian_suite)} archive='' security=''
-  local f uri
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -e $f ]] || continue
-    while read -r uri; do
-      case $uri in
-        */debian-security*) security=${security:-$uri} ;;
-        */debian) archive=${archive:-$uri} ;;
-      esac
-    done < <(sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n')
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -e $f ]] || continue
-    while read -r uri; do
-      case $uri in
-        */debian-security*) security=${security:-$uri} ;;
-        */debian) archive=${archive:-$uri} ;;
-      esac
-    done < <(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f")
-  done
+  local suite=${1:-$(debian_suite)} archive='' security='' uri
+  while read -r uri; do
+    case $uri in
+      */debian-security*) security=${security:-$uri} ;;
+      */debian) archive=${archive:-$uri} ;;
+    esac
+  done < <(apt_uris)
   archive=${archive:-http://deb.debian.org/debian}
   security=${security:-${archive%/debian}/debian-security}
   echo "deb $archive $suite main"
   echo "deb $archive $suite-updates main"
   echo "deb $security $suite-security main"
+}
+
+# Every repository URI in apt's sources, deb822 and one-line formats alike.
+apt_uris() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -e $f ]] && sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n'
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -e $f ]] && awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+  done
+  return 0
 }
 
 # sha256 (first 16 hex digits) of the arguments' contents: files by content, other words as text.
