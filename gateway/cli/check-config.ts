@@ -1,6 +1,7 @@
 import type { ValidatedSpec } from '../../fabric/graph.js';
 import { loadConfigFile } from '../../failover/config/file.js';
 import { formatListen, type ValidatedConfig } from '../../failover/config/schema.js';
+import type { ClusterConfig } from '../../failover/cluster/config.js';
 import { EXIT_OK, reportError } from './exit.js';
 import { iscsiConfigOf } from '../iscsi/config.js';
 
@@ -38,7 +39,19 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
     const portals = t.portalGroups.map((g) => `tpg ${g.id}: ${g.portals.map((p) => `${p.host}:${p.port}`).join(', ')}`).join('; ');
     lines.push(`  ${t.name} (${t.aluaPolicy}) ${t.luns.map((l) => `LUN ${l.lun} -> ${l.export}`).join(', ')} [${portals}]`);
   }
+  if (config.cluster) describeCluster(config.cluster, lines);
   return lines.join('\n') + '\n';
+}
+
+function describeCluster(cluster: ClusterConfig, lines: string[]): void {
+  const a = cluster.arbitration;
+  const arbiter = a.type === 'file' ? `file lock in ${a.dir}` : `etcd ${a.endpoints.join(', ')} (lease ${a.ttlSeconds} s, fence margin ${a.fenceMarginMs} ms)`;
+  lines.push(`cluster: ${cluster.name}, members ${cluster.members.map((m) => m.id).join(', ')}; arbitration: ${arbiter}`);
+  for (const s of cluster.sets) {
+    const where = s.nbd.listen.map((l) => `${l.host}:${l.port}`).join(', ') || 'no NBD listener';
+    const address = s.serviceAddress ? `, service address ${s.serviceAddress.address} on ${s.serviceAddress.interface}` : '';
+    lines.push(`  set ${s.name} (${s.composition}): members ${s.members.join(', ')}; exports ${s.exports.join(', ')}; Primary serves NBD on ${where}${address}`);
+  }
 }
 
 function drawTree(graph: ReadonlyMap<string, ValidatedSpec>, v: ValidatedSpec, indent: string, branch: string, lines: string[]): void {

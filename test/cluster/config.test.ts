@@ -1,0 +1,53 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { validateMemberConfig } from '../../failover/config/schema.js';
+import { loadConfigFile } from '../../failover/config/file.js';
+import { ROOT } from '../helpers/blockgate-cli.js';
+
+const base = {
+  backends: [{ name: 'd', type: 'memory', size: '1MiB' }],
+  exports: [{ name: 'd', device: 'd' }],
+};
+const cluster = (over: Record<string, unknown> = {}, set: Record<string, unknown> = {}) => ({
+  ...base,
+  cluster: {
+    name: 'c',
+    members: [{ id: 'm1' }, { id: 'm2' }],
+    arbitration: { type: 'file', dir: '/run/x' },
+    sets: [{ name: 's', members: ['m1', 'm2'], exports: ['d'], nbd: { listen: ['127.0.0.1:10809'] }, ...set }],
+    ...over,
+  },
+});
+
+t.test('a valid section is filled in and survives a second validation (the stored form)', async (t) => {
+  const { config } = validateMemberConfig(cluster());
+  t.equal(config.member, 'c', "one document for every member: the default name is the cluster's");
+  t.same(config.nbd.listen, [], 'no member-wide NBD listener in a cluster');
+  t.match(config.cluster, { sets: [{ composition: 'n-way', nbd: { listen: [{ host: '127.0.0.1', port: 10809 }] } }] });
+  t.same(validateMemberConfig(JSON.parse(JSON.stringify(config))).config, config);
+  const etcd = validateMemberConfig(cluster({ arbitration: { type: 'etcd', endpoints: ['http://10.0.0.1:2379'] } })).config.cluster!.arbitration;
+  t.same(etcd, { type: 'etcd', endpoints: ['http://10.0.0.1:2379'], ttlSeconds: 2, fenceMarginMs: 600 }, 'short lease by default (not the client library’s 60 s)');
+});
+
+t.test('mistakes name their field', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [cluster({ arbitration: { type: 'zookeeper' } }), /cluster\.arbitration\.type/],
+    [cluster({ arbitration: { type: 'etcd', endpoints: ['10.0.0.1:2379'] } }), /cluster\.arbitration\.endpoints\[0\].*http/],
+    [cluster({ arbitration: { type: 'etcd', endpoints: ['http://a:1'], ttlSeconds: 2, fenceMarginMs: 2000 } }), /fenceMarginMs/],
+    [cluster({}, { members: ['m1', 'm9'] }), /cluster\.sets\[0\]\.members\[1\]: unknown member "m9"/],
+    [cluster({}, { exports: ['nope'] }), /cluster\.sets\[0\]\.exports\[0\]: unknown export/],
+    [cluster({}, { composition: 'single' }), /a single set has exactly one member/],
+    [cluster({}, { nbdd: {} }), /cluster\.sets\[0\]\.nbdd: unknown key/],
+    [cluster({}, { serviceAddress: { address: '10.0.0.5', interface: 'eth0' } }), /serviceAddress\.address: must be ADDRESS\/PREFIX/],
+    [cluster({ members: [{ id: 'm1' }, { id: 'm1' }] }), /member "m1" is listed twice/],
+    [{ ...cluster(), nbd: { listen: ['127.0.0.1:10809'] } }, /nbd\.listen: must be empty with a cluster section/],
+  ];
+  for (const [doc, message] of cases) t.throws(() => validateMemberConfig(doc), { message }, String(message));
+});
+
+t.test('the examples validate', async (t) => {
+  for (const name of ['cluster-one-host.yaml', 'cluster-etcd.yaml']) {
+    const { config } = await loadConfigFile(join(ROOT, 'examples', name));
+    t.ok(config.cluster, name);
+  }
+});
