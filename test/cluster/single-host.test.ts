@@ -1,8 +1,8 @@
 import t from 'tap';
-import { writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, startMember } from '../helpers/blockgate-cli.js';
-import { runTool, startBackground, tempDir } from '../helpers/clients.js';
+import { runTool, startBackground } from '../helpers/clients.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/nbdkit-server.js';
 
@@ -17,7 +17,7 @@ ensureBuilt();
 const MiB = 1024 * 1024;
 
 async function setUp(t: Tap.Test, members: string[]) {
-  const dir = await tempDir(t, 'bgc-single-', '/dev/shm');
+  const dir = mkdtempSync(join('/dev/shm', 'bgc-single-'));
   const disk = join(dir, 'disk.img');
   const fd = openSync(disk, 'w');
   ftruncateSync(fd, 64 * MiB);
@@ -38,6 +38,11 @@ async function setUp(t: Tap.Test, members: string[]) {
     }),
   );
   const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`));
+  // After the members are gone: a standby taking over while they are killed writes into the arbiter directory.
+  t.teardown(async () => {
+    await cluster.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return { dir, port, cluster };
 }
 
