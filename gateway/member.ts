@@ -1,11 +1,16 @@
 import type { RootDatabase } from 'lmdb';
 import type { BlockDevice } from '../fabric/device.js';
-import { buildGraph, ConfigError, validateGraph } from '../fabric/graph.js';
+import { ConfigError } from '../failover/config/errors.js';
 import { FabricSwitch } from '../fabric/switch.js';
 import { logger } from '../fabric/log.js';
-import { allDeviceSpecs, deviceFieldOf, type ListenAddress, type MemberConfig } from '../failover/config/schema.js';
+import type { IscsiConfig } from '../failover/config/schema/iscsi.js';
+import type { ListenAddress } from '../failover/config/schema/listen.js';
+import type { MemberConfig } from '../failover/config/schema/member-config.js';
+import { topDevices } from '../failover/config/device-graph.js';
+import { validateMemberConfig } from '../failover/config/validate.js';
+import { buildDevices } from '../member/devices/build.js';
 import { NbdServer } from './nbd/server.js';
-import { iscsiConfigOf, onOnePortal, type IscsiConfig } from './iscsi/config.js';
+import { onOnePortal } from './iscsi/config.js';
 import type { PortalConfig } from './iscsi/target-runtime.js';
 import { IscsiServer } from './iscsi/server.js';
 import { ApiServer } from './api/server.js';
@@ -65,13 +70,11 @@ export class Member {
 
   static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
     // Every section is checked before anything is built or bound.
-    let iscsi = iscsiConfigOf(config);
+    const { graph } = validateMemberConfig(config);
+    let iscsi = config.iscsi;
     if (iscsi && options.iscsiPortal) iscsi = onOnePortal(iscsi, options.iscsiPortal);
-    const specs = allDeviceSpecs(config);
-    const fieldOf = deviceFieldOf(config);
-    const devices = await buildGraph(specs, { dataDir: options.dataDir, fieldOf });
-    const wrapped = new Set([...validateGraph(specs, { fieldOf }).values()].flatMap((v) => v.children));
-    const topDevices = [...devices.values()].filter((d) => !wrapped.has(d.name));
+    const devices = await buildDevices(graph, { dataDir: options.dataDir });
+    const tops = topDevices(graph).map((name) => devices.get(name)!);
     const fabric = new FabricSwitch();
     const started: FrontEnd[] = [];
     const cluster = clusterPart(config, options.memberId ?? config.member, fabric);
@@ -90,10 +93,10 @@ export class Member {
     } catch (err) {
       await Promise.allSettled(started.map((f) => f.stop({ drainMs: 0 })));
       await cluster?.part.arbiter.close();
-      await closeTopDown(topDevices, fabric);
+      await closeTopDown(tops, fabric);
       throw err;
     }
-    const member = new Member(config, fabric, started, options.database, topDevices, cluster?.part);
+    const member = new Member(config, fabric, started, options.database, tops, cluster?.part);
     // Roles are decided once everything else is up: a member campaigns only when it could serve.
     for (const runner of cluster?.part.runners ?? []) runner.start();
     log.info({ member: config.member, devices: devices.size, exports: config.exports.length, listen: member.addresses() }, 'member started');

@@ -1,6 +1,6 @@
 import { logger } from '../fabric/log.js';
 import type { FabricSwitch } from '../fabric/switch.js';
-import type { FailoverSetConfig } from '../failover/cluster/config.js';
+import type { FailoverSetConfig } from '../failover/config/schema/cluster.js';
 import { releaseAddress, takeAddress } from '../failover/cluster/service-address.js';
 import type { SetActions } from '../failover/cluster/set-runner.js';
 import { NbdServer } from './nbd/server.js';

@@ -32,11 +32,11 @@ export interface FileBackendOptions {
   readonly path: string;
   /**
    * Device size in bytes. A regular file shorter than this is extended (sparse); a missing
-   * file is created at this size. Without it, the file's or block device's own size is used.
+   * file is created at this size when `create` is set. Without it, the file's or block device's own size is used.
    */
   readonly size?: number;
   readonly readOnly?: boolean;
-  /** Create the file if it does not exist (needs `size`). Default: true when `size` is given. */
+  /** Create the file if it does not exist (needs `size`). Default false: a missing file is an error, never a new empty disk. */
   readonly create?: boolean;
 }
 
@@ -351,7 +351,7 @@ export function skipBytes(slices: readonly Buffer[], n: number): Buffer[] {
 async function openFile(options: FileBackendOptions): Promise<{ handle: FdIo; geometry: FileGeometry }> {
   const context = `${options.name}: open ${options.path}`;
   const readOnly = options.readOnly ?? false;
-  const create = options.create ?? options.size !== undefined;
+  const create = options.create ?? false;
   if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size <= 0)) {
     throw new BlockError('EINVAL', `${context}: bad size ${options.size}`);
   }

@@ -1,6 +1,7 @@
 import { open, mkdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BlockError, toBlockError } from '../errors.js';
+import { checkBitmapGeometry, regionCount } from './limits.js';
 import { SerialFlush } from './serial-flush.js';
 import { syncDirectory } from './durable-file.js';
 
@@ -40,7 +41,8 @@ export class DirtyBitmap {
     if (!Number.isSafeInteger(geometry.regionSize) || geometry.regionSize <= 0) throw new BlockError('EINVAL', `bad region size ${geometry.regionSize}`);
     this.regionSize = geometry.regionSize;
     this.deviceSize = geometry.deviceSize;
-    this.regionCount = Math.ceil(geometry.deviceSize / geometry.regionSize);
+    checkBitmapGeometry(geometry.deviceSize, geometry.regionSize);
+    this.regionCount = regionCount(geometry.deviceSize, geometry.regionSize);
     this.bits = Buffer.alloc(Math.ceil(this.regionCount / 8));
   }
 

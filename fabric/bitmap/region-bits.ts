@@ -1,3 +1,6 @@
+import { BlockError } from '../errors.js';
+import { MAX_BITMAP_REGIONS } from './limits.js';
+
 /**
  * An in-memory set of regions (one bit each), for bookkeeping that need not survive a
  * restart: which regions a replica holds only in its volatile cache since its last flush.
@@ -9,6 +12,7 @@ export class RegionBits {
   private hi = 0;
 
   constructor(readonly regionCount: number) {
+    if (regionCount > MAX_BITMAP_REGIONS) throw new BlockError('EINVAL', `${regionCount} regions exceed the ${MAX_BITMAP_REGIONS} a bitmap may have`);
     this.bits = new Uint8Array(Math.ceil(regionCount / 8));
   }
 

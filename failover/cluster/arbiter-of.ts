@@ -1,7 +1,7 @@
 import type { Arbiter } from '../arbitration/arbiter.js';
 import { EtcdArbiter } from '../arbitration/etcd-arbiter.js';
 import { FileArbiter } from '../arbitration/file-arbiter.js';
-import type { ClusterConfig } from './config.js';
+import type { ClusterConfig } from '../config/schema/cluster.js';
 
 /** The arbitration back end a cluster section names. */
 export function arbiterOf(cluster: ClusterConfig): Arbiter {

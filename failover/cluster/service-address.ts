@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { logger } from '../../fabric/log.js';
-import type { ServiceAddressConfig } from './config.js';
+import type { ServiceAddressConfig } from '../config/schema/cluster.js';
 
 const run = promisify(execFile);
 const log = logger('service-address');

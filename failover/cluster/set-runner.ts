@@ -1,6 +1,6 @@
 import { logger } from '../../fabric/log.js';
 import type { Arbiter, Leadership, LeadershipEnd } from '../arbitration/arbiter.js';
-import type { FailoverSetConfig } from './config.js';
+import type { FailoverSetConfig } from '../config/schema/cluster.js';
 
 const log = logger('failover-set');
 

@@ -1,4 +1,5 @@
-import { validateMemberConfig, type MemberConfig } from './schema.js';
+import type { MemberConfig } from './schema/member-config.js';
+import { validateMemberConfig } from './validate.js';
 
 /** What `blockgate serve` runs when neither --config nor the data directory names a configuration. */
 export function demoConfig(): MemberConfig {

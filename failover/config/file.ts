@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { ConfigError } from '../../fabric/graph.js';
-import { validateMemberConfig, type ValidatedConfig } from './schema.js';
+import { ConfigError } from './errors.js';
+import { validateMemberConfig, type ValidatedConfig } from './validate.js';
 
 export type ConfigFormat = 'json' | 'yaml';
 
@@ -31,7 +31,10 @@ export function parseConfigText(text: string, path: string): unknown {
   return doc.toJS({ maxAliasCount: 100 });
 }
 
-/** Read, parse and validate a config file. Nothing is started or stored. */
+/**
+ * Read, parse and validate a config file. Relative backing-file paths are resolved against
+ * the file's directory. Nothing is started or stored.
+ */
 export async function loadConfigFile(path: string): Promise<ValidatedConfig> {
   let text: string;
   try {
@@ -39,5 +42,5 @@ export async function loadConfigFile(path: string): Promise<ValidatedConfig> {
   } catch (err) {
     throw new ConfigError(path, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return validateMemberConfig(parseConfigText(text, path));
+  return validateMemberConfig(parseConfigText(text, path), { baseDir: dirname(resolve(path)) });
 }

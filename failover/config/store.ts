@@ -1,8 +1,8 @@
 import type { Database, RootDatabase } from 'lmdb';
-import { ConfigError } from '../../fabric/graph.js';
+import { ConfigError } from './errors.js';
 import { logger } from '../../fabric/log.js';
 import { configChecksum } from './canonical.js';
-import type { MemberConfig } from './schema.js';
+import type { MemberConfig } from './schema/member-config.js';
 
 /**
  * One version of the member configuration as the database keeps it. Records are

@@ -4,7 +4,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, ListenOptions } from 'node:net';
 import { isBlockError, type BlockErrorCode } from '../../fabric/errors.js';
 import { logger } from '../../fabric/log.js';
-import type { ListenAddress } from '../../failover/config/schema.js';
+import type { ListenAddress } from '../../failover/config/schema/listen.js';
 import { actionsOf, BadRequest, runAction } from './actions.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { JobError } from '../image/errors.js';

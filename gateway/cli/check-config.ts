@@ -1,15 +1,16 @@
-import type { ValidatedSpec } from '../../fabric/graph.js';
+import { checkBackingFiles } from '../../failover/config/backing-files.js';
+import type { ValidatedSpec } from '../../failover/config/device-graph.js';
 import { loadConfigFile } from '../../failover/config/file.js';
-import { formatListen, type ValidatedConfig } from '../../failover/config/schema.js';
-import type { ClusterConfig } from '../../failover/cluster/config.js';
+import type { ClusterConfig } from '../../failover/config/schema/cluster.js';
+import { formatListen } from '../../failover/config/schema/listen.js';
+import type { ValidatedConfig } from '../../failover/config/validate.js';
 import { EXIT_OK, reportError } from './exit.js';
-import { iscsiConfigOf } from '../iscsi/config.js';
 
 /** `blockgate check-config FILE`: validate and print; never builds or stores anything. */
 export async function checkConfig(path: string): Promise<number> {
   try {
     const validated = await loadConfigFile(path);
-    iscsiConfigOf(validated.config);
+    await checkBackingFiles(validated);
     process.stdout.write(`configuration OK: ${path}\n${describeConfig(validated)}`);
     return EXIT_OK;
   } catch (err) {
@@ -33,7 +34,7 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
   }
   lines.push(`nbd listen: ${config.nbd.listen.map(formatListen).join(', ') || '(disabled)'}`);
   lines.push(`api listen: ${config.api?.listen.map(formatListen).join(', ') || '(disabled)'}`);
-  const iscsi = iscsiConfigOf(config);
+  const iscsi = config.iscsi;
   lines.push(`iscsi: ${iscsi ? '' : '(not configured)'}`);
   for (const t of iscsi?.targets ?? []) {
     const portals = t.portalGroups.map((g) => `tpg ${g.id}: ${g.portals.map((p) => `${p.host}:${p.port}`).join(', ')}`).join('; ');

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../fabric/graph.js';
+import { ConfigError } from '../../failover/config/errors.js';
 import { ApiError } from './api-client.js';
 
 export const EXIT_OK = 0;
@@ -15,7 +15,10 @@ export class UsageError extends Error {
 export function reportError(err: unknown, context?: string): number {
   const prefix = context ? `blockgate: ${context}: ` : 'blockgate: ';
   if (err instanceof ConfigError) {
-    process.stderr.write(`${prefix}configuration error: ${err.message}\n`);
+    const lines = err.problems.map((p) => `${p.field}: ${p.problem}`);
+    process.stderr.write(
+      lines.length === 1 ? `${prefix}configuration error: ${lines[0]}\n` : `${prefix}${lines.length} configuration errors:\n${lines.map((l) => `  ${l}\n`).join('')}`,
+    );
     return EXIT_USAGE;
   }
   if (err instanceof UsageError) {

@@ -1,4 +1,4 @@
-import { hostPort, type ListenAddress } from '../../failover/config/schema.js';
+import { hostPort, type ListenAddress } from '../../failover/config/schema/listen.js';
 import { UsageError } from './exit.js';
 
 /** `HOST:PORT`, `[V6]:PORT`, or a Unix socket path (anything with a `/`). */

@@ -4,7 +4,10 @@ import { logger } from '../../fabric/log.js';
 import { demoConfig } from '../../failover/config/demo.js';
 import { loadConfigFile } from '../../failover/config/file.js';
 import { openMemberDatabase } from '../../failover/config/database.js';
-import { validateMemberConfig, type ListenAddress, type MemberConfig } from '../../failover/config/schema.js';
+import { checkBackingFiles } from '../../failover/config/backing-files.js';
+import type { ListenAddress } from '../../failover/config/schema/listen.js';
+import type { MemberConfig } from '../../failover/config/schema/member-config.js';
+import { validateMemberConfig, type ValidatedConfig } from '../../failover/config/validate.js';
 import { ConfigStore } from '../../failover/config/store.js';
 import { Member } from '../member.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
@@ -30,15 +33,25 @@ export interface ServeOptions {
 const log = logger('cli');
 
 /**
- * `blockgate serve`: store the given config (if any) as a new generation, then run the
- * member from the database's current generation (or the demo) until a signal stops it.
- * Resolves with the exit status once the member has stopped.
+ * Generations stored before backing-file paths were stored absolute may hold relative
+ * ones, which were always taken from the working directory: keep reading them so.
+ */
+const LEGACY_RELATIVE_PATHS = { baseDir: process.cwd() };
+
+/**
+ * `blockgate serve`: run the given config (if any), else the database's current
+ * generation, else the demo, until a signal stops it. A config file becomes a new
+ * generation only once the member has started with it: one that fails to start leaves
+ * the stored configuration as it was. Resolves with the exit status once the member has
+ * stopped.
  */
 export async function serve(options: ServeOptions): Promise<number> {
   let fromFile: MemberConfig | undefined;
   if (options.configPath !== undefined) {
     try {
-      fromFile = (await loadConfigFile(options.configPath)).config;
+      const validated = await loadConfigFile(options.configPath);
+      await checkBackingFiles(validated);
+      fromFile = validated.config;
     } catch (err) {
       return reportError(err, options.configPath);
     }
@@ -55,9 +68,10 @@ export async function serve(options: ServeOptions): Promise<number> {
     return reportError(err, `cannot open the database in ${dataDir}`);
   }
 
+  const store = new ConfigStore(database);
   let member: Member;
   try {
-    const config = await runningConfig(new ConfigStore(database), fromFile, options.configPath);
+    const config = fromFile ?? (await storedConfig(store));
     const effective = {
       ...config,
       ...(options.nbdListen?.length && { nbd: { listen: options.nbdListen } }),
@@ -74,23 +88,36 @@ export async function serve(options: ServeOptions): Promise<number> {
     await database.close();
     return reportError(err, 'start-up failed');
   }
+  if (fromFile) {
+    try {
+      await storeStarted(store, fromFile, options.configPath!);
+    } catch (err) {
+      await member.stop({ drainMs: 0 });
+      await database.close();
+      return reportError(err, 'cannot store the configuration');
+    }
+  }
   log.info({ member: options.memberId ?? member.config.member, dataDir, listen: member.addresses() }, 'ready');
   return waitForStopSignal(member, database);
 }
 
-/** The configuration the member runs: always the database's, validated again by this version. */
-async function runningConfig(store: ConfigStore, fromFile: MemberConfig | undefined, path: string | undefined): Promise<MemberConfig> {
-  if (fromFile) {
-    const { record, changed } = await store.commit(fromFile, { writtenBy: fromFile.member, source: `file:${resolve(path!)}` });
-    if (!changed) log.info({ generation: record.generation }, 'configuration unchanged');
-  }
+/** Record a configuration the member now runs as the next generation (none if unchanged). */
+async function storeStarted(store: ConfigStore, config: MemberConfig, path: string): Promise<void> {
+  const { record, changed } = await store.commit(config, { writtenBy: config.member, source: `file:${resolve(path)}` });
+  if (!changed) log.info({ generation: record.generation }, 'configuration unchanged');
+}
+
+/** The database's current generation, validated again by this version; or the demo. */
+async function storedConfig(store: ConfigStore): Promise<MemberConfig> {
   const record = store.current();
   if (!record) {
     log.info('no configuration stored: serving the demo');
     return demoConfig();
   }
   log.info({ generation: record.generation, writtenBy: record.writtenBy, source: record.source }, 'running stored configuration');
-  return validateMemberConfig(record.config).config;
+  const validated: ValidatedConfig = validateMemberConfig(record.config, LEGACY_RELATIVE_PATHS);
+  await checkBackingFiles(validated);
+  return validated.config;
 }
 
 function waitForStopSignal(member: Member, database: RootDatabase): Promise<number> {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoConfig } from '../../failover/config/demo.js';
-import { validateMemberConfig } from '../../failover/config/schema.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
 import { Member } from '../../gateway/member.js';
 
 const base = { member: 'cfg', backends: [{ name: 'd', type: 'memory', size: '1MiB' }], exports: [{ name: 'd', device: 'd' }], nbd: { listen: [] } };

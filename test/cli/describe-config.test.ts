@@ -1,14 +1,6 @@
 import t from 'tap';
-import { fields, registerDeviceKind } from '../../fabric/graph.js';
-import { validateMemberConfig } from '../../failover/config/schema.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
 import { describeConfig } from '../../gateway/cli/check-config.js';
-
-// A layer kind known only to this test, so the tree shows nesting whatever kinds exist.
-registerDeviceKind('test-join', {
-  validate: (spec, field) => void fields.names(spec, 'parts', field, { min: 1 }),
-  children: (spec) => spec.parts as string[],
-  create: () => Promise.reject(new Error('not built in this test')),
-});
 
 t.test('check-config draws layers above the devices they wrap', async (t) => {
   const validated = validateMemberConfig({
@@ -19,8 +11,8 @@ t.test('check-config draws layers above the devices they wrap', async (t) => {
       { name: 'c', type: 'memory', size: '1MiB' },
     ],
     devices: [
-      { name: 'inner', type: 'test-join', parts: ['a', 'b'] },
-      { name: 'top', type: 'test-join', parts: ['inner', 'c'] },
+      { name: 'inner', type: 'concat', devices: ['a', 'b'] },
+      { name: 'top', type: 'concat', devices: ['inner', 'c'] },
     ],
     exports: [{ name: 'top', device: 'top', readOnly: true }],
     nbd: { listen: [] },
@@ -30,8 +22,8 @@ t.test('check-config draws layers above the devices they wrap', async (t) => {
     [
       'member: gw-t',
       'devices:',
-      '  top [test-join] parts=["inner","c"]  (devices[1])',
-      '  ├── inner [test-join] parts=["a","b"]  (devices[0])',
+      '  top [concat] devices=["inner","c"]  (devices[1])',
+      '  ├── inner [concat] devices=["a","b"]  (devices[0])',
       '  │   ├── a [memory] size=1MiB  (backends[0])',
       '  │   └── b [memory] size=1MiB  (backends[1])',
       '  └── c [memory] size=1MiB  (backends[2])',
@@ -49,13 +41,17 @@ t.test('a device used by two layers is an error naming the second', async (t) =>
   t.throws(
     () =>
       validateMemberConfig({
-        backends: [{ name: 'a', type: 'memory', size: 512 }],
+        backends: [
+          { name: 'a', type: 'memory', size: 512 },
+          { name: 'b', type: 'memory', size: 512 },
+          { name: 'c', type: 'memory', size: 512 },
+        ],
         devices: [
-          { name: 'x', type: 'test-join', parts: ['a'] },
-          { name: 'y', type: 'test-join', parts: ['a'] },
+          { name: 'x', type: 'concat', devices: ['a', 'b'] },
+          { name: 'y', type: 'concat', devices: ['c', 'a'] },
         ],
       }),
-    { name: 'ConfigError', field: 'devices[1]', message: /already used by x/ },
+    { name: 'ConfigError', field: 'devices[1].devices[1]', message: /already used by x/ },
   );
 });
 
@@ -63,8 +59,11 @@ t.test('exporting a part of a layer is an error naming the export', async (t) =>
   t.throws(
     () =>
       validateMemberConfig({
-        backends: [{ name: 'a', type: 'memory', size: 512 }],
-        devices: [{ name: 'x', type: 'test-join', parts: ['a'] }],
+        backends: [
+          { name: 'a', type: 'memory', size: 512 },
+          { name: 'b', type: 'memory', size: 512 },
+        ],
+        devices: [{ name: 'x', type: 'concat', devices: ['a', 'b'] }],
         exports: [{ name: 'x', device: 'x' }, { name: 'raw', device: 'a' }],
       }),
     { name: 'ConfigError', field: 'exports[1].device', message: /"a" is part of "x": export "x" instead/ },

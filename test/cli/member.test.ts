@@ -3,10 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fields, registerDeviceKind } from '../../fabric/graph.js';
-import { Layer } from '../../fabric/layer.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { validateMemberConfig } from '../../failover/config/schema.js';
+import { ConcatDevice } from '../../fabric/layers/concat.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
 import { Member } from '../../gateway/member.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'blockgate-member-'));
@@ -56,36 +55,29 @@ t.test('if a listener cannot bind, start rejects and the listeners already bound
 
 t.test('on stop a layer closes before the devices it wraps', async (t) => {
   const closed: string[] = [];
-  registerDeviceKind('test-leaf', {
-    validate: () => undefined,
-    create: async (spec) =>
-      new (class extends MemoryBackend {
-        override async close(): Promise<void> {
-          closed.push(this.name);
-          return super.close();
-        }
-      })({ name: spec.name, size: 4096 }),
-  });
-  registerDeviceKind('test-wrap', {
-    validate: () => undefined,
-    children: (spec) => [spec.inner as string],
-    create: async (spec, context, field) =>
-      new (class extends Layer {
-        override async close(): Promise<void> {
-          closed.push(this.name);
-          await new Promise((resolve) => setImmediate(resolve)); // e.g. persisting a bitmap
-          return super.close();
-        }
-      })(await context.use(spec.inner as string, field), spec.name),
-  });
+  // Watch the real kinds' close(): the concat must close before the memory it wraps.
+  const spy = <T extends { prototype: { close(): Promise<void> } }>(cls: T, wait: boolean) => {
+    const original = cls.prototype.close;
+    cls.prototype.close = async function (this: { name: string }) {
+      closed.push(this.name);
+      if (wait) await new Promise((resolve) => setImmediate(resolve)); // e.g. persisting a bitmap
+      return original.call(this);
+    };
+    t.teardown(() => void (cls.prototype.close = original));
+  };
+  spy(MemoryBackend, false);
+  spy(ConcatDevice, true);
   const { config } = validateMemberConfig({
     member: 'unit',
-    backends: [{ name: 'leaf', type: 'test-leaf' }],
-    devices: [{ name: 'wrap', type: 'test-wrap', inner: 'leaf' }],
+    backends: [
+      { name: 'leaf1', type: 'memory', size: 4096 },
+      { name: 'leaf2', type: 'memory', size: 4096 },
+    ],
+    devices: [{ name: 'wrap', type: 'concat', devices: ['leaf1', 'leaf2'] }],
     exports: [{ name: 'wrap', device: 'wrap' }],
     nbd: { listen: [] },
   });
   const member = await Member.start(config, { dataDir: dir });
   await member.stop({ drainMs: 0 });
-  t.same(closed.slice(0, 2), ['wrap', 'leaf'], 'the wrapper first, then what it wraps');
+  t.same(closed.slice(0, 3), ['wrap', 'leaf1', 'leaf2'], 'the wrapper first, then what it wraps');
 });

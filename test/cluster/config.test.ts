@@ -1,6 +1,6 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { validateMemberConfig } from '../../failover/config/schema.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
 import { loadConfigFile } from '../../failover/config/file.js';
 import { ROOT } from '../helpers/blockgate-cli.js';
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { openMemberDatabase } from '../../failover/config/database.js';
 import { ConfigStore } from '../../failover/config/store.js';
 import { configChecksum } from '../../failover/config/canonical.js';
-import { validateMemberConfig, type MemberConfig } from '../../failover/config/schema.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
+import type { MemberConfig } from '../../failover/config/schema/member-config.js';
 
 function configWith(size: string, member = 'gw-a'): MemberConfig {
   return validateMemberConfig({

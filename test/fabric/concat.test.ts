@@ -1,8 +1,7 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { buildGraph } from '../../fabric/graph.js';
+import { buildGraph } from '../../member/devices/build.js';
 import { ConcatDevice } from '../../fabric/layers/concat.js';
-import '../../fabric/kinds.js';
 import { FaultyDevice } from '../helpers/faulty.js';
 import { compareWithFlat } from '../helpers/random-io.js';
 import { KiB, MiB, pattern, tempDir } from '../helpers/mirror-fixture.js';

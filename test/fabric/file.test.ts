@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FileBackend, skipBytes, type FileIo } from '../../fabric/backends/file.js';
 import { CheckedDevice } from '../../fabric/checked.js';
-import { buildGraph } from '../../fabric/graph.js';
-import '../../fabric/backends/file-kind.js';
+import { buildGraph } from '../../member/devices/build.js';
 import { tempDir } from '../helpers/clients.js';
 
 const run = promisify(execFile);
@@ -51,7 +50,7 @@ function recordingIo(real: FileIo, cap = Infinity) {
 t.test('creates a sparse file of the given size; read, write, flush and FUA', async (t) => {
   const dir = await tempDir(t, 'blockgate-file-');
   const path = join(dir, 'disk.img');
-  const dev = await FileBackend.open({ name: 'f', path, size: 8 * MiB });
+  const dev = await FileBackend.open({ name: 'f', path, size: 8 * MiB, create: true });
   t.teardown(() => dev.close());
   t.equal(dev.size, 8 * MiB);
   t.equal((await stat(path)).size, 8 * MiB);
@@ -152,6 +151,8 @@ t.test('opening: missing file without size, non-regular files, create:false', as
   const dir = await tempDir(t, 'blockgate-file-');
   await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'missing') }), { name: 'BlockError' });
   await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'missing'), size: MiB, create: false }), { name: 'BlockError' });
+  await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'missing'), size: MiB }), { name: 'BlockError' }, 'a size alone never creates the file');
+  await t.rejects(stat(join(dir, 'missing')), { code: 'ENOENT' });
   await t.rejects(FileBackend.open({ name: 'x', path: dir, readOnly: true }), { code: 'EINVAL' }, 'a directory is refused');
   await writeFile(join(dir, 'empty'), '');
   await t.rejects(FileBackend.open({ name: 'x', path: join(dir, 'empty') }), { code: 'EINVAL' }, 'an empty file needs a size');
@@ -246,13 +247,21 @@ t.test('skipBytes', async (t) => {
 
 t.test('config kind "file" builds a device', async (t) => {
   const dir = await tempDir(t, 'blockgate-file-');
-  const devices = await buildGraph([{ name: 'disk', type: 'file', path: join(dir, 'k.img'), size: '2MiB' }], { dataDir: dir });
+  const missing = join(dir, 'k.img');
+  await t.rejects(
+    buildGraph([{ name: 'disk', type: 'file', path: missing, size: '2MiB' }], { dataDir: dir }),
+    { name: 'ConfigError', field: 'devices[0].path', problem: /does not exist \(set create: true/ },
+    'a missing file is a configuration error naming the path',
+  );
+  await t.rejects(stat(missing), { code: 'ENOENT' }, 'and is not created without create: true');
+  const devices = await buildGraph([{ name: 'disk', type: 'file', path: missing, size: '2MiB', create: true }], { dataDir: dir });
   const dev = devices.get('disk')!;
   t.equal(dev.size, 2 * MiB);
   await dev.close();
   await t.rejects(buildGraph([{ name: 'disk', type: 'file' }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].path' });
-  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x', size: 'lots' }], { dataDir: dir }), { field: 'devices[0].size' });
-  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x', size: 0 }], { dataDir: dir }), { field: 'devices[0].size' });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 'lots' }], { dataDir: dir }), { field: 'devices[0].size' });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 0 }], { dataDir: dir }), { field: 'devices[0].size', problem: /more than 0/ });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x' }], { dataDir: dir }), { field: 'devices[0].path', problem: /absolute/ });
 });
 
 t.test('a loop block device: size from sysfs, I/O reaches the backing file', async (t) => {

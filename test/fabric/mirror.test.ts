@@ -1,7 +1,7 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { buildGraph, ConfigError } from '../../fabric/graph.js';
-import '../../fabric/kinds.js';
+import { buildGraph } from '../../member/devices/build.js';
+import { ConfigError } from '../../failover/config/errors.js';
 import { faultyMemory, KiB, MiB, openMirror, pattern, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
 
 t.test('a write reaches every replica before it is acknowledged; flush and FUA go to all', async (t) => {
@@ -139,7 +139,7 @@ t.test('a replica failing more often than the limit is quarantined until cleared
 t.test('config: at least 2 replicas, known read policy, region size', async (t) => {
   const dataDir = await tempDir(t);
   const mem = (name: string) => ({ name, type: 'memory', size: '1M' });
-  await t.rejects(buildGraph([mem('a'), { name: 'm', type: 'mirror', replicas: ['a'] }], { dataDir }), new ConfigError('devices[1].replicas', 'a mirror needs at least 2 replicas'));
+  await t.rejects(buildGraph([mem('a'), { name: 'm', type: 'mirror', replicas: ['a'] }], { dataDir }), { name: 'ConfigError', field: 'devices[1].replicas', problem: /at least 2 device names/ });
   await t.rejects(buildGraph([mem('a'), mem('b'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], readPolicy: 'fastest' }], { dataDir }), ConfigError);
   await t.rejects(
     buildGraph([mem('a'), mem('b'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], resync: { regionSize: 1000 } }], { dataDir }),

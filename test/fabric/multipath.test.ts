@@ -4,8 +4,9 @@ import type { BlockDevice, WriteOptions } from '../../fabric/device.js';
 import { BlockError } from '../../fabric/errors.js';
 import { Layer } from '../../fabric/layer.js';
 import { MultipathDevice, type MultipathTuning } from '../../fabric/layers/multipath/multipath.js';
-import { buildGraph, ConfigError, validateGraph } from '../../fabric/graph.js';
-import '../../fabric/kinds.js';
+import { buildGraph } from '../../member/devices/build.js';
+import { ConfigError } from '../../failover/config/errors.js';
+import { validateDevices as validateGraph } from '../../failover/config/validate.js';
 
 /** A path to a shared disk that can be broken (EIO) and mended, counting what it carried. */
 class StubPath extends Layer {
@@ -192,6 +193,7 @@ t.test('the multipath kind validates and builds from config', async (t) => {
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd' }]), /address or paths/);
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd', address: 'nowhere' }]), /host:port/);
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd', paths: ['unix:/a'], failback: 'later' }]), /failback/);
+  t.throws(() => validateGraph([{ name: 'x', type: 'nbd', address: 'unix:/a', failback: 'manual' }]), { field: 'devices[0].failback', problem: /only with paths/ });
   const graph = await buildGraph(
     [
       { name: 'mp', type: 'multipath', paths: ['a', 'b'], policy: 'active-active', failback: 5, marginal: { failures: 2, windowMs: 1000 } },

@@ -1,10 +1,9 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { buildGraph } from '../../fabric/graph.js';
+import { buildGraph } from '../../member/devices/build.js';
 import { CheckedDevice } from '../../fabric/checked.js';
 import { StripeDevice } from '../../fabric/layers/stripe.js';
 import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
-import '../../fabric/kinds.js';
 import { compareWithFlat } from '../helpers/random-io.js';
 import { faultyMemory, KiB, MiB, openMirror, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
 

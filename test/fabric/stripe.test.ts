@@ -1,8 +1,8 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { buildGraph, ConfigError } from '../../fabric/graph.js';
+import { buildGraph } from '../../member/devices/build.js';
+import { ConfigError } from '../../failover/config/errors.js';
 import { StripeDevice } from '../../fabric/layers/stripe.js';
-import '../../fabric/kinds.js';
 import { FaultyDevice } from '../helpers/faulty.js';
 import { compareWithFlat } from '../helpers/random-io.js';
 import { KiB, MiB, pattern, tempDir } from '../helpers/mirror-fixture.js';

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../fabric/device.js';
 import { BlockError } from '../../fabric/errors.js';
-import { buildGraph, type DeviceSpec } from '../../fabric/graph.js';
+import { buildGraph } from '../../member/devices/build.js';
+import type { DeviceSpec } from '../../failover/config/schema/devices.js';
 import type { MultipathDevice } from '../../fabric/layers/multipath/multipath.js';
-import '../../fabric/kinds.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 
 type Tap = typeof t;

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'gateway', 'cli.js');
-const SOURCE_DIRS = ['fabric', 'gateway', 'failover'];
+const SOURCE_DIRS = ['fabric', 'failover', 'member', 'gateway'];
 const run = promisify(execFile);
 
 function newestSource(dir: string): number {
@@ -112,12 +112,12 @@ export class MemberProcess {
 }
 
 /** Start `blockgate serve ARGS`; the test's teardown kills it if it is still running. */
-export function startMember(t: { teardown(fn: () => unknown): void }, args: string[]): MemberProcess {
+export function startMember(t: { teardown(fn: () => unknown): void }, args: string[], options: { cwd?: string } = {}): MemberProcess {
   // Never the well-known iSCSI port: tests run side by side (and beside tgtd).
   if (!args.includes('--iscsi')) args = [...args, '--iscsi', '127.0.0.1:0'];
   // Nor the demo's management API port.
   if (!args.includes('--api')) args = [...args, '--api', '127.0.0.1:0'];
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: options.cwd ?? ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const member = new MemberProcess(child);
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -38,7 +38,7 @@ t.test('iscsi-test-cu ALL: blockgate passes every test tgtd passes', async (t) =
   });
   // The same backing as tgtd's: a file in /dev/shm. (On a memory device a write finishes
   // before libiscsi's ABORT TASK for it arrives, and the async abort test turns on timing.)
-  const disk = await FileBackend.open({ name: 'disk', path: join(shm, 'blockgate.img'), size: SIZE });
+  const disk = await FileBackend.open({ name: 'disk', path: join(shm, 'blockgate.img'), size: SIZE, create: true });
   // Two active-active portal groups, so the MultipathIO suite runs over two real paths.
   const bg = await startBlockgate({ device: disk, groups: 2 });
   t.teardown(() => bg.stop());

@@ -3,8 +3,9 @@ import t from 'tap';
 import { crc32c } from '../../gateway/iscsi/digest.js';
 import { decodeBinary, decodeText, encodeText, TextFormatError } from '../../gateway/iscsi/text.js';
 import { frame, FramingError, newBhs, PduReader } from '../../gateway/iscsi/pdu.js';
-import { parseIscsiConfig, DEMO_TARGET } from '../../gateway/iscsi/config.js';
-import { ConfigError } from '../../fabric/graph.js';
+import { demoConfig } from '../../failover/config/demo.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
+import { ConfigError } from '../../failover/config/errors.js';
 import { seqInWindow, seqLt } from '../../gateway/iscsi/sequence.js';
 
 t.test('CRC32C matches RFC 3720 appendix B.4 and the check value', async (t) => {
@@ -61,45 +62,61 @@ t.test('serial number arithmetic wraps', async (t) => {
   t.notOk(seqInWindow(11, 0xfffffffe, 10));
 });
 
-t.test('config: demo defaults and named errors', async (t) => {
-  const demo = parseIscsiConfig(undefined, 'iscsi');
-  t.equal(demo.targets[0]!.name, DEMO_TARGET);
+t.test('config: iSCSI section defaults and named errors', async (t) => {
+  const withIscsi = (iscsi: unknown) =>
+    validateMemberConfig({
+      backends: [{ name: 'd', type: 'memory', size: '1M' }],
+      exports: [{ name: 'a', device: 'd' }, { name: 'b', device: 'd', readOnly: true }],
+      nbd: { listen: [] },
+      iscsi,
+    }).config.iscsi!;
+  const demo = demoConfig().iscsi!;
+  t.equal(demo.targets[0]!.name, 'iqn.2026-11.dev.blockgate:demo');
   t.same(demo.targets[0]!.luns, [{ lun: 0, export: 'demo' }]);
   t.same(demo.targets[0]!.portalGroups, [{ id: 1, portals: [{ host: '127.0.0.1', port: 3260 }] }]);
 
-  const parsed = parseIscsiConfig(
-    {
-      targets: [
-        {
-          name: 'iqn.2026-11.com.example:disk1',
-          luns: [{ lun: 0, export: 'a' }, { lun: 3, export: 'b' }],
-          chap: { user: 'u', secret: 'a-long-secret' },
-          portalGroups: [{ id: 1, portals: ['10.0.0.1:3260', '[fd00::1]:3261'] }, { id: 2, portals: [{ host: '10.0.1.1' }] }],
-          aluaPolicy: 'active-passive',
-        },
-      ],
-    },
-    'iscsi',
-  );
+  const parsed = withIscsi({
+    targets: [
+      {
+        name: 'iqn.2026-11.com.example:disk1',
+        luns: [{ lun: 0, export: 'a' }, { lun: 3, export: 'b' }],
+        chap: { user: 'u', secret: 'a-long-secret' },
+        portalGroups: [{ id: 1, portals: ['10.0.0.1:3260', '[fd00::1]:3261'] }, { id: 2, portals: [{ host: '10.0.1.1' }] }],
+        aluaPolicy: 'active-passive',
+      },
+    ],
+  });
   const tg = parsed.targets[0]!;
   t.same(tg.portalGroups[0]!.portals, [{ host: '10.0.0.1', port: 3260 }, { host: 'fd00::1', port: 3261 }]);
   t.same(tg.portalGroups[1]!.portals, [{ host: '10.0.1.1', port: 3260 }]);
   t.equal(tg.aluaPolicy, 'active-passive');
+  t.same(withIscsi({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }] }] }).targets[0]!.portalGroups, [
+    { id: 1, portals: [{ host: '127.0.0.1', port: 3260 }] },
+  ]);
 
   const bad = (raw: unknown, field: string) => {
     try {
-      parseIscsiConfig(raw, 'iscsi');
+      withIscsi(raw);
       t.fail(`${field}: accepted`);
     } catch (err) {
-      t.ok(err instanceof ConfigError && err.field === field, `${field}: ${(err as Error).message}`);
+      t.ok(err instanceof ConfigError && err.problems.some((p) => p.field === field), `${field}: ${(err as Error).message}`);
     }
   };
   bad({ targets: [{ name: 'disk1', luns: [{ lun: 0, export: 'a' }] }] }, 'iscsi.targets[0].name');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [] }] }, 'iscsi.targets[0].luns');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }, { lun: 0, export: 'b' }] }] }, 'iscsi.targets[0].luns[1].lun');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'zz' }] }] }, 'iscsi.targets[0].luns[0].export');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], chap: { user: 'u', secret: 'short' } }] }, 'iscsi.targets[0].chap.secret');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], chap: { user: 'u', secret: 'a-long-secret', mutualUser: 'm' } }] }, 'iscsi.targets[0].chap.mutualSecret');
+  bad(
+    { targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], chap: { user: 'u', secret: 'a-long-secret', mutualUser: 'm', mutualSecret: 'a-long-secret' } }] },
+    'iscsi.targets[0].chap.mutualSecret',
+  );
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], allowNoAuth: false }] }, 'iscsi.targets[0].allowNoAuth');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], aluaPolicy: 'both' }] }, 'iscsi.targets[0].aluaPolicy');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], portalGroups: [{ id: 1, portals: ['h:99999'] }] }] }, 'iscsi.targets[0].portalGroups[0].portals[0]');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], portalGroups: [{ id: 1, portals: ['a'] }, { id: 1, portals: ['b'] }] }] }, 'iscsi.targets[0].portalGroups[1].id');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }] }, { name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }] }] }, 'iscsi.targets[1].name');
   bad({ targets: [], extra: 1 }, 'iscsi.extra');
+  bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], lunz: [] }] }, 'iscsi.targets[0].lunz');
 });

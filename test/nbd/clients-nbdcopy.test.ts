@@ -12,7 +12,7 @@ const SIZE = 32 * MiB;
 const dir = await tempDir(t, 'blockgate-nbdcopy-');
 const shm = await tempDir(t, 'blockgate-nbdcopy-', '/dev/shm');
 const memory = new MemoryBackend({ name: 'disk', size: SIZE });
-const file = await FileBackend.open({ name: 'file', path: join(shm, 'disk.img'), size: SIZE });
+const file = await FileBackend.open({ name: 'file', path: join(shm, 'disk.img'), size: SIZE, create: true });
 const server = await startNbdServer([
   { name: 'disk', device: memory },
   { name: 'file', device: file },

@@ -14,7 +14,7 @@ import { startNbdServer } from '../helpers/nbd.js';
 const MiB = 1024 * 1024;
 const fileDir = await tempDir(t, 'blockgate-nbdsh-', '/dev/shm');
 const memory = new MemoryBackend({ name: 'disk', size: 32 * MiB });
-const file = await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 8 * MiB });
+const file = await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 8 * MiB, create: true });
 const server = await startNbdServer([
   { name: 'disk', device: memory },
   { name: 'ro', device: new MemoryBackend({ name: 'ro-mem', size: 4 * MiB }), readOnly: true },

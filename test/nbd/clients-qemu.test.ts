@@ -12,7 +12,7 @@ const SIZE = 24 * MiB;
 const dir = await tempDir(t, 'blockgate-qemu-');
 const shm = await tempDir(t, 'blockgate-qemu-', '/dev/shm');
 const memory = new MemoryBackend({ name: 'disk', size: SIZE });
-const file = await FileBackend.open({ name: 'file', path: join(shm, 'disk.img'), size: SIZE });
+const file = await FileBackend.open({ name: 'file', path: join(shm, 'disk.img'), size: SIZE, create: true });
 const scratch = new MemoryBackend({ name: 'scratch', size: 16 * MiB });
 const server = await startNbdServer([
   { name: 'disk', device: memory },

@@ -11,6 +11,7 @@ import type {
 import { totalLength } from '../../device.js';
 import { BlockError, isBlockError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
+import { checkBitmapGeometry } from '../../bitmap/limits.js';
 import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
 import { SerialFlush } from '../../bitmap/serial-flush.js';
 import { RegionBits } from '../../bitmap/region-bits.js';
@@ -130,6 +131,7 @@ export class MirrorDevice implements BlockDevice {
     this.balancer = new ReadBalancer(options.readPolicy ?? 'least-loaded');
     this.regionSize = options.resync?.regionSize ?? MIRROR_DEFAULTS.regionSize;
     if (this.regionSize % min !== 0) throw new BlockError('EINVAL', `region size ${this.regionSize} is not a multiple of the block size ${min}`);
+    checkBitmapGeometry(this.size, this.regionSize);
     const mib = options.resync?.rateMiBps ?? MIRROR_DEFAULTS.rateMiBps;
     this.rate = mib > 0 ? mib * 2 ** 20 : 0;
     this.logIntervalMs = options.resync?.logIntervalMs;

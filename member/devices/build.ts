@@ -1,0 +1,62 @@
+import type { BlockDevice } from '../../fabric/device.js';
+import type { ValidatedSpec } from '../../failover/config/device-graph.js';
+import type { DeviceSpec, DeviceType } from '../../failover/config/schema/devices.js';
+import { validateDevices } from '../../failover/config/validate.js';
+import type { BuildContext, DeviceFactory } from './context.js';
+import { createConcat, createMirror, createStripe } from './layers.js';
+import { createFile, createMemory } from './leaves.js';
+import { createMultipath, createNbd } from './paths.js';
+
+/** One factory per kind the schema declares; the compiler checks none is missing. */
+const FACTORIES: { readonly [K in DeviceType]: DeviceFactory<K> } = {
+  memory: createMemory,
+  file: createFile,
+  nbd: createNbd,
+  mirror: createMirror,
+  multipath: createMultipath,
+  concat: createConcat,
+  stripe: createStripe,
+};
+
+function create(spec: DeviceSpec, context: BuildContext, field: string): Promise<BlockDevice> {
+  return (FACTORIES[spec.type] as DeviceFactory<DeviceType>)(spec as never, context, field);
+}
+
+/**
+ * Build every device of a validated graph, children first. On any failure the devices
+ * already built are closed: nothing half-starts.
+ */
+export async function buildDevices(graph: ReadonlyMap<string, ValidatedSpec>, options: { dataDir: string }): Promise<Map<string, BlockDevice>> {
+  const built = new Map<string, BlockDevice>();
+  const building = new Map<string, Promise<BlockDevice>>();
+  const context: BuildContext = {
+    dataDir: options.dataDir,
+    use(name: string): Promise<BlockDevice> {
+      let pending = building.get(name);
+      if (!pending) {
+        // The graph was validated: every name exists, and there are no cycles.
+        const { spec, field } = graph.get(name)!;
+        pending = create(spec, context, field).then((device) => {
+          built.set(name, device);
+          return device;
+        });
+        building.set(name, pending);
+      }
+      return pending;
+    },
+  };
+  try {
+    for (const [name, { field }] of graph) await context.use(name, field);
+  } catch (err) {
+    // Siblings may still be opening: wait for them so they are closed too.
+    await Promise.allSettled(building.values());
+    await Promise.allSettled([...built.values()].map((d) => d.close()));
+    throw err;
+  }
+  return built;
+}
+
+/** Validate device declarations (fields named `devices[i]`) and build them: for tests and tools. */
+export async function buildGraph(specs: readonly unknown[], options: { dataDir: string }): Promise<Map<string, BlockDevice>> {
+  return buildDevices(validateDevices(specs), options);
+}

@@ -1,0 +1,13 @@
+import type { BlockDevice } from '../../fabric/device.js';
+import type { DeviceType, SpecOf } from '../../failover/config/schema/devices.js';
+
+/** What a factory gets besides its spec. */
+export interface BuildContext {
+  /** The member's data directory, for state a device persists (bitmaps, reservations). */
+  readonly dataDir: string;
+  /** The device declared under `name`, built on first use (each device has one parent). */
+  use(name: string, field: string): Promise<BlockDevice>;
+}
+
+/** Builds one kind of device from its validated spec; `field` names the spec in errors. */
+export type DeviceFactory<K extends DeviceType> = (spec: SpecOf<K>, context: BuildContext, field: string) => Promise<BlockDevice>;
