@@ -26,7 +26,7 @@ const detail = (dev: FileBackend) => dev.status().detail as unknown as Detail;
 
 t.test('tmpfs: reads and writes are served at once when there is no swap', async (t) => {
   const dir = await tempDir(t, 'blockgate-iopath-', '/dev/shm');
-  const dev = await FileBackend.open({ name: 'shm', path: join(dir, 'disk.img'), size: 4 * MiB });
+  const dev = await FileBackend.open({ name: 'shm', path: join(dir, 'disk.img'), size: 4 * MiB, create: true });
   t.teardown(() => dev.close());
   const data = randomBytes(64 * 1024, 3);
   await dev.write(MiB + 512, [data.subarray(0, 1000), data.subarray(1000)]);
@@ -46,7 +46,7 @@ t.test('tmpfs: reads and writes are served at once when there is no swap', async
 
 t.test('a disk file system: cached reads at once (RWF_NOWAIT), writes through the pool', async (t) => {
   const dir = await tempDir(t, 'blockgate-iopath-', '/var/tmp');
-  const dev = await FileBackend.open({ name: 'disk', path: join(dir, 'disk.img'), size: 4 * MiB });
+  const dev = await FileBackend.open({ name: 'disk', path: join(dir, 'disk.img'), size: 4 * MiB, create: true });
   t.teardown(() => dev.close());
   const data = randomBytes(128 * 1024, 4);
   await dev.write(0, [data]);
@@ -60,7 +60,7 @@ t.test('a disk file system: cached reads at once (RWF_NOWAIT), writes through th
 
 t.test('block status of a file allocated in full needs no walk; punching brings the walk back', async (t) => {
   const dir = await tempDir(t, 'blockgate-iopath-', '/dev/shm');
-  const dev = await FileBackend.open({ name: 'bs', path: join(dir, 'disk.img'), size: 8 * MiB });
+  const dev = await FileBackend.open({ name: 'bs', path: join(dir, 'disk.img'), size: 8 * MiB, create: true });
   t.teardown(() => dev.close());
   await dev.write(0, [randomBytes(8 * MiB, 5)]);
   for (let at = 0; at < 8 * MiB; at += MiB) t.same(await dev.blockStatus(at, MiB), [{ length: MiB, hole: false, zero: false }]);
