@@ -14,6 +14,7 @@ import { onOnePortal } from './iscsi/config.js';
 import type { PortalConfig } from './iscsi/target-runtime.js';
 import { IscsiServer } from './iscsi/server.js';
 import { ApiServer } from './api/server.js';
+import type { LunMapping } from './api/exports.js';
 import type { FrontEndSession } from './sessions.js';
 import { FencedLayer } from '../fabric/layers/fenced.js';
 import type { Arbiter } from '../failover/arbitration/arbiter.js';
@@ -170,6 +171,7 @@ function createFrontEnds(
   { database, dataDir }: MemberOptions,
 ): FrontEnd[] {
   const frontEnds: FrontEnd[] = [];
+  let luns: () => LunMapping[] = () => [];
 
   if (config.nbd.listen.length > 0) {
     const server = new NbdServer({
@@ -203,6 +205,12 @@ function createFrontEnds(
       addresses: () => server.addresses().map((a) => `${formatAddress(a)} ${a.target} tpg ${a.portalGroup}`),
       sessions: () => server.sessionList(),
     });
+    luns = () => {
+      const portals = server.addresses();
+      return iscsi.targets.flatMap((t) =>
+        t.luns.map((l) => ({ target: t.name, lun: l.lun, export: l.export, portals: portals.filter((p) => p.target === t.name).map(formatAddress) })),
+      );
+    };
   }
 
   if (config.api && config.api.listen.length > 0) {
@@ -216,6 +224,7 @@ function createFrontEnds(
       // The status page lists every front end, this one included, as they are when asked.
       addresses: () => addressesByProtocol(frontEnds),
       sessions: () => frontEnds.flatMap((f) => f.sessions?.() ?? []),
+      luns: () => luns(),
     });
     frontEnds.push({
       protocol: 'api',

@@ -17,6 +17,7 @@ import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
 import { memberStatus, type StatusSource } from './status.js';
 import type { FrontEndSession } from '../sessions.js';
+import { exportViews, type ExportView, type LunMapping } from './exports.js';
 import { LiveStream } from './live-stream.js';
 import { RateSampler } from './sampler.js';
 import { rotateToken } from './token-rotate.js';
@@ -29,6 +30,7 @@ import { ApiTokens } from './tokens.js';
  *   GET  /metrics                                   Prometheus text format 0.0.4
  *   GET  /api/v1/status                             member, exports, devices, ports, listeners
  *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
+ *   GET  /api/v1/exports                            exports with size, NBD listeners and iSCSI LUNs
  *   GET  /api/v1/sessions                           connected NBD clients and iSCSI sessions
  *   GET  /api/v1/live                               Server-Sent Events: rates every second, state (live-stream.ts)
  *   GET  /api/v1/whoami                             the caller's role
@@ -48,6 +50,8 @@ export interface ApiServerOptions extends StatusSource {
   readonly openMetrics?: boolean;
   /** The clients connected to the member's front ends now. */
   sessions?(): FrontEndSession[];
+  /** The iSCSI targets' LUNs and the exports behind them. */
+  luns?(): LunMapping[];
 }
 
 /** An action's body is a small JSON object; anything bigger is a mistake. */
@@ -172,6 +176,10 @@ export class ApiServer {
         allow(method, 'GET');
         sendJson(res, 200, memberStatus(this.options));
         return;
+      case '/api/v1/exports':
+        allow(method, 'GET');
+        sendJson(res, 200, { member: this.options.member, exports: this.exportList() });
+        return;
       case '/api/v1/sessions':
         allow(method, 'GET');
         sendJson(res, 200, { member: this.options.member, sessions: this.options.sessions?.() ?? [] });
@@ -199,7 +207,11 @@ export class ApiServer {
 
   /** Everything the dashboard draws besides the rates: one snapshot, one source of truth. */
   private liveState(): Record<string, unknown> {
-    return { status: memberStatus(this.options), sessions: this.options.sessions?.() ?? [] };
+    return { status: memberStatus(this.options), exports: this.exportList(), sessions: this.options.sessions?.() ?? [] };
+  }
+
+  private exportList(): ExportView[] {
+    return exportViews(this.options.fabric, this.options.addresses().nbd ?? [], this.options.luns?.() ?? []);
   }
 
   /** What answers without a token: the dashboard's page (it holds no data) and, if left open, /metrics. */

@@ -35,6 +35,15 @@ t.test('GET /api/v1/sessions lists connected NBD clients and iSCSI sessions, and
   const api = await memberApi(member);
   const list = async (): Promise<FrontEndSession[]> => (await api.json<{ sessions: FrontEndSession[] }>('/api/v1/sessions')).body.sessions;
   t.same(await list(), [], 'nobody connected yet');
+  const exports = (await api.json<{ exports: Array<{ name: string; size: number; nbd: string[]; iscsi: Array<{ target: string; lun: number; portals: string[] }> }> }>('/api/v1/exports')).body.exports;
+  t.same(
+    exports.map((e) => [e.name, e.size, e.nbd, e.iscsi]),
+    [
+      ['alpha', 4 * 1024 * 1024, listen.nbd, [{ target: TARGET, lun: 0, portals: [listen.iscsi![0]!.split(' ')[0]] }]],
+      ['beta', 4 * 1024 * 1024, listen.nbd, [{ target: TARGET, lun: 3, portals: [listen.iscsi![0]!.split(' ')[0]] }]],
+    ],
+    'GET /api/v1/exports: size, NBD listeners and the LUN-to-export map',
+  );
   t.equal((await api.request('/api/v1/sessions', { token: null })).status, 401, 'the session list needs a token');
 
   const before = Date.now();
