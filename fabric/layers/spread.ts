@@ -7,6 +7,7 @@ import type {
   WriteOptions,
   ZeroOptions,
 } from '../device.js';
+import { checkChildRange } from '../child-range.js';
 import { BlockError } from '../errors.js';
 import { commonBlockSizes, commonCapabilities, sliceBuffers, worstState } from './combine.js';
 
@@ -23,7 +24,8 @@ const STATUS_PIECES = 64;
 /**
  * A device laid across several children (concat, stripe). Subclasses only say where an
  * offset lives; requests are split at boundaries, write payloads as subarrays (no copy),
- * and the pieces run in parallel.
+ * and the pieces run in parallel. Every piece is checked against its child before it goes
+ * (checkChildRange), so a wrong `locate` fails loudly here.
  */
 export abstract class SpreadDevice implements BlockDevice {
   readonly blockSizes: BlockSizes;
@@ -45,29 +47,29 @@ export abstract class SpreadDevice implements BlockDevice {
   protected abstract locate(offset: number): void;
 
   read(offset: number, target: Buffer): Promise<void> {
-    this.locate(offset);
-    if (this.at.run >= target.length) return this.children[this.at.child]!.read(this.at.childOffset, target);
-    return this.split(offset, target.length, (child, childOffset, pos, length) => child.read(childOffset, target.subarray(pos, pos + length)));
+    return this.split('read', offset, target.length, (child, childOffset, pos, length) =>
+      child.read(childOffset, pos === 0 && length === target.length ? target : target.subarray(pos, pos + length)),
+    );
   }
 
   write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
     let length = 0;
     for (const b of data) length += b.length;
-    this.locate(offset);
-    if (this.at.run >= length) return this.children[this.at.child]!.write(this.at.childOffset, data, options);
-    return this.split(offset, length, (child, childOffset, pos, n) => child.write(childOffset, sliceBuffers(data, pos, n), options));
+    return this.split('write', offset, length, (child, childOffset, pos, n) =>
+      child.write(childOffset, pos === 0 && n === length ? data : sliceBuffers(data, pos, n), options),
+    );
   }
 
   trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.split(offset, length, (child, childOffset, _pos, n) => child.trim(childOffset, n, options));
+    return this.split('trim', offset, length, (child, childOffset, _pos, n) => child.trim(childOffset, n, options));
   }
 
   writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    return this.split(offset, length, (child, childOffset, _pos, n) => child.writeZeroes(childOffset, n, options));
+    return this.split('write zeroes', offset, length, (child, childOffset, _pos, n) => child.writeZeroes(childOffset, n, options));
   }
 
   cache(offset: number, length: number): Promise<void> {
-    return this.split(offset, length, (child, childOffset, _pos, n) => child.cache(childOffset, n));
+    return this.split('cache', offset, length, (child, childOffset, _pos, n) => child.cache(childOffset, n));
   }
 
   async flush(): Promise<void> {
@@ -81,7 +83,9 @@ export abstract class SpreadDevice implements BlockDevice {
     for (let pieces = 0; pos < length && pieces < STATUS_PIECES; pieces++) {
       this.locate(offset + pos);
       const n = Math.min(this.at.run, length - pos);
-      const extents = await this.children[this.at.child]!.blockStatus(this.at.childOffset, n);
+      const child = this.children[this.at.child]!;
+      checkChildRange(this.name, child, 'block status', this.at.childOffset, n);
+      const extents = await child.blockStatus(this.at.childOffset, n);
       let covered = 0;
       for (const e of extents) {
         const len = Math.min(e.length, n - covered);
@@ -109,18 +113,41 @@ export abstract class SpreadDevice implements BlockDevice {
     await Promise.allSettled(this.children.map((c) => c.close()));
   }
 
-  private async split(
+  /**
+   * Cut [offset, offset+length) at child boundaries and issue the pieces at once. Every piece
+   * is range-checked before any is issued, so a wrong split touches no child. A request
+   * within one child costs one `locate` and no extra promise.
+   */
+  private split(
+    op: string,
     offset: number,
     length: number,
     call: (child: BlockDevice, childOffset: number, pos: number, length: number) => Promise<void>,
   ): Promise<void> {
-    const pending: Promise<void>[] = [];
-    for (let pos = 0; pos < length; ) {
-      this.locate(offset + pos);
-      const n = Math.min(this.at.run, length - pos);
-      pending.push(call(this.children[this.at.child]!, this.at.childOffset, pos, n));
-      pos += n;
+    try {
+      this.locate(offset);
+      if (this.at.run >= length) {
+        const child = this.children[this.at.child]!;
+        checkChildRange(this.name, child, op, this.at.childOffset, length);
+        return call(child, this.at.childOffset, 0, length);
+      }
+      const pieces: Location[] = [];
+      for (let pos = 0; pos < length; ) {
+        this.locate(offset + pos);
+        const n = Math.min(this.at.run, length - pos);
+        checkChildRange(this.name, this.children[this.at.child]!, op, this.at.childOffset, n);
+        pieces.push({ child: this.at.child, childOffset: this.at.childOffset, run: n });
+        pos += n;
+      }
+      const pending: Promise<void>[] = [];
+      let pos = 0;
+      for (const p of pieces) {
+        pending.push(call(this.children[p.child]!, p.childOffset, pos, p.run));
+        pos += p.run;
+      }
+      return Promise.all(pending).then(() => undefined);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    await Promise.all(pending);
   }
 }
