@@ -72,8 +72,21 @@ export class Session {
     if (!this.early.has(cmdSN)) this.early.set(cmdSN, run);
   }
 
-  /** TMF ABORT TASK: a RefCmdSN already counted as received (§11.5.1). */
-  wasReceived(cmdSN: number): boolean {
-    return seqLt(cmdSN, this.expCmdSN);
+  /**
+   * TMF ABORT TASK for a task we do not have (RFC 7143 §11.5.1): whether its RefCmdSN lies
+   * in the command window and before the TMF's own CmdSN, i.e. the command was not received
+   * yet (rule b). A RefCmdSN below ExpCmdSN is a command already done with (rule c).
+   */
+  notYetReceived(refCmdSN: number, tmfCmdSN: number): boolean {
+    return seqInWindow(refCmdSN, this.expCmdSN, this.maxCmdSN) && seqLt(refCmdSN, tmfCmdSN);
+  }
+
+  /**
+   * Count a command that has not arrived as received (§11.5.1 rule b): the window moves
+   * past it, and if it arrives after all (or waits queued behind a gap) it never runs.
+   */
+  consume(cmdSN: number): void {
+    if (cmdSN === this.expCmdSN) this.advance();
+    else this.early.set(cmdSN, () => undefined);
   }
 }

@@ -18,12 +18,19 @@ export async function handleTaskManagement(conn: Connection, pdu: Pdu): Promise<
 
   switch (fn) {
     case TmfFunction.ABORT_TASK: {
+      // RFC 7143 §11.5.1: a) a task we have is aborted; b) one whose command has not
+      // arrived yet is counted as received (and will never run); c) anything else — in
+      // particular a command already answered — "does not exist", so an initiator never
+      // gets both a response to the command and "function complete" for its abort.
       const referenced = b.readUInt32BE(20);
+      const refCmdSN = b.readUInt32BE(32);
       const task = session.tasks.get(referenced);
       if (task) {
         conn.commands.abortTask(task);
         await target.scsi.abortTask(nexus, referenced);
-      } else if (!session.wasReceived(b.readUInt32BE(32))) {
+      } else if (session.notYetReceived(refCmdSN, b.readUInt32BE(24))) {
+        session.consume(refCmdSN);
+      } else {
         response = TmfResponse.TASK_DOES_NOT_EXIST;
       }
       break;

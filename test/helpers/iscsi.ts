@@ -527,6 +527,31 @@ export class TestInitiator {
     }
   }
 
+  /**
+   * A task management request (immediate, as initiators send them); resolves with the
+   * response code of the TMF response (RFC 7143 §11.6.1: 0 function complete, 1 task does
+   * not exist, …).
+   */
+  async taskManagement(fn: number, o: { refItt?: number; refCmdSN?: number; lun?: number } = {}): Promise<number> {
+    const tag = this.itt++;
+    const b = this.bhs(0x02 | 0x40, 0x80 | fn);
+    b[9] = o.lun ?? 0;
+    b.writeUInt32BE(tag, 16);
+    b.writeUInt32BE(o.refItt ?? 0xffffffff, 20);
+    b.writeUInt32BE(this.cmdSN, 24);
+    b.writeUInt32BE(this.expStatSN, 28);
+    b.writeUInt32BE(o.refCmdSN ?? 0, 32);
+    this.send(b);
+    const r = await this.next((p) => p.bhs.readUInt32BE(16) === tag);
+    if ((r.bhs[0]! & 0x3f) !== 0x22) throw new Error(`expected a TMF response, got opcode 0x${(r.bhs[0]! & 0x3f).toString(16)}`);
+    return r.bhs[2]!;
+  }
+
+  /** Whether a PDU for task `tag` arrived and was not consumed yet. */
+  hasPduFor(tag: number): boolean {
+    return this.queue.some((p) => p.bhs.readUInt32BE(16) === tag);
+  }
+
   async nop(data = Buffer.alloc(0)): Promise<RawPdu> {
     const tag = this.itt++;
     const b = this.bhs(0x00 | 0x40, 0x80);
