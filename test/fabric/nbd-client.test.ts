@@ -167,7 +167,7 @@ t.test('an old server without NBD_OPT_GO is reached through NBD_OPT_EXPORT_NAME'
   const {
     NBDMAGIC, IHAVEOPT, REPLY_MAGIC, NBD_FLAG_FIXED_NEWSTYLE, NBD_FLAG_NO_ZEROES, NBD_OPT_EXPORT_NAME,
     NBD_REP_ERR_UNSUP, NBD_FLAG_HAS_FLAGS, NBD_FLAG_SEND_FLUSH, NBD_SIMPLE_REPLY_MAGIC,
-  } = await import('../../fabric/protocols/nbd.js');
+  } = await import('../helpers/nbd-spec.js');
   const seen: number[] = [];
   const server = createServer((socket) => {
     socket.on('error', () => undefined);

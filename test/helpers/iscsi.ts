@@ -12,7 +12,7 @@ import { FabricSwitch } from '../../fabric/switch.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { IscsiServer, type IscsiServerOptions } from '../../gateway/iscsi/server.js';
 import type { IscsiTargetConfig } from '../../gateway/iscsi/target-runtime.js';
-import { crc32c } from '../../gateway/iscsi/digest.js';
+import { crc32c } from './crc32c.js';
 import { setLogLevel } from '../../fabric/log.js';
 
 // Tests read TAP, not the server's state-change log; BLOCKGATE_LOG_LEVEL=info brings it back.
@@ -243,7 +243,8 @@ export interface LoginOptions {
   readonly discovery?: boolean;
   readonly isid?: Buffer;
   readonly tsih?: number;
-  readonly headerDigest?: boolean;
+  /** true: offer CRC32C only; a string: the offer as it goes on the wire (e.g. "None,CRC32C"). */
+  readonly headerDigest?: boolean | string;
   readonly dataDigest?: boolean;
   readonly chap?: { user: string; secret: string; mutual?: { user: string; secret: string; reflect?: boolean } };
   readonly extraKeys?: Record<string, string>;
@@ -445,7 +446,7 @@ export class TestInitiator {
     ];
     if (!o.discovery) first.push(['TargetName', o.targetName ?? TARGET_IQN]);
     const ops: [string, string][] = [
-      ['HeaderDigest', o.headerDigest ? 'CRC32C' : 'None'],
+      ['HeaderDigest', typeof o.headerDigest === 'string' ? o.headerDigest : o.headerDigest ? 'CRC32C' : 'None'],
       ['DataDigest', o.dataDigest ? 'CRC32C' : 'None'],
       ['MaxRecvDataSegmentLength', String(o.maxRecvDataSegmentLength ?? 65536)],
       ...Object.entries(o.extraKeys ?? {}),

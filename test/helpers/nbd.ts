@@ -9,7 +9,7 @@ import {
   NBD_REP_ACK,
   NBD_REP_INFO,
   NBD_REQUEST_MAGIC,
-} from '../../fabric/protocols/nbd.js';
+} from './nbd-spec.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

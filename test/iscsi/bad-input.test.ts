@@ -4,7 +4,7 @@
  * Reject, and the server keeps serving a well-behaved session throughout.
  */
 import t from 'tap';
-import { crc32c } from '../../gateway/iscsi/digest.js';
+import { crc32c } from '../helpers/crc32c.js';
 import { read10, startBlockgate, TestInitiator, write10, type Blockgate } from '../helpers/iscsi.js';
 
 const REJECT = 0x3f;

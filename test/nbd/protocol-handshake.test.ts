@@ -2,7 +2,6 @@ import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import {
   IHAVEOPT,
-  MAX_OPTION_LENGTH,
   NBDMAGIC,
   NBD_FLAG_C_FIXED_NEWSTYLE,
   NBD_FLAG_C_NO_ZEROES,
@@ -28,7 +27,9 @@ import {
   NBD_REP_INFO,
   NBD_REP_SERVER,
   REPLY_MAGIC,
-} from '../../fabric/protocols/nbd.js';
+} from '../helpers/nbd-spec.js';
+// Not a wire constant: the server's own limit on option length, which the test probes.
+import { MAX_OPTION_LENGTH } from '../../fabric/protocols/nbd.js';
 import { NbdServer } from '../../gateway/nbd/server.js';
 import { RawNbdClient, infoRequest, nbdServerDefaults, startNbdServer, stillServes } from '../helpers/nbd.js';
 

@@ -20,7 +20,7 @@ import {
   NBD_REP_META_CONTEXT,
   NBD_STATE_HOLE,
   NBD_STATE_ZERO,
-} from '../../fabric/protocols/nbd.js';
+} from '../helpers/nbd-spec.js';
 import { RawNbdClient, infoRequest, metaRequest, startNbdServer } from '../helpers/nbd.js';
 
 const nbd = await startNbdServer([

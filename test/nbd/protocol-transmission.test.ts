@@ -33,7 +33,7 @@ import {
   NBD_REPLY_TYPE_ERROR,
   NBD_REPLY_TYPE_OFFSET_DATA,
   NBD_REPLY_TYPE_OFFSET_HOLE,
-} from '../../fabric/protocols/nbd.js';
+} from '../helpers/nbd-spec.js';
 import { RawNbdClient, startNbdServer, stillServes } from '../helpers/nbd.js';
 
 const MiB = 1 << 20;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { Layer } from '../../fabric/layer.js';
-import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC } from '../../fabric/protocols/nbd.js';
+import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC } from '../helpers/nbd-spec.js';
 import { RawNbdClient, startNbdServer, stillServes } from '../helpers/nbd.js';
 
 const MiB = 1 << 20;
