@@ -13,6 +13,7 @@ import type { Nexus } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
 import { AsyncEvent, LoginStatus } from './constants.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import { crc32cImplementation } from './digest.js';
 import type { LoginContext, LoginResult } from './login.js';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './negotiation.js';
 import { aluaStateFor, reportedHost, targetAddress } from './portal-groups.js';
@@ -117,7 +118,7 @@ export class IscsiServer implements ConnectionHost {
     log.info({ portals: this.addresses().map((a) => `${a.host}:${a.port}`), targets: [...this.targets.keys()] }, 'iSCSI server listening');
     if (this.receive === 'arenas' && !ownReadBuffersSupported()) {
       log.warn({ receive: 'data-events' }, "iSCSI receive path: this Node lacks the socket internals for receive arenas, reading 'data' events");
-    } else log.info({ receive: this.receive }, 'iSCSI receive path');
+    } else log.info({ receive: this.receive, crc32c: crc32cImplementation }, 'iSCSI receive path and digest implementation');
   }
 
   private listen(listener: Listener): Promise<void> {

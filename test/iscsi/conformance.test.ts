@@ -53,6 +53,9 @@ function regressions(t: { comment(message: string): void }, mine: Map<string, Cu
   return out;
 }
 
+// Two full runs, one after the other, each about three minutes on a loaded 2-core machine.
+t.setTimeout(900_000);
+
 const shm = mkdtempSync('/dev/shm/bg-cu-');
 t.teardown(() => {
   killChildren();

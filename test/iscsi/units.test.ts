@@ -1,12 +1,46 @@
 /** The transport's pieces on their own: CRC32C, text codec, PDU framing, config parsing. */
 import t from 'tap';
-import { crc32c } from '../../gateway/iscsi/digest.js';
+import { randomBytes } from 'node:crypto';
+import { crc32c, crc32cImplementation, crc32cJs } from '../../gateway/iscsi/digest.js';
+import { crc32c as bitwiseCrc32c } from '../helpers/crc32c.js';
 import { decodeBinary, decodeText, encodeText, TextFormatError } from '../../gateway/iscsi/text.js';
+import { ByteQueue } from '../../fabric/byte-queue.js';
 import { frame, FramingError, newBhs, PduReader } from '../../gateway/iscsi/pdu.js';
 import { demoConfig } from '../../failover/config/demo.js';
 import { validateMemberConfig } from '../../failover/config/validate.js';
 import { ConfigError } from '../../failover/config/errors.js';
 import { seqInWindow, seqLt } from '../../gateway/iscsi/sequence.js';
+
+for (const [name, impl] of [
+  ['native', crc32c],
+  ['JavaScript', crc32cJs],
+] as const) {
+  t.test(`CRC32C (${name}) matches RFC 3720 appendix B.4 and the check value`, async (t) => {
+    t.equal(impl(Buffer.alloc(32)), 0x8a9136aa, '32 bytes of zeroes');
+    t.equal(impl(Buffer.alloc(32, 0xff)), 0x62a8ab43, '32 bytes of ones');
+    t.equal(impl(Buffer.from(Array.from({ length: 32 }, (_, i) => i))), 0x46dd794e, 'incrementing');
+    t.equal(impl(Buffer.from('123456789')), 0xe3069283, 'check value');
+    t.equal(impl([Buffer.from('abc')], 1), impl(Buffer.from('abc\0')), 'padding counts as zero bytes');
+  });
+}
+
+t.test('the hardware CRC32C is the one in use, and agrees with the JavaScript oracle', async (t) => {
+  t.equal(crc32cImplementation, 'native', '@node-rs/crc32 loaded (a broken install must not fall back silently)');
+  for (let i = 0; i < 300; i++) {
+    const n = i < 100 ? i : Math.floor(Math.random() * 70000);
+    const data = randomBytes(n);
+    const cut1 = Math.floor(Math.random() * (n + 1));
+    const cut2 = cut1 + Math.floor(Math.random() * (n - cut1 + 1));
+    const slices = [data.subarray(0, cut1), data.subarray(cut1, cut2), data.subarray(cut2)];
+    const pad = (4 - (n & 3)) & 3;
+    const want = crc32cJs(slices, pad);
+    if (crc32c(slices, pad) !== want || (n < 4096 && bitwiseCrc32c(Buffer.concat([data, Buffer.alloc(pad)])) !== want)) {
+      t.fail(`disagree on ${n} bytes cut at ${cut1}/${cut2}, padding ${pad}`);
+      return;
+    }
+  }
+  t.pass('300 random lengths, slicings and paddings agree (and with the bitwise definition)');
+});
 
 t.test('CRC32C matches RFC 3720 appendix B.4 and the check value', async (t) => {
   t.equal(crc32c(Buffer.alloc(32)), 0x8a9136aa, '32 bytes of zeroes');
@@ -35,9 +69,10 @@ t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) =
   const bhs = newBhs(0x05, 0x80);
   const wire = Buffer.concat(frame(bhs, [payload], payload.length, true, true));
   t.equal(wire.length, 48 + 4 + 20 + 4);
-  const reader = new PduReader(limits);
+  const queue = new ByteQueue();
+  const reader = new PduReader(queue, limits);
   const twice = Buffer.concat([wire, wire]);
-  for (let i = 0; i < twice.length; i += 7) reader.push(twice.subarray(i, i + 7));
+  for (let i = 0; i < twice.length; i += 7) queue.push(twice.subarray(i, i + 7));
   const a = reader.next()!;
   const b = reader.next()!;
   t.equal(reader.next(), undefined);
@@ -47,11 +82,13 @@ t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) =
 
   const bad = Buffer.from(wire);
   bad[48 + 4 + 3] ^= 0xff;
-  const r2 = new PduReader(limits);
-  r2.push(bad);
+  const q2 = new ByteQueue();
+  const r2 = new PduReader(q2, limits);
+  q2.push(bad);
   t.throws(() => r2.next(), FramingError, 'data digest mismatch');
-  const r3 = new PduReader({ ...limits, maxDataSegment: 8 });
-  r3.push(wire);
+  const q3 = new ByteQueue();
+  const r3 = new PduReader(q3, { ...limits, maxDataSegment: 8 });
+  q3.push(wire);
   t.throws(() => r3.next(), { kind: 'too-long' });
 });
 
