@@ -250,16 +250,17 @@ export class Connection {
   }
 
   /**
-   * Write a PDU train. The socket stays corked until the current tick's work is done, so
-   * every response completed in this tick (a burst of pipelined commands) leaves in one
-   * writev: one syscall instead of one per PDU.
+   * Write a PDU train. The socket stays corked until this turn of the event loop is done
+   * (setImmediate), so every response completed meanwhile — a burst of pipelined commands,
+   * whose device calls may settle in later microtasks — leaves in one writev: one syscall
+   * instead of one per response.
    */
   private send(parts: readonly Buffer[], onSent?: () => void): void {
     if (this.phase === 'closed' || this.socket.destroyed || parts.length === 0) return onSent?.();
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     let ok = true;
     const last = parts.length - 1;

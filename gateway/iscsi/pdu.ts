@@ -50,9 +50,14 @@ export function encodeLun(lun: number, bhs: Buffer): void {
   }
 }
 
-/** A fresh zeroed BHS, with room for a header digest after it. */
+/**
+ * A fresh zeroed BHS, with room for a header digest after it. Taken from Node's shared
+ * allocation pool (allocUnsafe, then zeroed): Buffer.alloc would make an ArrayBuffer of its
+ * own for every response header, and their allocation and collection showed as a tenth of
+ * the iSCSI server's time.
+ */
 export function newBhs(opcode: number, flags: number): Buffer {
-  const b = Buffer.alloc(BHS_LENGTH + DIGEST_LENGTH);
+  const b = Buffer.allocUnsafe(BHS_LENGTH + DIGEST_LENGTH).fill(0);
   b[0] = opcode;
   b[1] = flags;
   return b;

@@ -57,15 +57,32 @@ export function dataOut(ctx: CommandContext<LogicalUnit | undefined>, needed: nu
   return sliceBuffers(slices, 0, needed);
 }
 
+function abortedError(): ScsiError {
+  return new ScsiError(op.ABORTED_COMMAND, op.ASC_NO_ADDITIONAL_SENSE, {}, op.SAM_STAT_TASK_ABORTED);
+}
+
 function checkAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new ScsiError(op.ABORTED_COMMAND, op.ASC_NO_ADDITIONAL_SENSE, {}, op.SAM_STAT_TASK_ABORTED);
+  if (signal.aborted) throw abortedError();
 }
 
 /**
  * Reads whole blocks into `target` (default: a fresh buffer), in pieces the device accepts;
  * a failure names the first LBA of its piece.
  */
-export async function readBlocks(ctx: CommandContext, lba: number, blocks: number, target: Buffer = Buffer.allocUnsafe(blocks * ctx.lu.blockSize)): Promise<Buffer> {
+export function readBlocks(ctx: CommandContext, lba: number, blocks: number, target: Buffer = Buffer.allocUnsafe(blocks * ctx.lu.blockSize)): Promise<Buffer> {
+  const lu = ctx.lu;
+  if (target.length > lu.chunkBytes) return readPieces(ctx, lba, target);
+  // One device call, and no async frame of its own: this is every ordinary READ.
+  if (ctx.signal.aborted) return Promise.reject(abortedError());
+  return lu.device.read(lba * lu.blockSize, target).then(
+    () => target,
+    (err: unknown) => {
+      throw toScsiError(err, 'read', lba);
+    },
+  );
+}
+
+async function readPieces(ctx: CommandContext, lba: number, target: Buffer): Promise<Buffer> {
   const lu = ctx.lu;
   const chunk = lu.chunkBytes;
   for (let pos = 0; pos < target.length; pos += chunk) {
