@@ -30,6 +30,12 @@ export interface Capabilities {
   readonly cache: boolean;
   /** blockStatus reports real holes/zeroes rather than "all data". */
   readonly blockStatus: boolean;
+  /**
+   * blockStatus is answered here, without a round trip to another server, so a front end may
+   * ask it before every large read to send holes instead of zeroes. (Asking a remote server
+   * first would add a round trip to each read — and on tmpfs, a walk of its page cache.)
+   */
+  readonly localBlockStatus: boolean;
   /** Several connections see one consistent device and a flush on one covers all. */
   readonly multiConn: boolean;
   readonly rotational: boolean;
@@ -119,6 +125,7 @@ export const DEFAULT_CAPABILITIES: Capabilities = Object.freeze({
   fastZero: true,
   cache: true,
   blockStatus: true,
+  localBlockStatus: true,
   multiConn: true,
   rotational: false,
 });

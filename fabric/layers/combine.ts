@@ -17,6 +17,7 @@ export function commonCapabilities(children: readonly BlockDevice[]): Capabiliti
     fastZero: all('fastZero'),
     cache: all('cache'),
     blockStatus: all('blockStatus'),
+    localBlockStatus: all('localBlockStatus'),
     multiConn: all('multiConn'),
     rotational: any('rotational'),
   };

@@ -16,13 +16,33 @@ export interface ReadSegment {
  * of header and payload), so replies never interleave and Nagle never splits a small
  * one. Read payloads go out as the pooled buffer itself, returned to the pool once the
  * socket has written it.
+ *
+ * Replies are held until the current turn of the event loop ends (`hold`), so all that
+ * complete in one turn — the replies to a burst of requests a fast device serves at once,
+ * or every completion the poll phase delivered from the thread pool or a remote server —
+ * leave in one writev rather than one system call each.
  */
 export class ReplyWriter {
+  private holding = false;
+
   constructor(
     private readonly socket: Socket,
     readonly structured: boolean,
     private readonly pool: BufferPool,
   ) {}
+
+  /** Keep what is written from now on in the socket until this turn of the event loop ends. */
+  hold(): void {
+    if (this.holding) return;
+    this.holding = true;
+    this.socket.cork();
+    setImmediate(this.release);
+  }
+
+  private readonly release = (): void => {
+    this.holding = false;
+    this.socket.uncork();
+  };
 
   private get open(): boolean {
     return !this.socket.destroyed && this.socket.writable;
@@ -30,11 +50,14 @@ export class ReplyWriter {
 
   ok(req: NbdRequest): void {
     // A simple reply is allowed for any payload-less success, structured or not.
-    if (this.open) this.socket.write(simpleReply(req.cookieHi, req.cookieLo, 0));
+    if (!this.open) return;
+    this.hold();
+    this.socket.write(simpleReply(req.cookieHi, req.cookieLo, 0));
   }
 
   error(req: NbdRequest, errno: number, message: string): void {
     if (!this.open) return;
+    this.hold();
     this.socket.write(
       this.structured ? errorChunk(req.cookieHi, req.cookieLo, errno, message) : simpleReply(req.cookieHi, req.cookieLo, errno),
     );
@@ -64,7 +87,9 @@ export class ReplyWriter {
   }
 
   blockStatus(req: NbdRequest, contextId: number, descriptors: readonly number[]): void {
-    if (this.open) this.socket.write(blockStatusChunk(req.cookieHi, req.cookieLo, contextId, descriptors, true));
+    if (!this.open) return;
+    this.hold();
+    this.socket.write(blockStatusChunk(req.cookieHi, req.cookieLo, contextId, descriptors, true));
   }
 
   private sendWithPayload(parts: readonly Buffer[], pooled: Buffer | null): void {
@@ -73,6 +98,7 @@ export class ReplyWriter {
       return;
     }
     const socket = this.socket;
+    this.hold();
     socket.cork();
     const last = parts.length - 1;
     for (let i = 0; i < last; i++) socket.write(parts[i]!);

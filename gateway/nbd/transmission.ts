@@ -60,7 +60,10 @@ const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
  * pipeline until it drains.)
  */
 const MAX_UNSENT_REPLY_BYTES = 4 * 1024 * 1024;
-/** Reads this large are worth a block-status look-up to send holes instead of zeroes. */
+/**
+ * Reads this large are worth a block-status look-up to send holes instead of zeroes, where
+ * the device answers it locally (capabilities.localBlockStatus).
+ */
 const SPARSE_READ_MIN = 256 * 1024;
 
 const FUA: WriteOptions = Object.freeze({ fua: true });
@@ -78,7 +81,6 @@ export class Transmission {
   private inFlight = 0;
   private inFlightBytes = 0;
   private paused = false;
-  private batching = false;
   /** DISC received, input ended, or the server is draining: no more requests. */
   private ending = false;
   private endReason = '';
@@ -90,7 +92,7 @@ export class Transmission {
 
   /** Parse and dispatch every complete request in the queue. */
   pump(): void {
-    this.batchReplies();
+    this.o.writer.hold();
     while (!this.paused && !this.ending) {
       let req: NbdRequest | null;
       try {
@@ -112,23 +114,6 @@ export class Transmission {
       }
     }
   }
-
-  /**
-   * Hold replies until this turn of the event loop ends, so the replies to a burst of
-   * requests (all that fast devices complete within the turn) leave in one writev
-   * rather than one system call each.
-   */
-  private batchReplies(): void {
-    if (this.batching) return;
-    this.batching = true;
-    this.o.socket.cork();
-    setImmediate(this.flushBatch);
-  }
-
-  private readonly flushBatch = (): void => {
-    this.batching = false;
-    this.o.socket.uncork();
-  };
 
   /** No more requests will be read; the connection closes once in-flight ones replied. */
   end(reason: string): void {
@@ -280,6 +265,7 @@ export class Transmission {
       this.o.writer.structured &&
       !(req.flags & NBD_CMD_FLAG_DF) &&
       length >= SPARSE_READ_MIN &&
+      this.o.device.capabilities.localBlockStatus &&
       this.o.device.capabilities.blockStatus;
     if (sparse) {
       this.o.device.blockStatus(req.offset, length).then(

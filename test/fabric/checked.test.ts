@@ -98,3 +98,37 @@ t.test('valid requests pass through unchanged', async (t) => {
   t.equal(d.name, 'm');
   t.equal(d.size, 1 << 20);
 });
+
+t.test('invalid requests and devices that throw instead of rejecting both give rejections, never a throw', async (t) => {
+  class Throws extends Layer {
+    override read(): Promise<void> {
+      throw new Error('thrown, not rejected');
+    }
+  }
+  const d = new CheckedDevice(new Throws(mem()));
+  let threw = false;
+  let pending: Promise<void> | undefined;
+  let invalid: Promise<void> | undefined;
+  try {
+    pending = d.read(0, Buffer.alloc(512));
+    invalid = d.read(1, Buffer.alloc(512));
+  } catch {
+    threw = true;
+  }
+  t.equal(threw, false);
+  await t.rejects(pending!, /thrown, not rejected/);
+  await t.rejects(invalid!, { code: 'EINVAL' });
+});
+
+t.test('the read-only layer answers from one object per set of capabilities below', async (t) => {
+  const below = new Caps(mem(), { cache: true });
+  let current = below.capabilities;
+  Object.defineProperty(below, 'capabilities', { get: () => current });
+  const ro = new ReadOnlyLayer(below);
+  const first = ro.capabilities;
+  t.match(first, { readOnly: true, trim: false, writeZeroes: false, fastZero: false, cache: true });
+  t.equal(ro.capabilities, first, 'the same object while nothing changed below');
+  current = { ...current, cache: false };
+  t.equal(ro.capabilities.cache, false, 'a change below shows');
+  t.not(ro.capabilities, first);
+});

@@ -38,7 +38,7 @@ const fileDir = await tempDir(t, 'blockgate-nbdinfo-', '/dev/shm');
 
 const file = await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 16 * MiB, create: true });
 const server = await startNbdServer([
-  { name: 'disk', device: new MemoryBackend({ name: 'disk', size: 64 * MiB }), description: 'scratch disk in RAM' },
+  { name: 'disk', device: new MemoryBackend({ name: 'disk', size: 64 * MiB, chunkSize: 64 * 1024 }), description: 'scratch disk in RAM' },
   { name: 'ro', device: new MemoryBackend({ name: 'ro-mem', size: 8 * MiB }), readOnly: true },
   { name: 'file', device: file },
 ]);

@@ -13,7 +13,7 @@ import { startNbdServer } from '../helpers/nbd.js';
 
 const MiB = 1024 * 1024;
 const fileDir = await tempDir(t, 'blockgate-nbdsh-', '/dev/shm');
-const memory = new MemoryBackend({ name: 'disk', size: 32 * MiB });
+const memory = new MemoryBackend({ name: 'disk', size: 32 * MiB, chunkSize: 64 * 1024 }); // extents below are in 64 KiB chunks
 const file = await FileBackend.open({ name: 'file', path: join(fileDir, 'disk.img'), size: 8 * MiB, create: true });
 const server = await startNbdServer([
   { name: 'disk', device: memory },

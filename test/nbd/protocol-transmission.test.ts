@@ -56,11 +56,25 @@ class FailingReads extends Layer {
   }
 }
 
+/** A device whose block status would cost a round trip to another server (like an nbd backend). */
+class RemoteStatus extends Layer {
+  lookups = 0;
+  override get capabilities() {
+    return { ...this.next.capabilities, localBlockStatus: false };
+  }
+  override blockStatus(offset: number, length: number) {
+    this.lookups++;
+    return super.blockStatus(offset, length);
+  }
+}
+
+const remoteStatus = new RemoteStatus(new MemoryBackend({ name: 'tx-remote', size: 2 * MiB }), 'tx-remote');
 const gated = new GatedReads(new MemoryBackend({ name: 'tx-gated', size: 4 * MiB }), 'tx-gated');
 const nbd = await startNbdServer([
   { name: 'disk', device: new MemoryBackend({ name: 'tx-disk', size: 8 * MiB }) },
   { name: 'ro', device: new MemoryBackend({ name: 'tx-ro', size: MiB }), readOnly: true },
   { name: 'gated', device: gated },
+  { name: 'remote', device: remoteStatus },
   { name: 'failing', device: new FailingReads(new MemoryBackend({ name: 'tx-failing', size: 2 * MiB }), 'tx-failing') },
 ]);
 t.teardown(() => nbd.stop());
@@ -211,6 +225,14 @@ t.test('device errors map to NBD errors', async (t) => {
   const [chunk] = await structured.c.readStructured();
   t.equal(chunk!.payload.readUInt32BE(0), NBD_EIO);
   t.match(chunk!.payload.toString('utf8', 6), /injected media error/);
+});
+
+t.test('no block-status look-up before reads where it would cost a round trip', async (t) => {
+  const { c } = await connect(t, 'remote', true);
+  c.request(NBD_CMD_READ, { cookie: 1n, offset: 0, length: MiB });
+  const chunks = await c.readStructured();
+  t.same(chunks.map((ch) => [ch.type, ch.payload.length]), [[NBD_REPLY_TYPE_OFFSET_DATA, 8 + MiB]], 'one data chunk, zeroes included');
+  t.equal(remoteStatus.lookups, 0, 'the device was not asked for block status');
 });
 
 t.test('sparse reads send holes as OFFSET_HOLE chunks', async (t) => {

@@ -309,6 +309,7 @@ function geometryOf(info: ExportInfo): NbdGeometry {
       fastZero: (f & NBD_FLAG_SEND_FAST_ZERO) !== 0,
       cache: (f & NBD_FLAG_SEND_CACHE) !== 0,
       blockStatus: info.allocationContext !== undefined,
+      localBlockStatus: false,
       multiConn: (f & NBD_FLAG_CAN_MULTI_CONN) !== 0,
       rotational: (f & NBD_FLAG_ROTATIONAL) !== 0,
     },
