@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import { getSystemErrorName } from 'node:util';
 import { logger } from '../log.js';
-import { EAGAIN, EOPNOTSUPP, linuxFs } from './linux-fs.js';
+import { EAGAIN, EOPNOTSUPP, errnoError, linuxFs } from './linux-fs.js';
 
 /**
  * How a file backend reaches its file. Every operation can go through libuv's thread pool
@@ -68,10 +67,6 @@ function readSwapActive(): boolean {
   }
 }
 
-function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
-  const code = getSystemErrorName(-errno);
-  return Object.assign(new Error(`${syscall}: ${code}`), { code, errno: -errno, syscall });
-}
 
 /** How reads are tried on the event loop. */
 type ReadMode = 'memory' | 'nowait' | 'pool';

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { getSystemErrorName } from 'node:util';
 import { logger } from '../log.js';
 
 /**
@@ -89,3 +90,9 @@ export const linuxFs: LinuxFs | undefined = load();
 /** errno values the file backend tells apart. */
 export const EAGAIN = 11;
 export const EOPNOTSUPP = 95;
+
+/** An Error like Node's own fs errors (`code` = 'EIO'…) for a negated errno (-5) a native call returned. */
+export function errnoError(negated: number, syscall: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(negated);
+  return Object.assign(new Error(`${syscall}: ${code}`), { code, errno: negated, syscall });
+}

@@ -22,12 +22,13 @@ t.test('a short benchmark run writes the tables', async (t) => {
   const args = [
     join(ROOT, 'test/bench/bench.mjs'),
     '--only', 'memory',
-    '--workloads', 'randread-4k-qd32,randread-4k-qd1',
+    '--workloads', 'randread-4k-qd32',
     '--seconds', '0.5', '--ramp', '0', '--rounds', '2', '--size', '16MiB',
     '--no-pin',
     '--output', output,
   ];
-  await run(process.execPath, args, { cwd: ROOT, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 });
+  // Six short fio runs and two servers: seconds on a quiet machine, minutes on a crowded one.
+  await run(process.execPath, args, { cwd: ROOT, timeout: 280_000, maxBuffer: 16 * 1024 * 1024 });
   const report = await readFile(output, 'utf8');
   t.match(report, /command: `npm run bench -- --only memory/, 'says how it was run');
   t.match(report, /\| workload \| metric \| blockgate memory \| nbdkit memory \| blockgate memory ÷ nbdkit memory \|/);
@@ -36,7 +37,6 @@ t.test('a short benchmark run writes the tables', async (t) => {
   // "median (min–max)" for both sides, then the ratio with its target.
   t.match(iops!, /\| [\d,]+ \([\d,]+–[\d,]+\) \| [\d,]+ \([\d,]+–[\d,]+\) \| \d+\.\d\d [✓✗] \(≥ 1\.00\) \|$/);
   t.match(report, /\| 4 KiB rand read, QD32 \| server CPU s\/GiB ↓ \| [\d.]+ \(/, 'CPU per GiB beside throughput');
-  t.match(report, /\| 4 KiB rand read, QD1 \| p99 µs ↓ \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ [✓✗] \(≤ 1\.00\) \|/);
 });
 
 t.test('selection errors are clear', async (t) => {

@@ -1,6 +1,6 @@
 /**
  * One NBD connection in the transmission phase: sends requests (header then payload slices,
- * never joined; the requests of one tick corked into one writev), matches replies by cookie
+ * never joined; the requests of one loop turn corked into one writev), matches replies by cookie
  * in any order, and times requests out. Any failure of the connection fails every request
  * on it and ends the connection; the client (client.ts) opens new ones.
  *
@@ -144,11 +144,12 @@ export class NbdConnection implements ReplySink {
       header.writeUInt32BE(Math.floor(offset / 0x100000000), 16);
       header.writeUInt32BE(offset >>> 0, 20);
       header.writeUInt32BE(length, 24);
-      // Requests issued in the same tick leave in one writev: cork now, uncork next tick.
+      // Requests issued in the same turn of the event loop (every client read the poll
+      // phase delivered, not only this one) leave in one writev: cork now, uncork at its end.
       if (!this.corked) {
         this.corked = true;
         this.socket.cork();
-        process.nextTick(this.uncork);
+        setImmediate(this.uncork);
       }
       this.socket.write(header);
       if (payload) for (const slice of payload) this.socket.write(slice);
