@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import type { BlockDevice, Extent, WriteOptions, ZeroOptions } from './device.js';
 import { totalLength } from './device.js';
 import { Layer } from './layer.js';
-import type { IoStats, OpKind } from './stats.js';
+import type { Operation } from './operation.js';
+import type { IoStats } from './stats.js';
 
 /**
  * What a front-end connection holds: the export's device seen through the checked
@@ -45,7 +46,7 @@ export class Channel extends Layer {
    * One clock read at each end, whatever the number of sinks: this runs for every request.
    * performance.now() is a double; process.hrtime.bigint() would allocate a BigInt per read.
    */
-  private count<T>(op: OpKind, bytes: number, request: Promise<T>): Promise<T> {
+  private count<T>(op: Operation, bytes: number, request: Promise<T>): Promise<T> {
     const sinks = this.sinks;
     for (const s of sinks) s.enter();
     const started = performance.now();

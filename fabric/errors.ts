@@ -18,17 +18,34 @@ export type BlockErrorCode = (typeof BLOCK_ERROR_CODES)[number];
 
 export class BlockError extends Error {
   override readonly name = 'BlockError';
+  /**
+   * The request never reached the device, or its answer never came back (connection lost,
+   * server unreachable): the way to the device failed, not the device. A reply that carries
+   * an error is not a transport failure: whoever answered is alive.
+   */
+  readonly transport: boolean;
   constructor(
     readonly code: BlockErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; transport?: boolean },
   ) {
-    super(`${code}: ${message}`, options);
+    super(`${code}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.transport = options?.transport === true;
   }
 }
 
 export function isBlockError(err: unknown): err is BlockError {
   return err instanceof BlockError;
+}
+
+/**
+ * Whether `err` says the path to a device failed (so another path may succeed), as
+ * dm-multipath tells a path failure from a medium error: a lost connection, a timeout, a
+ * device going away. Anything that is not a BlockError is unexplained, so it counts too.
+ */
+export function isTransportError(err: unknown): boolean {
+  if (!isBlockError(err)) return true;
+  return err.transport || err.code === 'ETIMEDOUT' || err.code === 'ESHUTDOWN';
 }
 
 const NODE_ERRNO_TO_BLOCK: Record<string, BlockErrorCode> = {

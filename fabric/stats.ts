@@ -2,9 +2,7 @@
  * Counters kept per device and per front-end port. Plain numbers: incrementing them costs
  * nothing on the hot path, and the API renders them in Prometheus format when asked.
  */
-export type OpKind = 'read' | 'write' | 'flush' | 'trim' | 'writeZeroes' | 'blockStatus' | 'cache';
-
-export const OP_KINDS: readonly OpKind[] = ['read', 'write', 'flush', 'trim', 'writeZeroes', 'blockStatus', 'cache'];
+import { OPERATIONS, type Operation } from './operation.js';
 
 /** Upper bounds, in microseconds, of the latency histogram's buckets (the last is +Inf). */
 export const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000] as const;
@@ -44,7 +42,7 @@ export class OpCounters {
 }
 
 export class IoStats {
-  readonly byOp = new Map<OpKind, OpCounters>(OP_KINDS.map((k) => [k, new OpCounters()]));
+  readonly byOp = new Map<Operation, OpCounters>(OPERATIONS.map((k) => [k, new OpCounters()]));
   inFlight = 0;
 
   /** A request starts: returns its start time for `end`. */
@@ -53,7 +51,7 @@ export class IoStats {
     return process.hrtime.bigint();
   }
 
-  end(op: OpKind, bytes: number, started: bigint, failed: boolean): void {
+  end(op: Operation, bytes: number, started: bigint, failed: boolean): void {
     this.leave(op, bytes, Number(process.hrtime.bigint() - started) / 1000, failed);
   }
 
@@ -62,7 +60,7 @@ export class IoStats {
     this.inFlight++;
   }
 
-  leave(op: OpKind, bytes: number, elapsedUs: number, failed: boolean): void {
+  leave(op: Operation, bytes: number, elapsedUs: number, failed: boolean): void {
     this.inFlight--;
     const c = this.byOp.get(op)!;
     c.ops++;

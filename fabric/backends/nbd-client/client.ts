@@ -215,7 +215,7 @@ export class NbdClient implements BlockDevice {
     if (this.closed) throw new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
     await this.fillConnections();
     const connection = this.pick();
-    if (!connection) throw new BlockError('EIO', `${this.name}: no connection to the server`);
+    if (!connection) throw new BlockError('EIO', `${this.name}: no connection to the server`, { transport: true });
     return connection.request(command, flags, offset, length, target, payload);
   }
 
@@ -251,8 +251,9 @@ export class NbdClient implements BlockDevice {
     if (this.connections.length === 0 && firstError !== undefined) {
       const error = firstError instanceof BlockError ? firstError : new BlockError('EIO', String(firstError));
       this.lastError = error.message;
-      // Whatever stopped the connection (refused, reset, timed out), the server is not there.
-      throw error.code === 'EIO' ? error : new BlockError('EIO', error.message, { cause: error });
+      // Whatever stopped the connection (refused, reset, timed out, refused export), the
+      // server cannot be reached: a transport failure, whatever code the attempt ended with.
+      throw error.code === 'EIO' && error.transport ? error : new BlockError('EIO', error.message, { cause: error, transport: true });
     }
   }
 

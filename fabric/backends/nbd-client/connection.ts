@@ -100,7 +100,7 @@ export class NbdConnection implements ReplySink {
       this.info = await negotiate(io, this.options.exportName);
     } catch (err) {
       this.fail('EIO', `handshake with ${this.where} failed`);
-      throw err instanceof BlockError ? err : (this.closedWith ?? new BlockError('EIO', String(err)));
+      throw err instanceof BlockError ? err : (this.closedWith ?? new BlockError('EIO', String(err), { transport: true }));
     } finally {
       clearTimeout(timer);
     }
@@ -171,7 +171,8 @@ export class NbdConnection implements ReplySink {
   /** Drop the connection now, failing what is in flight with `code`. */
   fail(code: BlockErrorCode, message: string): void {
     if (this.closedWith) return;
-    const error = new BlockError(code, message);
+    // Whatever ends a connection fails its requests as a transport failure, not a medium error.
+    const error = new BlockError(code, message, { transport: true });
     this.closedWith = error;
     if (this.sweeper) clearInterval(this.sweeper);
     if (code !== 'ESHUTDOWN' || !this.socket.writableEnded) this.socket.destroy();

@@ -14,7 +14,7 @@ export interface PersistedReplica {
   readonly name: string;
   readonly slot: ReplicaSlot;
   /** 'stale' stands for every member state but in-sync: its bitmap holds the rest. */
-  readonly state: 'in-sync' | 'stale' | 'standby' | 'failed' | 'quarantined';
+  readonly state: 'in-sync' | 'stale' | 'standby' | 'failed' | 'quarantined' | 'offline';
 }
 
 export interface PersistedMirror {
@@ -48,7 +48,7 @@ export function saveMirrorState(dir: string, state: PersistedMirror): Promise<vo
 }
 
 export function persistedState(slot: ReplicaSlot, state: ReplicaState): PersistedReplica['state'] {
-  if (state === 'quarantined') return 'quarantined';
+  if (state === 'quarantined' || state === 'offline') return state;
   if (slot === 'alternate') return state === 'standby' ? 'standby' : 'failed';
   return state === 'in-sync' ? 'in-sync' : 'stale';
 }
@@ -60,6 +60,7 @@ export function restoredReplica(device: BlockDevice, configured: 'member' | 'alt
     if (configured === 'alternate') return new Replica(device, 'alternate', 'standby');
     return new Replica(device, 'member', hasState ? 'stale' : 'in-sync');
   }
-  if (saved.slot === 'alternate') return new Replica(device, 'alternate', saved.state === 'quarantined' ? 'quarantined' : 'standby');
-  return new Replica(device, 'member', saved.state === 'in-sync' ? 'in-sync' : saved.state === 'quarantined' ? 'quarantined' : 'stale');
+  const held = saved.state === 'quarantined' || saved.state === 'offline' ? saved.state : undefined;
+  if (saved.slot === 'alternate') return new Replica(device, 'alternate', held ?? 'standby');
+  return new Replica(device, 'member', held ?? (saved.state === 'in-sync' ? 'in-sync' : 'stale'));
 }

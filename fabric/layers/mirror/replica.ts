@@ -6,18 +6,16 @@ import type { RegionBits } from '../../bitmap/region-bits.js';
  * One device of a mirror (a data-store failover set). `slot` says whether it belongs to the
  * replica set or waits as a hot spare; `state` says how far it can be trusted.
  *
- *  member states:    in-sync → failed → (returns) stale → resyncing → in-sync
- *                    any → quarantined (failure limit) → (operator clears) failed
- *  alternate states: standby, failed, quarantined
+ *  member states:    in-sync → failed → (readmitted) stale → resyncing → in-sync
+ *  alternate states: standby, failed
+ *  held states:      quarantined, offline — out of service until the controller releases them
+ *
+ * The mirror moves a replica to `failed` itself when the data path needs it (a write it
+ * missed, a connection lost); every other move is asked for by the set's controller.
  */
 export type ReplicaSlot = 'member' | 'alternate';
-export type ReplicaState = 'in-sync' | 'failed' | 'stale' | 'resyncing' | 'quarantined' | 'standby';
-export type ReplicaRole = 'primary' | 'secondary' | 'alternate';
-
-export interface FailureLimit {
-  readonly failures: number;
-  readonly windowMs: number;
-}
+export type ReplicaState = 'in-sync' | 'failed' | 'stale' | 'resyncing' | 'quarantined' | 'offline' | 'standby';
+export type ReplicaHold = Extract<ReplicaState, 'quarantined' | 'offline'>;
 
 export class Replica {
   slot: ReplicaSlot;
@@ -29,7 +27,7 @@ export class Replica {
   readErrors = 0;
   writeErrors = 0;
   readRepairs = 0;
-  private recentFailures: number[] = [];
+  lastError: string | undefined;
   /**
    * Regions written since the last flush that covered them: if the replica fails, its cache
    * may have lost them, so they join its dirty bitmap. `flushing` holds those a flush in
@@ -46,6 +44,20 @@ export class Replica {
   ) {
     this.slot = slot;
     this.state = state;
+  }
+
+  get name(): string {
+    return this.device.name;
+  }
+
+  /** Held out of service by the controller: neither I/O nor a probe brings it back. */
+  get held(): boolean {
+    return this.state === 'quarantined' || this.state === 'offline';
+  }
+
+  /** Out of service, whatever the reason. */
+  get down(): boolean {
+    return this.state === 'failed' || this.held;
   }
 
   /** Start tracking unflushed regions (devices that have a volatile cache to flush). */
@@ -80,26 +92,5 @@ export class Replica {
     this.unflushed.clear();
     this.flushing!.clear();
     return regions;
-  }
-
-  get name(): string {
-    return this.device.name;
-  }
-
-  /** Record one failure; true when the replica has now failed more often than the limit allows. */
-  recordFailure(limit: FailureLimit, now: number): boolean {
-    const since = now - limit.windowMs;
-    this.recentFailures = this.recentFailures.filter((t) => t > since);
-    this.recentFailures.push(now);
-    return this.recentFailures.length > limit.failures;
-  }
-
-  failuresInWindow(limit: FailureLimit, now: number): number {
-    const since = now - limit.windowMs;
-    return this.recentFailures.filter((t) => t > since).length;
-  }
-
-  clearFailures(): void {
-    this.recentFailures = [];
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../../log.js';
+import { checkChildRange } from '../../child-range.js';
 import type { RegionGate } from './region-gate.js';
 import type { Replica } from './replica.js';
 
@@ -12,10 +13,14 @@ export interface ResyncHost {
   sourceFailed(source: Replica, err: unknown, offset: number, length: number): Promise<void>;
   /** Count copied bytes into the mirror's counters. */
   copied(bytes: number): void;
+  /** Progress worth telling (at most every `logIntervalMs` or 10 %). */
+  progressed(progress: ResyncProgress): void;
+  /** The target's bitmap could not be saved: the mirror surfaces it, the copy goes on. */
+  metadataFault(what: string, err: unknown): void;
 }
 
 export interface ResyncOptions {
-  /** Bytes per second; 0 or Infinity for no limit. */
+  /** Bytes per second; 0 or Infinity for no limit (setRate changes it while running). */
   readonly rate: number;
   /** Largest single copy request. */
   readonly chunk: number;
@@ -44,6 +49,9 @@ export class Resync {
   private sleepTimer: NodeJS.Timeout | undefined;
   private wakeSleep: (() => void) | undefined;
   private readonly startedAt = Date.now();
+  private rate: number;
+  /** Where the current rate started counting: a rate change does not make up for the past. */
+  private paceFrom = { at: this.startedAt, bytes: 0 };
   private bytesCopied = 0;
   private readonly bytesTotal: number;
   private lastLogAt = 0;
@@ -58,6 +66,14 @@ export class Resync {
   ) {
     this.bytesTotal = target.bitmap!.dirtyBytes;
     this.buffer = Buffer.allocUnsafe(Math.min(options.chunk, target.bitmap!.regionSize));
+    this.rate = options.rate;
+  }
+
+  /** Change the rate limit now; a throttled copy waiting for its turn re-reckons its wait. */
+  setRate(rate: number): void {
+    this.rate = rate;
+    this.paceFrom = { at: Date.now(), bytes: this.bytesCopied };
+    this.wake();
   }
 
   progress(): ResyncProgress {
@@ -77,7 +93,12 @@ export class Resync {
 
   stop(): void {
     this.stopped = true;
+    this.wake();
+  }
+
+  private wake(): void {
     if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.sleepTimer = undefined;
     this.wakeSleep?.();
   }
 
@@ -100,7 +121,7 @@ export class Resync {
         // Host writes never dirty a resyncing target, but a failed copy may leave bits behind.
         if (region < 0 && bitmap.dirtyRegions > 0) region = bitmap.nextDirty(0);
       }
-      await bitmap.persist();
+      await bitmap.persist().catch((err: unknown) => this.host.metadataFault(`bitmap of ${this.target.name}`, err));
       return this.stopped ? 'stopped' : 'done';
     } finally {
       gate.release();
@@ -108,6 +129,8 @@ export class Resync {
   }
 
   private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
+    // A region past either device's end would be a bitmap geometry bug: caught here, not below.
+    checkChildRange(this.target.device, start, end - start, 'resync');
     const unlock = await this.host.gate.lock(start, end);
     try {
       for (let at = start; at < end; ) {
@@ -116,6 +139,7 @@ export class Resync {
         const piece = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
         const source = this.host.pickSource();
         if (!source) return 'no-source';
+        checkChildRange(source.device, at, n, 'resync');
         source.outstanding += n;
         try {
           await source.device.read(at, piece);
@@ -143,23 +167,25 @@ export class Resync {
     }
   }
 
-  /** Sleep long enough that the average rate stays at the limit. */
+  /** Sleep long enough that the average rate since the last rate change stays at the limit. */
   private async throttle(): Promise<void> {
-    const rate = this.options.rate;
-    if (!(rate > 0) || !Number.isFinite(rate)) {
-      // Still yield, so a long unthrottled resync lets host I/O through.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      return;
+    for (;;) {
+      const rate = this.rate;
+      if (!(rate > 0) || !Number.isFinite(rate)) {
+        // Still yield, so a long unthrottled resync lets host I/O through.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return;
+      }
+      const due = this.paceFrom.at + ((this.bytesCopied - this.paceFrom.bytes) / rate) * 1000;
+      const wait = due - Date.now();
+      if (wait <= 0 || this.stopped) return;
+      await new Promise<void>((resolve) => {
+        this.wakeSleep = resolve;
+        this.sleepTimer = setTimeout(resolve, wait);
+      });
+      this.sleepTimer = undefined;
+      this.wakeSleep = undefined;
     }
-    const due = this.startedAt + (this.bytesCopied / rate) * 1000;
-    const wait = due - Date.now();
-    if (wait <= 0 || this.stopped) return;
-    await new Promise<void>((resolve) => {
-      this.wakeSleep = resolve;
-      this.sleepTimer = setTimeout(resolve, wait);
-    });
-    this.sleepTimer = undefined;
-    this.wakeSleep = undefined;
   }
 
   private report(): void {
@@ -169,8 +195,10 @@ export class Resync {
     if (now - this.lastLogAt < interval && p.percent - this.lastLoggedPercent < 10) return;
     this.lastLogAt = now;
     this.lastLoggedPercent = p.percent;
-    // Persist cleared bits now and then, so a restart does not redo finished work.
-    this.target.bitmap?.persist().catch(() => {});
+    // Persist cleared bits now and then, so a restart does not redo finished work. A failure
+    // only costs copying again after a restart, but it says the data directory is failing.
+    this.target.bitmap?.persist().catch((err: unknown) => this.host.metadataFault(`bitmap of ${this.target.name}`, err));
     this.host.log.info({ replica: this.target.name, ...p }, 'resync progress');
+    this.host.progressed(p);
   }
 }
