@@ -48,6 +48,8 @@ export interface IoErrorEvent extends FromDevice {
   readonly code: BlockErrorCode | 'unknown';
   /** The way to the member failed (see isTransportError), not the medium. */
   readonly transport: boolean;
+  /** The member was already out of service: a request that was in flight when it went. */
+  readonly alreadyOut: boolean;
   readonly message: string;
 }
 

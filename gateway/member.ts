@@ -9,6 +9,11 @@ import type { MemberConfig } from '../failover/config/schema/member-config.js';
 import { topDevices } from '../failover/config/device-graph.js';
 import { validateMemberConfig } from '../failover/config/validate.js';
 import { buildDevices } from '../member/devices/build.js';
+import { withMembershipChange } from '../failover/config/membership.js';
+import { ConfigStore } from '../failover/config/store.js';
+import type { MembershipChange } from '../failover/context.js';
+import { buildFailoverSets } from '../failover/from-graph.js';
+import type { FailoverSets } from '../failover/sets.js';
 import { NbdServer } from './nbd/server.js';
 import { onOnePortal } from './iscsi/config.js';
 import type { PortalConfig } from './iscsi/target-runtime.js';
@@ -63,6 +68,7 @@ export class Member {
   private constructor(
     readonly config: MemberConfig,
     readonly fabric: FabricSwitch,
+    readonly sets: FailoverSets,
     readonly frontEnds: readonly FrontEnd[],
     readonly database: RootDatabase | undefined,
     private readonly topDevices: readonly BlockDevice[],
@@ -76,6 +82,14 @@ export class Member {
     if (iscsi && options.iscsiPortal) iscsi = onOnePortal(iscsi, options.iscsiPortal);
     const devices = await buildDevices(graph, { dataDir: options.dataDir });
     const tops = topDevices(graph).map((name) => devices.get(name)!);
+    const parentOf = new Map<string, string>();
+    for (const [name, v] of graph) for (const child of v.children) parentOf.set(child, name);
+    const exportOf = new Map(config.exports.map((e) => [e.device, `export ${e.name}`]));
+    const sets = buildFailoverSets(devices, graph, {
+      usedBy: (name) => parentOf.get(name) ?? exportOf.get(name),
+      ...(options.database && { onMembershipChange: storeMembershipChange(options.database, config) }),
+    });
+    sets.start();
     const fabric = new FabricSwitch();
     const started: FrontEnd[] = [];
     const cluster = clusterPart(config, options.memberId ?? config.member, fabric);
@@ -86,18 +100,19 @@ export class Member {
         const gate = cluster?.gates.get(e.name);
         fabric.addExport(cluster ? { ...e, wrap: (d) => new FencedLayer(d, gate ?? (() => false)) } : e);
       }
-      for (const frontEnd of createFrontEnds(config, iscsi, fabric, options)) {
+      for (const frontEnd of createFrontEnds(config, iscsi, fabric, sets, options)) {
         // Listed before start: one that fails half-way (second listener busy) is stopped too.
         started.push(frontEnd);
         await frontEnd.start();
       }
     } catch (err) {
       await Promise.allSettled(started.map((f) => f.stop({ drainMs: 0 })));
+      sets.stop();
       await cluster?.part.arbiter.close();
       await closeTopDown(tops, fabric);
       throw err;
     }
-    const member = new Member(config, fabric, started, options.database, tops, cluster?.part);
+    const member = new Member(config, fabric, sets, started, options.database, tops, cluster?.part);
     // Roles are decided once everything else is up: a member campaigns only when it could serve.
     for (const runner of cluster?.part.runners ?? []) runner.start();
     log.info({ member: config.member, devices: devices.size, exports: config.exports.length, listen: member.addresses() }, 'member started');
@@ -126,6 +141,8 @@ export class Member {
     results.forEach((r, i) => {
       if (r.status === 'rejected') log.warn({ err: r.reason, protocol: this.frontEnds[i]!.protocol }, 'front end stop failed');
     });
+    this.sets.stop();
+    await this.sets.settled();
     await closeTopDown(this.topDevices, this.fabric);
     log.info({ member: this.config.member }, 'member stopped');
   }
@@ -168,6 +185,7 @@ function createFrontEnds(
   config: MemberConfig,
   iscsi: IscsiConfig | undefined,
   fabric: FabricSwitch,
+  sets: FailoverSets,
   { database, dataDir }: MemberOptions,
 ): FrontEnd[] {
   const frontEnds: FrontEnd[] = [];
@@ -216,6 +234,7 @@ function createFrontEnds(
   if (config.api && config.api.listen.length > 0) {
     const server = new ApiServer({
       fabric,
+      sets,
       member: config.member,
       listen: config.api.listen,
       dataDir,
@@ -235,6 +254,17 @@ function createFrontEnds(
   }
 
   return frontEnds;
+}
+
+/** A spare added or removed at run time becomes a new configuration generation, kept across restarts. */
+function storeMembershipChange(database: RootDatabase, running: MemberConfig): (change: MembershipChange) => Promise<void> {
+  const store = new ConfigStore(database);
+  return async (change) => {
+    const base = store.current()?.config ?? running;
+    const next = validateMemberConfig(withMembershipChange(validateMemberConfig(base).config, change)).config;
+    const { record } = await store.commit(next, { writtenBy: running.member, source: `api:${change.change}:${change.set}:${change.device}` });
+    log.info({ ...change, generation: record.generation }, 'membership change stored as a new configuration generation');
+  };
 }
 
 function addressesByProtocol(frontEnds: readonly FrontEnd[]): Record<string, string[]> {

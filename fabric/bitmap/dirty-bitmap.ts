@@ -57,30 +57,32 @@ export class DirtyBitmap {
 
   /**
    * The bitmap stored at `path`. A missing, damaged or mismatched file yields an all-dirty
-   * bitmap: not knowing what changed means copying everything.
+   * bitmap: not knowing what changed means copying everything. `problem` says why a file
+   * that should be there could not be used (unreadable, damaged): safe, but never silent.
    */
-  static async load(path: string, geometry: BitmapGeometry): Promise<{ bitmap: DirtyBitmap; found: boolean }> {
+  static async load(path: string, geometry: BitmapGeometry): Promise<{ bitmap: DirtyBitmap; found: boolean; problem?: string }> {
     const bitmap = new DirtyBitmap(path, geometry);
     let content: Buffer | undefined;
+    let problem: string | undefined;
     try {
       content = await readFile(path);
-    } catch {
-      content = undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problem = `cannot read ${path}: ${(err as Error).message}`;
     }
-    const ok =
-      content !== undefined &&
-      content.length === HEADER + bitmap.bits.length &&
-      content.readUInt32LE(0) === MAGIC &&
-      content.readUInt32LE(4) === VERSION &&
-      content.readDoubleLE(8) === geometry.deviceSize &&
-      content.readDoubleLE(16) === geometry.regionSize;
+    const header = content !== undefined && content.length >= HEADER && content.readUInt32LE(0) === MAGIC && content.readUInt32LE(4) === VERSION;
+    // Another geometry is a configuration change (region size, device size), not damage.
+    const sameGeometry = header && content!.readDoubleLE(8) === geometry.deviceSize && content!.readDoubleLE(16) === geometry.regionSize;
+    const ok = sameGeometry && content!.length === HEADER + bitmap.bits.length;
     if (ok) {
       content!.copy(bitmap.bits, 0, HEADER);
       bitmap.dirty = countBits(bitmap.bits, bitmap.regionCount);
-    } else bitmap.setAll();
+    } else {
+      if (content !== undefined && (!header || sameGeometry)) problem = `${path} is damaged (${content.length} bytes, not a bitmap of this geometry)`;
+      bitmap.setAll();
+    }
     bitmap.changedFrom = 0;
     bitmap.changedTo = bitmap.bits.length;
-    return { bitmap, found: ok };
+    return { bitmap, found: ok, ...(problem !== undefined && { problem }) };
   }
 
   get dirtyRegions(): number {

@@ -12,7 +12,7 @@ body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 .optimal, .in-sync, .active { color: #176117; } .degraded, .rebuilding, .stale, .resyncing, .standby, .marginal { color: #9a6700; }
-.failed, .quarantined { color: #b00020; font-weight: bold; }
+.failed, .quarantined, .offline { color: #b00020; font-weight: bold; }
 </style>
 </head>
 <body>
@@ -40,15 +40,14 @@ async function refresh() {
     table('devices', ['device', 'size', 'state', 'in flight', 'operations'],
       s.devices.map((d) => [cell(d.name), cell(d.size), cell(d.state, d.state), cell(d.io.inFlight), cell(ops(d.io))]));
     const sets = [];
-    for (const d of s.devices) {
-      const members = (d.detail && (d.detail.replicas || d.detail.paths)) || [];
-      const resync = (d.detail && d.detail.resync) || [];
-      for (const m of members) {
+    for (const set of s.failoverSets) {
+      const resync = set.resync || [];
+      for (const m of set.members) {
         const r = resync.find((x) => x.target === m.name);
-        sets.push([cell(d.name), cell(d.state, d.state), cell(m.name), cell(m.role || ''), cell(m.state, m.state), cell(r ? r.percent + ' %' : '')]);
+        sets.push([cell(set.name), cell(set.kind + ' (' + set.composition + ')'), cell(set.state, set.state), cell(m.name + (m.set ? ' ⊃ set' : '')), cell(m.role), cell(m.state, m.state), cell(r ? r.percent + ' %' : '')]);
       }
     }
-    table('sets', ['device', 'device state', 'member', 'role', 'state', 'resync'], sets);
+    table('sets', ['set', 'kind', 'set state', 'member', 'role', 'state', 'resync'], sets);
     table('ports', ['port', 'in flight', 'operations'], s.ports.map((p) => [cell(p.port), cell(p.io.inFlight), cell(ops(p.io))]));
     document.getElementById('error').textContent = '';
   } catch (err) {

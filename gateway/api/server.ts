@@ -4,8 +4,9 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, ListenOptions } from 'node:net';
 import { isBlockError, type BlockErrorCode } from '../../fabric/errors.js';
 import { logger } from '../../fabric/log.js';
+import { InvalidArgument, Refused } from '../../failover/action.js';
 import type { ListenAddress } from '../../failover/config/schema/listen.js';
-import { actionsOf, BadRequest, runAction } from './actions.js';
+import { actionNames, deviceAction } from './actions.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { JobError } from '../image/errors.js';
 import { ImageJobs } from '../image/jobs.js';
@@ -29,7 +30,7 @@ import { ApiTokens } from './tokens.js';
  *
  *   GET  /metrics                                   Prometheus text format 0.0.4
  *   GET  /api/v1/status                             member, exports, devices, ports, listeners
- *   POST /api/v1/devices/NAME/actions/ACTION        reintegrate, clearQuarantine, failback, clearMarginal
+ *   POST /api/v1/devices/NAME/actions/ACTION        the actions of the device's failover set
  *   GET  /api/v1/exports                            exports with size, NBD listeners and iSCSI LUNs
  *   GET  /api/v1/sessions                           connected NBD clients and iSCSI sessions
  *   GET  /api/v1/live                               Server-Sent Events: rates every second, state (live-stream.ts)
@@ -162,15 +163,15 @@ export class ApiServer {
       const device = this.options.fabric.device(name);
       if (!device) throw new HttpError(404, `no device named ${JSON.stringify(name)}`);
       const body = await readJson(req);
-      if (actionsOf(device).includes(act)) this.log.info({ device: name, action: act, body }, 'operator action');
-      const result = await runAction(device, act, body);
-      sendJson(res, 200, { device: name, action: act, ok: true, ...result, status: device.status() });
+      if (actionNames(this.options.sets, name).includes(act)) this.log.info({ device: name, action: act, body }, 'operator action');
+      const result = await deviceAction(this.options.sets, name, act, body);
+      sendJson(res, 200, { device: name, action: act, ok: true, ...result, status: device.status(), set: this.options.sets.get(name)?.state() });
       return;
     }
     switch (path) {
       case '/metrics':
         allow(method, 'GET');
-        send(res, 200, EXPOSITION_CONTENT_TYPE, renderMetrics(this.options.fabric));
+        send(res, 200, EXPOSITION_CONTENT_TYPE, renderMetrics(this.options.fabric, this.options.sets));
         return;
       case '/api/v1/status':
         allow(method, 'GET');
@@ -224,7 +225,8 @@ export class ApiServer {
     let code: string | undefined;
     if (err instanceof HttpError) status = err.status;
     else if (err instanceof JobError) status = HTTP_STATUS_OF_JOB_ERROR[err.reason];
-    else if (err instanceof BadRequest) status = 400;
+    else if (err instanceof InvalidArgument) status = 400;
+    else if (err instanceof Refused) status = 409;
     else if (isBlockError(err)) {
       status = STATUS_OF_CODE[err.code] ?? 500;
       code = err.code;
@@ -262,7 +264,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new BadRequest(`request body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -1,10 +1,14 @@
 import type { FabricSwitch } from '../../fabric/switch.js';
+import type { FailoverSets } from '../../failover/sets.js';
+import type { FailoverSetState } from '../../failover/set.js';
 
-/** What GET /api/v1/status returns: one member's exports, devices and listeners. */
+/** What GET /api/v1/status returns: one member's exports, devices, failover sets and listeners. */
 export interface MemberStatus {
   readonly member: string;
   readonly exports: Array<{ name: string; device: string; readOnly: boolean; description: string }>;
   readonly devices: Array<{ name: string; size: number; state: string; detail?: Record<string, unknown>; io: Record<string, unknown> }>;
+  /** Every mirror and multipath device's set: members, roles, states, policy, actions. */
+  readonly failoverSets: FailoverSetState[];
   readonly ports: Array<{ port: string; io: Record<string, unknown> }>;
   /** Listening addresses by protocol. */
   readonly frontEnds: Record<string, string[]>;
@@ -13,6 +17,7 @@ export interface MemberStatus {
 export interface StatusSource {
   readonly member: string;
   readonly fabric: FabricSwitch;
+  readonly sets: FailoverSets;
   addresses(): Record<string, string[]>;
 }
 
@@ -31,6 +36,7 @@ export function memberStatus(source: StatusSource): MemberStatus {
         io: fabric.deviceStats.get(d.name)?.toJSON() ?? {},
       };
     }),
+    failoverSets: source.sets.states(),
     ports: [...fabric.portStats].map(([port, stats]) => ({ port, io: stats.toJSON() })),
     frontEnds: source.addresses(),
   };

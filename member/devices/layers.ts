@@ -7,8 +7,11 @@ import { asConfigError } from './config-errors.js';
 import type { DeviceFactory } from './context.js';
 
 export const createMirror: DeviceFactory<'mirror'> = async (spec, context, field) => {
-  const replicas = await Promise.all(spec.replicas.map((n, i) => context.use(n, `${field}.replicas[${i}]`)));
-  const spares = await Promise.all((spec.spares ?? []).map((n, i) => context.use(n, `${field}.spares[${i}]`)));
+  const names = [...spec.replicas, ...(spec.spares ?? [])];
+  const fieldOf = (i: number) => (i < spec.replicas.length ? `${field}.replicas[${i}]` : `${field}.spares[${i - spec.replicas.length}]`);
+  const all = await context.useMembers(names, fieldOf);
+  const replicas = all.slice(0, spec.replicas.length);
+  const spares = all.slice(spec.replicas.length);
   // Sizes learned only now (remote disks, a file's own size): replicas hold the same data,
   // so a mirror over unequal ones would silently lose the larger one's end.
   if (new Set(replicas.map((r) => r.size)).size > 1) {
@@ -28,8 +31,6 @@ export const createMirror: DeviceFactory<'mirror'> = async (spec, context, field
         rateMiBps: spec.resync?.rateMiBps,
         regionSize: spec.resync?.regionSize === undefined ? undefined : bytes(spec.resync.regionSize),
       },
-      failureLimit: spec.failureLimit,
-      probeIntervalMs: spec.probeIntervalMs,
     }),
   );
 };

@@ -1,23 +1,20 @@
 import { parseNbdAddress } from '../../fabric/backends/nbd-client/address.js';
 import { NbdClient, type NbdClientOptions } from '../../fabric/backends/nbd-client/client.js';
-import { MultipathDevice, type MultipathTuning } from '../../fabric/layers/multipath/multipath.js';
+import type { BlockDevice } from '../../fabric/device.js';
+import { MultipathDevice, type MultipathOptions } from '../../fabric/layers/multipath/multipath.js';
 import type { SpecOf } from '../../failover/config/schema/devices.js';
 import type { DeviceFactory } from './context.js';
 
 /**
  * Remote NBD disks and path failover sets. `type: nbd` with `paths` builds one client per
  * address under a multipath layer: paths that are down at start are built detached and
- * join once they answer a probe; at least one must answer.
+ * join once they answer a probe; at least one must answer. The path set's policy fields
+ * (failback, probeIntervalMs, marginal) are its controller's: failover/from-graph.ts.
  */
 
-function tuning(spec: SpecOf<'nbd'> | SpecOf<'multipath'>): MultipathTuning {
-  return {
-    policy: spec.policy,
-    failback: spec.failback,
-    noPathRetryMs: spec.noPathRetryMs,
-    probeIntervalMs: spec.probeIntervalMs,
-    marginal: spec.marginal,
-  };
+/** What the data path of a path set takes from its declaration. */
+function dataPath(spec: SpecOf<'nbd'> | SpecOf<'multipath'>): Pick<MultipathOptions, 'policy' | 'noPathRetryMs'> {
+  return { policy: spec.policy, noPathRetryMs: spec.noPathRetryMs };
 }
 
 function clientOptions(spec: SpecOf<'nbd'>, name: string, address: string): NbdClientOptions {
@@ -39,14 +36,21 @@ export const createNbd: DeviceFactory<'nbd'> = async (spec) => {
   if (!up) throw (opened[0] as PromiseRejectedResult).reason;
   const paths = opened.map((r, i) => (r.status === 'fulfilled' ? r.value : NbdClient.detached(options[i]!, up.value.geometry)));
   try {
-    return new MultipathDevice({ name: spec.name, paths, ...tuning(spec) });
+    return new MultipathDevice({ name: spec.name, paths, ...dataPath(spec) });
   } catch (err) {
     await Promise.allSettled(paths.map((p) => p.close()));
     throw err;
   }
 };
 
+/** A remote disk whose server is down at start, when it is a member of a failover set: shaped like `like`, a reachable sibling. */
+export function detachedNbd(spec: SpecOf<'nbd'>, like: BlockDevice): BlockDevice {
+  if (spec.paths === undefined) return NbdClient.detached(clientOptions(spec, spec.name, spec.address!), like);
+  const paths = spec.paths.map((a, i) => NbdClient.detached(clientOptions(spec, `${spec.name}.path${i}`, a), like));
+  return new MultipathDevice({ name: spec.name, paths, ...dataPath(spec) });
+}
+
 export const createMultipath: DeviceFactory<'multipath'> = async (spec, context, field) => {
-  const paths = await Promise.all(spec.paths.map((n, i) => context.use(n, `${field}.paths[${i}]`)));
-  return new MultipathDevice({ name: spec.name, paths, ...tuning(spec) });
+  const paths = await context.useMembers(spec.paths, (i) => `${field}.paths[${i}]`);
+  return new MultipathDevice({ name: spec.name, paths, ...dataPath(spec) });
 };

@@ -4,7 +4,8 @@ import { FabricSwitch } from '../../fabric/switch.js';
 import { LATENCY_BUCKETS_US } from '../../fabric/stats.js';
 import { escapeLabelValue } from '../../gateway/api/exposition.js';
 import { renderMetrics } from '../../gateway/api/metrics.js';
-import { faultyMemory, openMirror, tempDir, MiB } from '../helpers/mirror-fixture.js';
+import { FailoverSets } from '../../failover/sets.js';
+import { faultyMemory, openMirror, setsOf, tempDir, MiB } from '../helpers/mirror-fixture.js';
 import { find, parseExposition, value } from '../helpers/prometheus.js';
 
 t.test('counters and the latency histogram match the I/O done through a channel', async (t) => {
@@ -18,7 +19,7 @@ t.test('counters and the latency histogram match the I/O done through a channel'
   await ch.flush();
   await t.rejects(ch.write(1 * MiB, [Buffer.alloc(4096)]), 'a write past the end fails');
 
-  const text = renderMetrics(fabric);
+  const text = renderMetrics(fabric, new FailoverSets());
   const m = parseExposition(text);
   const dev = { device: 'disk' };
   t.equal(value(m, 'blockgate_device_ops_total', { ...dev, op: 'write' }), 4);
@@ -57,7 +58,7 @@ t.test('label values are escaped per the exposition format', async (t) => {
   t.teardown(() => fabric.close());
   const name = 'we"ird\\dev\nice';
   fabric.addDevice(new MemoryBackend({ name, size: 4096 }));
-  const text = renderMetrics(fabric);
+  const text = renderMetrics(fabric, new FailoverSets());
   t.ok(text.includes('device="we\\"ird\\\\dev\\nice"'), 'quote, backslash and newline escaped');
   t.equal(value(parseExposition(text), 'blockgate_device_state', { device: name, state: 'optimal' }), 1, 'and parse back');
 });
@@ -72,8 +73,10 @@ t.test('a mirror exposes its replicas, their states and counters', async (t) => 
   fabric.addExport({ name: 'm', device: 'm0' });
   await fabric.openChannel('m', { id: 'p', protocol: 'nbd' }).write(0, [Buffer.alloc(8192, 7)]);
 
-  const m = parseExposition(renderMetrics(fabric));
+  const m = parseExposition(renderMetrics(fabric, setsOf(mirror)));
   t.equal(value(m, 'blockgate_device_state', { device: 'm0', state: 'optimal' }), 1);
+  t.equal(value(m, 'blockgate_set_member_role', { device: 'm0', member: 'r0', role: 'primary' }), 1, 'roles from the set');
+  t.equal(value(m, 'blockgate_set_member_role', { device: 'm0', member: 'r1', role: 'secondary' }), 1);
   for (const replica of ['r0', 'r1']) {
     t.equal(value(m, 'blockgate_replica_state', { device: 'm0', replica, state: 'in-sync' }), 1, `${replica} is in sync`);
     t.equal(value(m, 'blockgate_replica_state', { device: 'm0', replica, state: 'failed' }), 0);
@@ -82,6 +85,7 @@ t.test('a mirror exposes its replicas, their states and counters', async (t) => 
   }
   t.equal(value(m, 'blockgate_device_resynced_bytes_total', { device: 'm0' }), 0);
   t.equal(value(m, 'blockgate_device_read_repairs_total', { device: 'm0' }), 0);
+  t.equal(value(m, 'blockgate_device_metadata_errors_total', { device: 'm0' }), 0);
   t.equal(value(m, 'blockgate_device_ops_total', { device: 'm0', op: 'write' }), 1);
   t.equal(find(m, 'blockgate_device_state', { device: 'r0', state: 'optimal' })[0]?.value, 1, 'replicas are devices too');
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memberApi } from '../helpers/api.js';
 import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
-import { nbdsh, runTool } from '../helpers/clients.js';
+import { nbdsh, runTool, waitFor } from '../helpers/clients.js';
 import { parseExposition, value } from '../helpers/prometheus.js';
 
 ensureBuilt();
@@ -54,14 +54,17 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   const status = (await (await admin.request('/api/v1/status')).json()) as {
     member: string;
     exports: Array<{ name: string; device: string }>;
-    devices: Array<{ name: string; state: string; detail?: { replicas?: Array<{ name: string; state: string }> } }>;
+    devices: Array<{ name: string; state: string }>;
+    failoverSets: Array<{ name: string; kind: string; state: string; members: Array<{ name: string; role: string; state: string }> }>;
     frontEnds: Record<string, string[]>;
   };
   t.equal(status.member, 'api-e2e');
   t.same(status.exports.map((e) => [e.name, e.device]), [['vol', 'm0']]);
   const mirror = status.devices.find((d) => d.name === 'm0');
   t.equal(mirror?.state, 'optimal');
-  t.same(mirror?.detail?.replicas?.map((r) => [r.name, r.state]), [['r0', 'in-sync'], ['r1', 'in-sync']], 'both replicas listed');
+  const set = status.failoverSets.find((s) => s.name === 'm0');
+  t.equal(set?.kind, 'mirror');
+  t.same(set?.members.map((r) => [r.name, r.role, r.state]), [['r0', 'primary', 'in-sync'], ['r1', 'secondary', 'in-sync']], 'both replicas listed with their roles');
   t.same(status.frontEnds.nbd, listen.nbd, 'front-end addresses as logged');
   t.same(status.frontEnds.api, listen.api);
 
@@ -77,11 +80,20 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   const ghost = await admin.request('/api/v1/devices/nope/actions/failback', { method: 'POST' });
   t.equal(ghost.status, 404);
   t.match(((await ghost.json()) as { error: string }).error, /no device named "nope"/);
-  const wrongReplica = await admin.request('/api/v1/devices/m0/actions/clearQuarantine', { method: 'POST', body: '{"replica":"r1"}' });
-  t.equal(wrongReplica.status, 400, 'the mirror refuses: r1 is not quarantined');
-  t.match(((await wrongReplica.json()) as { error: string }).error, /not quarantined/);
-  const ok = await admin.request('/api/v1/devices/m0/actions/reintegrate', { method: 'POST', body: '{"replica":"r1"}' });
-  t.equal(ok.status, 200, 'reintegrating an in-sync replica does nothing, successfully');
+  const wrongReplica = await admin.request(`/api/v1/devices/m0/actions/clearQuarantine`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(wrongReplica.status, 409, 'the mirror refuses: r1 is not quarantined');
+  t.match(((await wrongReplica.json()) as { error: string }).error, /not quarantined \(it is in-sync\)/);
+  const inSync = await admin.request(`/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(inSync.status, 409, 'reintegrating an in-sync replica is refused with the reason');
+  t.match(((await inSync.json()) as { error: string }).error, /already in sync/);
+  const offline = await admin.request(`/api/v1/devices/m0/actions/offline`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(offline.status, 200, 'a replica taken offline');
+  const last = await admin.request(`/api/v1/devices/m0/actions/offline`, { method: 'POST', body: '{"replica":"r0"}' });
+  t.equal(last.status, 409, 'the last in-sync replica cannot be taken offline');
+  t.match(((await last.json()) as { error: string }).error, /last in-sync replica/);
+  const back = await admin.request(`/api/v1/devices/m0/actions/reintegrate`, { method: 'POST', body: '{"replica":"r1"}' });
+  t.equal(back.status, 200, 'an offline replica reintegrated');
+  await waitFor(async () => ((await (await admin.request('/api/v1/status')).json()) as { devices: Array<{ name: string; state: string }> }).devices.find((d) => d.name === 'm0')?.state === 'optimal', 'resync of r1');
 
   const page = await fetch(`${api}/`);
   t.equal(page.status, 200);

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirtyBitmap } from '../../fabric/bitmap/dirty-bitmap.js';
 import { bitmapPath, mirrorDirectory } from '../../fabric/layers/mirror/mirror-state.js';
-import { faultyMemory, KiB, MiB, openMirror, pattern, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
+import { act, faultyMemory, KiB, MiB, openMirror, pattern, readAll, replicaState, roles, settled, tempDir } from '../helpers/mirror-fixture.js';
 
 const REGION = 64 * KiB;
 
@@ -48,13 +48,12 @@ t.test('a returning replica gets a delta resync of the regions written while it 
   await m.write(10 * REGION, [pattern(2 * REGION, 3)]); // regions 10, 11
   await m.writeZeroes(40 * REGION, 4096); // region 40
   await m.trim(41 * REGION, REGION); // region 41
-  const detail = m.status().detail as { replicas: Array<{ name: string; dirtyBytes: number }> };
-  t.equal(detail.replicas[0]!.dirtyBytes, 5 * REGION, 'five regions are dirty');
+  t.equal(m.info().replicas[0]!.dirtyBytes, 5 * REGION, 'five regions are dirty');
   t.ok(existsSync(bitmapPath(mirrorDirectory(dataDir, 'm0'), 'a')), 'the bitmap is on disk');
-  await t.rejects(m.reintegrate('a'), { code: 'EIO' }, 'a replica still down does not return');
+  await t.rejects(act(m, 'reintegrate', { replica: 'a' }), { code: 'EIO' }, 'a replica still down does not return');
   a!.up();
   a!.resetCounters();
-  await m.reintegrate('a');
+  await act(m, 'reintegrate', { replica: 'a' });
   t.equal(m.status().state, 'rebuilding');
   await m.resyncIdle();
   t.equal(replicaState(m, 'a'), 'in-sync');
@@ -106,12 +105,12 @@ t.test('a restart in the middle of a throttled resync resumes from the bitmap', 
   a!.down();
   await m1.write(0, [pattern(2 * MiB, 7)]);
   a!.up();
-  await m1.reintegrate('a');
+  await act(m1, 'reintegrate', { replica: 'a' });
   await new Promise((r) => setTimeout(r, 700));
   const copiedBefore = m1.bytesResynced;
-  const progress = (m1.status().detail as { resync: Array<{ percent: number; etaSeconds: number; rateMiBps: number }> }).resync[0]!;
+  const progress = m1.info().resync[0]!;
   t.ok(progress.percent > 0 && progress.percent < 100, `progress is reported (${progress.percent}%)`);
-  t.ok(progress.etaSeconds > 0, 'with an ETA');
+  t.ok((progress.etaSeconds ?? 0) > 0, 'with an ETA');
   await m1.close();
   t.ok(copiedBefore > 0 && copiedBefore < 2 * MiB, `part was copied before the restart (${copiedBefore})`);
   const m2 = await openMirror(t, { ...options, resync: { ...options.resync, rateMiBps: 0 } });
@@ -129,7 +128,7 @@ t.test('host writes racing the resync of the same regions never leave a stale co
   a!.up();
   // Slow devices, so that copies and host writes of a region really interleave.
   for (const d of [a!, b!, c!]) d.delayMs = 1;
-  await m.reintegrate('a');
+  await act(m, 'reintegrate', { replica: 'a' });
   let seed = 100;
   const writer = async () => {
     while (replicaState(m, 'a') === 'resyncing') {
@@ -150,17 +149,17 @@ t.test('a failed replica is replaced by a hot spare, rebuilt online; it returns 
   const [a, b, s] = faultyMemory(['a', 'b', 's'], MiB);
   const m = await openMirror(t, { replicas: [a!, b!], spares: [s!], dataDir: await tempDir(t), probeIntervalMs: 20, resync: { rateMiBps: 2, regionSize: REGION } });
   await m.write(0, [pattern(MiB, 9)]);
-  t.same(m.replicaStates().map((r) => `${r.name}:${r.role}/${r.state}`), ['a:primary/in-sync', 'b:secondary/in-sync', 's:alternate/standby']);
+  t.same(roles(m), ['a:primary/in-sync', 'b:secondary/in-sync', 's:alternate/standby']);
   a!.down();
   const writes = Array.from({ length: 16 }, (_, i) => m.write(i * 4096, [pattern(4096, 20 + i)]));
   await Promise.all(writes);
-  await m.settled();
+  await settled(m);
   t.equal(replicaState(m, 's'), 'resyncing', 'the spare was promoted');
   t.equal(m.status().state, 'rebuilding');
   for (let i = 0; i < 8; i++) await m.write(MiB / 2 + i * 4096, [pattern(4096, 40 + i)]); // under load
   await m.resyncIdle();
   t.equal(m.status().state, 'optimal');
-  t.same(m.replicaStates().map((r) => `${r.name}:${r.role}/${r.state}`), ['a:alternate/failed', 'b:primary/in-sync', 's:secondary/in-sync']);
+  t.same(roles(m), ['a:alternate/failed', 'b:primary/in-sync', 's:secondary/in-sync']);
   t.equal(m.bytesResynced, MiB, 'a full copy');
   t.ok((await readAll(s!)).equals(await readAll(b!)), 'the spare holds the data');
   a!.up();
@@ -178,6 +177,5 @@ t.test('regions written since the last flush join the bitmap of a replica that f
   a!.failNext('flush', 1);
   await m.flush();
   t.equal(replicaState(m, 'a'), 'failed');
-  const detail = m.status().detail as { replicas: Array<{ dirtyBytes: number }> };
-  t.equal(detail.replicas[0]!.dirtyBytes, REGION, 'the unflushed region is dirty, the flushed and FUA ones are not');
+  t.equal(m.info().replicas[0]!.dirtyBytes, REGION, 'the unflushed region is dirty, the flushed and FUA ones are not');
 });

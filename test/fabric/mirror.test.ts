@@ -1,8 +1,11 @@
 import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
-import { buildGraph } from '../../member/devices/build.js';
+import { buildDevices, buildGraph } from '../../member/devices/build.js';
 import { ConfigError } from '../../failover/config/errors.js';
-import { faultyMemory, KiB, MiB, openMirror, pattern, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
+import { validateDevices } from '../../failover/config/validate.js';
+import { Refused } from '../../failover/action.js';
+import { buildFailoverSets } from '../../failover/from-graph.js';
+import { act, faultyMemory, KiB, MiB, openMirror, pattern, readAll, replicaState, setState, settled, tempDir } from '../helpers/mirror-fixture.js';
 
 t.test('a write reaches every replica before it is acknowledged; flush and FUA go to all', async (t) => {
   const [a, b, c] = faultyMemory(['a', 'b', 'c'], 4 * MiB);
@@ -23,7 +26,7 @@ t.test('a write reaches every replica before it is acknowledged; flush and FUA g
   t.same([a!.ops.trim, b!.ops.trim, c!.ops.trim], [1, 1, 1]);
   t.equal(m.status().state, 'optimal');
   t.same(
-    m.replicaStates().map((r) => r.role),
+    setState(m).members.map((r) => r.role),
     ['primary', 'secondary', 'secondary'],
   );
 });
@@ -56,11 +59,11 @@ t.test('a read error is served from another replica and the bad copy is rewritte
   const got = Buffer.alloc(data.length);
   await m.read(8 * KiB, got);
   t.ok(got.equals(data), 'the host saw good data');
-  await m.settled();
+  await settled(m);
   t.equal(m.readRepairs, 1, 'one read repair counted');
   t.same(a!.writes.at(-1), [8 * KiB, 8 * KiB], 'the bad copy was rewritten');
   t.equal(replicaState(m, 'a'), 'in-sync', 'a repaired replica stays in the set');
-  t.equal((m.status().detail as { readRepairs: number }).readRepairs, 1);
+  t.equal(setState(m).readRepairs, 1);
 });
 
 t.test('a replica that fails a write is dropped; I/O goes on degraded; the last one is kept', async (t) => {
@@ -70,7 +73,7 @@ t.test('a replica that fails a write is dropped; I/O goes on degraded; the last 
   await m.write(0, [pattern(4096, 4)]);
   t.equal(replicaState(m, 'a'), 'failed');
   t.equal(m.status().state, 'degraded');
-  t.same(m.replicaStates().map((r) => r.role), ['secondary', 'primary'], 'b is now the primary');
+  t.same(setState(m).members.map((r) => r.role), ['secondary', 'primary'], 'b is now the primary');
   // Degraded I/O: reads come from b only, writes too.
   b!.resetCounters();
   await m.write(4096, [pattern(4096, 5)]);
@@ -117,17 +120,17 @@ t.test('a replica failing more often than the limit is quarantined until cleared
   for (let i = 0; i < 2; i++) {
     a!.failNext('read', 1);
     await m.read(0, Buffer.alloc(4096));
-    await m.settled();
+    await settled(m);
   }
   t.equal(replicaState(m, 'a'), 'in-sync', 'two read errors are within the limit');
   a!.failNext('read', 1);
   await m.read(0, Buffer.alloc(4096));
-  await m.settled();
+  await settled(m);
   t.equal(replicaState(m, 'a'), 'quarantined', 'the third exceeds it');
   t.equal(m.status().state, 'degraded');
-  await t.rejects(m.reintegrate('a'), { code: 'EPERM' }, 'a quarantined replica cannot simply return');
+  await t.rejects(act(m, 'reintegrate', { replica: 'a' }), new Refused('replica a is quarantined: clear the quarantine first'), 'a quarantined replica cannot simply return');
   await m.write(0, [pattern(4096, 9)]);
-  await m.clearQuarantine('a');
+  await act(m, 'clearQuarantine', { replica: 'a' });
   await m.resyncIdle();
   t.equal(replicaState(m, 'a'), 'in-sync', 'cleared, it returns through a delta resync');
   t.equal(m.bytesResynced, 64 * KiB, 'only the region written while it was away was copied');
@@ -145,16 +148,25 @@ t.test('config: at least 2 replicas, known read policy, region size', async (t) 
     buildGraph([mem('a'), mem('b'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], resync: { regionSize: 1000 } }], { dataDir }),
     { field: 'devices[2].resync.regionSize' },
   );
-  const graph = await buildGraph(
-    [mem('a'), mem('b'), mem('c'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], spares: ['c'], resync: { rateMiBps: 10, regionSize: '64k' }, failureLimit: { failures: 3, windowMs: 1000 } }],
-    { dataDir },
-  );
+  const specs = validateDevices([
+    mem('a'),
+    mem('b'),
+    mem('c'),
+    { name: 'm', type: 'mirror', replicas: ['a', 'b'], spares: ['c'], resync: { rateMiBps: 10, regionSize: '64k' }, failureLimit: { failures: 3, windowMs: 1000 } },
+  ]);
+  const graph = await buildDevices(specs, { dataDir });
+  const sets = buildFailoverSets(graph, specs);
+  sets.start();
   const m = graph.get('m')!;
-  t.teardown(() => m.close());
+  t.teardown(() => {
+    sets.stop();
+    return m.close();
+  });
   t.equal(m.size, MiB);
   t.equal(m.status().state, 'optimal');
-  const roles = (m.status().detail as { replicas: Array<{ role: string }> }).replicas.map((r) => r.role);
-  t.same(roles, ['primary', 'secondary', 'alternate']);
+  const state = sets.get('m')!.state();
+  t.same(state.members.map((r) => r.role), ['primary', 'secondary', 'alternate']);
+  t.same(state.kind === 'mirror' && state.policy.failureLimit, { failures: 3, windowMs: 1000 }, 'the failure limit reaches the set');
   await m.write(0, [pattern(4096, 10)]);
   t.ok((await readAll(m, 4096)).equals(pattern(4096, 10)));
   void MemoryBackend;

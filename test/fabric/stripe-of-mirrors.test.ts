@@ -5,7 +5,7 @@ import { CheckedDevice } from '../../fabric/checked.js';
 import { StripeDevice } from '../../fabric/layers/stripe.js';
 import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
 import { compareWithFlat } from '../helpers/random-io.js';
-import { faultyMemory, KiB, MiB, openMirror, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
+import { act, faultyMemory, KiB, MiB, openMirror, readAll, replicaState, tempDir } from '../helpers/mirror-fixture.js';
 
 t.test('a stripe of two mirrors: a replica failure under random I/O loses nothing', async (t) => {
   const dataDir = await tempDir(t);
@@ -22,7 +22,7 @@ t.test('a stripe of two mirrors: a replica failure under random I/O loses nothin
   t.equal(replicaState(right, 'b1'), 'failed');
   t.equal(stripe.status().state, 'degraded', 'the stripe reports its worst leg');
   b1!.up();
-  await right.reintegrate('b1');
+  await act(right, 'reintegrate', { replica: 'b1' });
   await right.resyncIdle();
   t.equal(stripe.status().state, 'optimal');
   t.ok((await readAll(b1!)).equals(await readAll(b0!)), 'the returned replica was brought up to date');

@@ -7,9 +7,9 @@ import t from 'tap';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../fabric/device.js';
-import { buildGraph } from '../../member/devices/build.js';
-import type { DeviceSpec } from '../../failover/config/schema/devices.js';
 import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
+import type { MirrorSetState } from '../../failover/set.js';
+import { buildWithSets, setNamed } from '../helpers/failover.js';
 import { startBackground, tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 import { startNbdServer } from '../helpers/nbd.js';
@@ -32,17 +32,20 @@ async function replicaFiles(t: Tap, dir: string, names: string[]): Promise<{ fil
   return { files, servers };
 }
 
-function specs(servers: NbdkitServer[], names: string[], mirror: Record<string, unknown>): DeviceSpec[] {
+function specs(servers: NbdkitServer[], names: string[], mirror: Record<string, unknown>): Array<Record<string, unknown>> {
   return [
     ...names.map((name, i) => ({ name, type: 'nbd', address: servers[i]!.address, timeoutMs: 10_000 })),
-    { name: 'm', type: 'mirror', probeIntervalMs: 200, ...mirror } as DeviceSpec,
+    { name: 'm', type: 'mirror', probeIntervalMs: 200, ...mirror },
   ];
 }
 
-async function buildMirror(t: Tap, list: DeviceSpec[], dataDir: string): Promise<MirrorDevice> {
-  const graph = await buildGraph(list, { dataDir });
+const stateOf = new WeakMap<MirrorDevice, () => MirrorSetState>();
+
+async function buildMirror(t: Tap, list: ReadonlyArray<Record<string, unknown>>, dataDir: string): Promise<MirrorDevice> {
+  const { graph, sets } = await buildWithSets(t, list, dataDir);
   const m = graph.get('m') as MirrorDevice;
-  t.teardown(() => m.close());
+  const set = setNamed(sets, 'm');
+  stateOf.set(m, () => set.state() as MirrorSetState);
   return m;
 }
 
@@ -62,8 +65,10 @@ function fioArgs(uri: string, extra: string[]): string[] {
   ];
 }
 
+/** The mirror's failover set as the API shows it, with `replicas` for its members. */
 function detailOf(m: MirrorDevice) {
-  return m.status().detail as { bytesResynced: number; replicas: Array<{ name: string; role: string; state: string; dirtyBytes: number }>; resync: Array<{ percent: number }> };
+  const state = stateOf.get(m)!();
+  return { ...state, replicas: state.members };
 }
 
 async function sameFiles(a: string, b: string): Promise<boolean> {

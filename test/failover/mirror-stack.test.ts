@@ -7,9 +7,9 @@ import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../fabric/device.js';
-import { buildGraph } from '../../member/devices/build.js';
 import type { DeviceSpec } from '../../failover/config/schema/devices.js';
 import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
+import { buildWithSets, setNamed } from '../helpers/failover.js';
 import { startBackground, tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 import { startNbdServer } from '../helpers/nbd.js';
@@ -36,9 +36,12 @@ t.test('stripe of mirrors of multipath NBD replicas survives path and replica lo
     { name: 'mb', type: 'mirror', replicas: ['b0', 'b1'], probeIntervalMs: 200, resync: { regionSize: '64k' } },
     { name: 'vol', type: 'stripe', devices: ['ma', 'mb'], stripeUnit: '64k' },
   );
-  const graph = await buildGraph(specs, { dataDir: join(dir, 'data') });
+  const { graph, sets } = await buildWithSets(t, specs, join(dir, 'data'));
   const vol = graph.get('vol')!;
-  t.teardown(() => vol.close());
+  const ma = setNamed(sets, 'ma').state();
+  t.equal(ma.composition, 'hierarchical', 'a mirror of multipath replicas is a set of sets');
+  t.same(ma.members.map((m) => m.set), ['a0', 'a1'], 'each replica is itself a path set');
+  t.same(setNamed(sets, 'a0').state().parent, { set: 'ma', member: 'a0' });
   t.equal(vol.size, 2 * SIZE);
   const mb = graph.get('mb') as MirrorDevice;
   const nbd = await startNbdServer([{ name: 'vol', device: vol as BlockDevice }]);
@@ -62,7 +65,7 @@ t.test('stripe of mirrors of multipath NBD replicas survives path and replica lo
 
   await Promise.all(servers.get('b1')!.map((s) => s.start()));
   await waitFor(() => mb.status().state === 'optimal', 'b1 resynced', 30_000);
-  t.ok((mb.status().detail as { bytesResynced: number }).bytesResynced <= SIZE, 'resync copied at most the device');
+  t.ok(mb.info().bytesResynced <= SIZE, 'resync copied at most the device');
   await vol.flush();
   t.ok((await readFile(join(dir, 'b0.img'))).equals(await readFile(join(dir, 'b1.img'))), 'b replicas are identical');
   t.ok((await readFile(join(dir, 'a0.img'))).equals(await readFile(join(dir, 'a1.img'))), 'a replicas are identical');

@@ -1,7 +1,8 @@
 /**
  * Multipath over real NBD paths with real faults: nbdkit servers killed with SIGKILL,
- * restarted, and made to fail by the error filter's trigger file. Two paths to one disk are
- * two nbdkit processes serving the same file (one over a Unix socket, one over TCP).
+ * restarted, hung with SIGSTOP, and bad sectors (the ddrescue filter) that every path
+ * answers with a medium error. Two paths to one disk are two nbdkit processes serving the
+ * same file (one over a Unix socket, one over TCP).
  */
 import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +13,8 @@ import { BlockError } from '../../fabric/errors.js';
 import { buildGraph } from '../../member/devices/build.js';
 import type { DeviceSpec } from '../../failover/config/schema/devices.js';
 import type { MultipathDevice } from '../../fabric/layers/multipath/multipath.js';
+import type { FailoverSet } from '../../failover/set.js';
+import { act, buildWithSets, setNamed } from '../helpers/failover.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 
 type Tap = typeof t;
@@ -30,19 +33,28 @@ async function sharedDisk(t: Tap, filters: string[] = [], args: string[] = []) {
   return { dir, servers: [unix, tcp] as NbdkitServer[] };
 }
 
+const setOf = new WeakMap<BlockDevice, FailoverSet>();
+
+/** The device with its path set running, as a member builds it. */
 async function build(t: Tap, spec: DeviceSpec): Promise<MultipathDevice> {
-  const graph = await buildGraph([spec], { dataDir: '/nonexistent' });
+  const { graph, sets } = await buildWithSets(t, [spec], '/nonexistent');
   const dev = graph.get(spec.name)! as MultipathDevice;
-  t.teardown(() => dev.close());
+  setOf.set(dev, setNamed(sets, spec.name));
   return dev;
 }
 
+function set(dev: BlockDevice): FailoverSet {
+  return setOf.get(dev)!;
+}
+
 function states(dev: BlockDevice): string[] {
-  return (dev.status().detail!.paths as { state: string }[]).map((p) => p.state);
+  return set(dev).state().members.map((p) => p.state);
 }
 
 function pathIos(dev: BlockDevice): number[] {
-  return (dev.status().detail!.paths as { ios: number }[]).map((p) => p.ios);
+  return set(dev)
+    .state()
+    .members.map((p) => (p.kind === 'path' ? p.ios : 0));
 }
 
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -138,7 +150,7 @@ t.test('active-passive with manual failback stays on the surviving path', async 
   await until(() => states(dev)[0] === 'standby', 'the restarted path answers its probe');
   await new Promise((r) => setTimeout(r, 300));
   t.same(states(dev), ['standby', 'active'], 'no failback without the operator');
-  dev.failback();
+  await act(set(dev), 'failback');
   t.same(states(dev), ['active', 'standby']);
   const back = Buffer.allocUnsafe(BLOCK);
   await dev.read(0, back);
@@ -184,11 +196,8 @@ t.test('all paths down: one back within noPathRetryMs resumes queued I/O; past i
   t.ok(b.every((x) => x === 1), 'an unrelated device keeps serving');
 });
 
-t.test('a path whose errors come and go is marked marginal', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'paths-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const trigger = join(dir, 'trigger');
-  const { servers } = await sharedDisk(t, ['error'], ['error-rate=100%', `error-file=${trigger}`]);
+t.test('a path whose connection comes and goes is marked marginal', async (t) => {
+  const { servers } = await sharedDisk(t);
   const dev = await build(t, {
     name: 'mp',
     type: 'nbd',
@@ -205,9 +214,9 @@ t.test('a path whose errors come and go is marked marginal', async (t) => {
     }
   })();
   for (let round = 1; round <= 3; round++) {
-    await writeFile(trigger, '');
+    await servers[1]!.kill('SIGKILL');
     await until(() => states(dev)[1] === 'failed', `failure ${round}`);
-    await rm(trigger);
+    await servers[1]!.start();
     await until(() => states(dev)[1] !== 'failed', `recovery ${round}`);
   }
   stop = true;
@@ -215,8 +224,53 @@ t.test('a path whose errors come and go is marked marginal', async (t) => {
   t.same(errors, [], 'no error reached the caller');
   t.same(states(dev), ['active', 'marginal'], 'the flapping path is kept out of service');
   t.equal(dev.status().state, 'degraded');
-  t.ok(dev.clearMarginal('mp.path1'), 'operator clears it');
-  t.same(states(dev), ['active', 'active']);
+  await act(set(dev), 'clearMarginal', { path: 'mp.path1' });
+  t.same(states(dev), ['active', 'active'], 'operator clears it');
+});
+
+t.test('a bad sector behind both paths is a medium error: the caller gets EIO, no path fails', async (t) => {
+  // GNU ddrescue mapfile: 4 KiB at 1 MiB unreadable, the rest rescued.
+  const dir = await mkdtemp(join(tmpdir(), 'paths-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const map = join(dir, 'disk.map');
+  const bad = MiB;
+  await writeFile(
+    map,
+    [
+      '# Mapfile. Created by GNU ddrescue version 1.27',
+      '# current_pos  current_status  current_pass',
+      '0x00000000     +               1',
+      '#      pos        size  status',
+      `0x00000000  0x${bad.toString(16).padStart(8, '0')}  +`,
+      `0x${bad.toString(16).padStart(8, '0')}  0x00001000  -`,
+      `0x${(bad + 4096).toString(16).padStart(8, '0')}  0x${(DISK - bad - 4096).toString(16).padStart(8, '0')}  +`,
+      '',
+    ].join('\n'),
+  );
+  const file = join(dir, 'disk.img');
+  await writeFile(file, Buffer.alloc(DISK, 0x3c));
+  const servers = await Promise.all(
+    [false, true].map((tcp) => startNbdkit(t, { tcp, plugin: ['file', `file=${file}`], filters: ['ddrescue'], args: [`ddrescue-mapfile=${map}`] })),
+  );
+  const dev = await build(t, { name: 'mp', type: 'nbd', paths: servers.map((s) => s.address), policy: 'active-active', ...tuning, noPathRetryMs: 1000 });
+  for (let i = 0; i < 10; i++) {
+    const err = await dev.read(bad, Buffer.alloc(4096)).catch((e: unknown) => e);
+    t.ok(err instanceof BlockError && err.code === 'EIO' && !err.transport, `read ${i} of the bad sector: EIO from the disk`);
+  }
+  const good = Buffer.alloc(64 * 1024);
+  await dev.read(bad + 4096, good);
+  t.ok(good.every((b) => b === 0x3c), 'the sectors after it read fine');
+  await dev.read(0, good);
+  t.ok(good.every((b) => b === 0x3c), 'and so do the first ones');
+  t.same(states(dev), ['active', 'active'], 'both paths stay in service');
+  t.equal(dev.status().state, 'optimal');
+  t.same(
+    set(dev)
+      .state()
+      .members.map((m) => (m.kind === 'path' ? m.errors : -1)),
+    [0, 0],
+    'no path failure was counted',
+  );
 });
 
 t.test('a path that is down at start joins once its server answers', async (t) => {
@@ -239,8 +293,7 @@ t.test('a hung server (SIGSTOP) is failed by request timeout and rejoins after S
   const { written, errors } = await loadWithFault(dev, 300, 60, async () => servers[0]!.pause());
   t.same(errors, [], 'no error reached the caller');
   t.same(states(dev), ['failed', 'active'], 'the hung path was failed by timeout');
-  const detail = (dev.status().detail!.paths as { lastError?: string }[])[0]!;
-  t.match(detail.lastError ?? '', /ETIMEDOUT/, 'the path failed with ETIMEDOUT');
+  t.match(set(dev).state().members[0]!.health.lastError ?? '', /ETIMEDOUT/, 'the path failed with ETIMEDOUT');
   servers[0]!.resume();
   // nbdkit 1.32 may abort on waking (assertion in raw_send_socket: the client closed the timed-out
   // connection under it); then it is a dead server, and a restarted one must be picked up.

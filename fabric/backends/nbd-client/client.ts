@@ -88,7 +88,11 @@ export class NbdClient implements BlockDevice {
     return client;
   }
 
-  /** A client for a server that cannot be reached now; it connects on first use. */
+  /**
+   * A client for a server that cannot be reached now; it connects on first use. The geometry
+   * is assumed (another path to the same disk, or a sibling replica): the server that answers
+   * must match it — the same size, every capability assumed — or it is refused.
+   */
   static detached(options: NbdClientOptions, geometry: NbdGeometry): NbdClient {
     const client = new NbdClient(options, geometry);
     client.lost = true;
@@ -243,10 +247,13 @@ export class NbdClient implements BlockDevice {
     for (const result of results) {
       if (result.status === 'rejected') firstError ??= result.reason;
       else if (this.closed) void result.value.close();
-      else if (!this.matches(result.value.info)) {
-        firstError ??= new BlockError('EIO', `${this.name}: server now exports ${result.value.info.size} bytes, not ${this.size}`);
-        void result.value.close();
-      } else this.adopt(result.value);
+      else {
+        const mismatch = this.mismatch(result.value.info);
+        if (mismatch) {
+          firstError ??= new BlockError('EIO', `${this.name}: ${mismatch}`);
+          void result.value.close();
+        } else this.adopt(result.value);
+      }
     }
     if (this.connections.length === 0 && firstError !== undefined) {
       const error = firstError instanceof BlockError ? firstError : new BlockError('EIO', String(firstError));
@@ -277,8 +284,20 @@ export class NbdClient implements BlockDevice {
     }
   };
 
-  private matches(info: ExportInfo): boolean {
-    return info.size === this.size;
+  /** Why the server's export is not the device this client stands for, if it is not. */
+  private mismatch(info: ExportInfo): string | undefined {
+    if (info.size !== this.size) return `server now exports ${info.size} bytes, not ${this.size}`;
+    const offered = geometryOf(info);
+    const lacking = (Object.keys(this.capabilities) as (keyof Capabilities)[]).filter(
+      (k) => k !== 'rotational' && k !== 'readOnly' && this.capabilities[k] && !offered.capabilities[k],
+    );
+    if (offered.capabilities.readOnly && !this.capabilities.readOnly) lacking.push('readOnly');
+    if (lacking.length > 0) return `server does not offer what this device was assumed to (${lacking.join(', ')})`;
+    const { minimum, maximum } = offered.blockSizes;
+    if (this.blockSizes.minimum % minimum !== 0 || maximum < this.blockSizes.maximum) {
+      return `server's block sizes (${minimum}…${maximum}) do not fit the assumed ${this.blockSizes.minimum}…${this.blockSizes.maximum}`;
+    }
+    return undefined;
   }
 }
 

@@ -1,40 +1,26 @@
-import type {
-  BlockDevice,
-  BlockSizes,
-  Capabilities,
-  DeviceState,
-  DeviceStatus,
-  Extent,
-  WriteOptions,
-  ZeroOptions,
-} from '../../device.js';
+import type { BlockDevice, BlockSizes, Capabilities, DeviceState, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../../device.js';
 import { totalLength } from '../../device.js';
-import { BlockError, isBlockError } from '../../errors.js';
+import { BlockError, isBlockError, isTransportError } from '../../errors.js';
+import { fabricEvents } from '../../events.js';
 import { logger, type Logger } from '../../log.js';
 import { checkBitmapGeometry } from '../../bitmap/limits.js';
+import { issue, type MutatingRequest, type Operation } from '../../operation.js';
 import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
 import { SerialFlush } from '../../bitmap/serial-flush.js';
 import { RegionBits } from '../../bitmap/region-bits.js';
 import { commonBlockSizes, commonCapabilities } from '../combine.js';
 import { RegionGate, type Range } from './region-gate.js';
-import { Replica, type FailureLimit, type ReplicaRole, type ReplicaState } from './replica.js';
+import { Replica, type ReplicaHold, type ReplicaSlot, type ReplicaState } from './replica.js';
 import { ReadBalancer, type ReadPolicy } from './read-policy.js';
-import { Resync, type ResyncHost } from './resync.js';
-import {
-  bitmapPath,
-  loadMirrorState,
-  mirrorDirectory,
-  persistedState,
-  restoredReplica,
-  saveMirrorState,
-  type PersistedReplica,
-} from './mirror-state.js';
+import { Resync, type ResyncHost, type ResyncProgress } from './resync.js';
+import { bitmapPath, loadMirrorState, mirrorDirectory, persistedState, restoredReplica, saveMirrorState, type PersistedReplica } from './mirror-state.js';
+import { spareProblem } from './spare-fit.js';
 
 export interface MirrorOptions {
   readonly name: string;
   /** The replica set; all start in sync on a fresh data dir (like `mdadm --assume-clean`). */
   readonly replicas: readonly BlockDevice[];
-  /** Hot spares (Alternates), promoted and rebuilt when a replica fails. */
+  /** Hot spares (Alternates), which the set's controller promotes in place of a failed replica. */
   readonly spares?: readonly BlockDevice[];
   /** The member's data directory: state and bitmaps go under mirror/<name>/. */
   readonly dataDir: string;
@@ -46,20 +32,43 @@ export interface MirrorOptions {
     readonly regionSize?: number;
     readonly logIntervalMs?: number;
   };
-  readonly failureLimit?: FailureLimit;
-  /** How often failed replicas are probed for their return; 0 disables probing. */
-  readonly probeIntervalMs?: number;
 }
 
 export const MIRROR_DEFAULTS = {
   rateMiBps: 100,
   regionSize: 1024 * 1024,
-  failureLimit: { failures: 5, windowMs: 10 * 60 * 1000 },
-  probeIntervalMs: 2000,
   copyChunk: 1024 * 1024,
 } as const;
 
-type MutatingOp = 'write' | 'trim' | 'zero' | 'flush';
+/** One replica as the mirror sees it now. */
+export interface ReplicaInfo {
+  readonly name: string;
+  readonly slot: ReplicaSlot;
+  readonly state: ReplicaState;
+  /** The replica the controller made Primary (reads under `readPolicy: primary`). */
+  readonly primary: boolean;
+  readonly dirtyBytes: number;
+  readonly outstandingBytes: number;
+  readonly readErrors: number;
+  readonly writeErrors: number;
+  readonly readRepairs: number;
+  readonly lastError?: string;
+}
+
+export interface MirrorInfo {
+  readonly state: DeviceState;
+  readonly readPolicy: ReadPolicy;
+  readonly replicas: readonly ReplicaInfo[];
+  readonly resync: readonly ResyncProgress[];
+  /** Current resync limit; 0 is unlimited. */
+  readonly resyncRateMiBps: number;
+  readonly bytesResynced: number;
+  readonly readRepairs: number;
+  /** Times the mirror's own state (bitmaps, replica states) could not be read or written. */
+  readonly metadataErrors: number;
+  /** What is failing to be saved now, if anything: the device is degraded meanwhile. */
+  readonly metadataFaults: readonly string[];
+}
 
 /** Errors that say the request was wrong, not that the replica is broken. */
 const REQUEST_ERRORS = new Set(['EINVAL', 'ENOTSUP', 'EOVERFLOW', 'ENOSPC', 'EPERM']);
@@ -71,13 +80,22 @@ function returnTrue(): true {
   return true;
 }
 
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
- * An N-way mirror: a data-store failover set of replicas (Primary, Secondaries) and hot
- * spares (Alternates). Writes reach every in-sync replica before they are acknowledged;
- * reads go to the least-loaded in-sync replica and are repaired from another on error. A
- * replica that fails is dropped from the set while I/O goes on, its missed writes recorded in
- * a persisted dirty-region bitmap; when it returns (probe or operator) only those regions are
- * copied back. A spare, when there is one, replaces a failed replica with a full rebuild.
+ * An N-way mirror: the data path of a data-store failover set of replicas and hot spares.
+ * Writes reach every in-sync replica before they are acknowledged; reads go to the
+ * least-loaded in-sync replica and are repaired from another on a medium error. A replica
+ * that misses a write (or cannot be reached) leaves the in-sync set while I/O goes on, its
+ * missed writes recorded in a persisted dirty-region bitmap, so that only those regions are
+ * copied when it comes back.
+ *
+ * The mirror decides nothing about time or policy. Its mechanism — fail, readmit, release,
+ * probe, make primary, promote a spare, start or stop a resync, set the resync rate, add or
+ * remove a spare, force a replica in sync — is driven by the set's controller
+ * (failover/mirror-set.ts), which learns what happens from the events in fabric/events.ts.
  */
 export class MirrorDevice implements BlockDevice {
   readonly name: string;
@@ -86,10 +104,12 @@ export class MirrorDevice implements BlockDevice {
   readonly capabilities: Capabilities;
   readonly gate = new RegionGate();
   readonly log: Logger;
+  readonly readPolicy: ReadPolicy;
 
   /** Counters for operators and tests. */
   bytesResynced = 0;
   readRepairs = 0;
+  metadataErrors = 0;
 
   private readonly all: Replica[];
   /** Hot-path views, rebuilt on every state change so requests only read arrays. */
@@ -97,19 +117,18 @@ export class MirrorDevice implements BlockDevice {
   private writeTargets: Replica[] = [];
   private writeInSync = 0;
   private away: Replica[] = [];
+  private primary: Replica | undefined;
 
   private readonly balancer: ReadBalancer;
   private readonly dir: string;
   private readonly regionSize: number;
-  private readonly rate: number;
+  private rate: number;
   private readonly logIntervalMs: number | undefined;
-  private readonly failureLimit: FailureLimit;
   private readonly stateSaver: SerialFlush;
   private readonly resyncs = new Map<Replica, { resync: Resync; done: Promise<void> }>();
   private readonly background = new Set<Promise<unknown>>();
-  private probeTimer: NodeJS.Timeout | undefined;
-  private probing = false;
-  private probeBuffer: Buffer;
+  private readonly metadataFaults = new Map<string, string>();
+  private readonly probeBuffer: Buffer;
   private deviceState: DeviceState = 'optimal';
   private announced = false;
   private closing = false;
@@ -128,23 +147,23 @@ export class MirrorDevice implements BlockDevice {
     for (const spare of options.spares ?? []) {
       if (spare.size < this.size) throw new BlockError('EINVAL', `spare ${spare.name} (${spare.size} bytes) is smaller than mirror ${this.name} (${this.size} bytes)`);
     }
-    this.balancer = new ReadBalancer(options.readPolicy ?? 'least-loaded');
+    this.readPolicy = options.readPolicy ?? 'least-loaded';
+    this.balancer = new ReadBalancer(this.readPolicy);
     this.regionSize = options.resync?.regionSize ?? MIRROR_DEFAULTS.regionSize;
     if (this.regionSize % min !== 0) throw new BlockError('EINVAL', `region size ${this.regionSize} is not a multiple of the block size ${min}`);
     checkBitmapGeometry(this.size, this.regionSize);
-    const mib = options.resync?.rateMiBps ?? MIRROR_DEFAULTS.rateMiBps;
-    this.rate = mib > 0 ? mib * 2 ** 20 : 0;
+    this.rate = bytesPerSecond(options.resync?.rateMiBps ?? MIRROR_DEFAULTS.rateMiBps);
     this.logIntervalMs = options.resync?.logIntervalMs;
-    this.failureLimit = options.failureLimit ?? MIRROR_DEFAULTS.failureLimit;
     this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted() }));
     this.probeBuffer = Buffer.alloc(Math.min(Math.max(min, 4096), this.size));
-    if (this.capabilities.flush) {
-      const regions = Math.ceil(this.size / this.regionSize);
-      for (const r of replicas) r.trackUnflushed(() => new RegionBits(regions));
-    }
+    for (const r of replicas) this.trackUnflushed(r);
   }
 
-  /** Build a mirror, restoring replica states and bitmaps from its data dir. */
+  /**
+   * Build a mirror, restoring replica states and bitmaps from its data dir. A replica whose
+   * device cannot be reached now (a detached NBD client) starts failed, as md assembles an
+   * array degraded: one it held in sync gets a clean bitmap that records what it misses.
+   */
   static async open(options: MirrorOptions): Promise<MirrorDevice> {
     if (options.replicas.length < 2) throw new BlockError('EINVAL', 'a mirror needs at least 2 replicas');
     const names = new Set<string>();
@@ -162,17 +181,13 @@ export class MirrorDevice implements BlockDevice {
     const mirror = new MirrorDevice(options, replicas, dir);
     try {
       await mirror.loadBitmaps();
+      mirror.absentAtStart();
       await mirror.saveState();
     } catch (err) {
       throw err instanceof BlockError ? err : new BlockError('EIO', `mirror ${options.name}: cannot restore state from ${dir}: ${String(err)}`, { cause: err });
     }
+    mirror.primary = mirror.all.find((r) => r.slot === 'member' && r.state === 'in-sync');
     mirror.refresh('opened');
-    for (const r of replicas) if (r.slot === 'member' && r.state === 'stale') mirror.startResync(r);
-    const probeMs = options.probeIntervalMs ?? MIRROR_DEFAULTS.probeIntervalMs;
-    if (probeMs > 0) {
-      mirror.probeTimer = setInterval(() => mirror.track(mirror.probe()), probeMs);
-      mirror.probeTimer.unref();
-    }
     return mirror;
   }
 
@@ -181,7 +196,7 @@ export class MirrorDevice implements BlockDevice {
   async read(offset: number, target: Buffer): Promise<void> {
     const readable = this.readable;
     if (readable.length === 0 || this.closing) throw this.noReplica('read');
-    const r = this.balancer.pick(readable);
+    const r = this.balancer.pick(readable, this.primary);
     const n = target.length;
     r.outstanding += n;
     try {
@@ -194,22 +209,22 @@ export class MirrorDevice implements BlockDevice {
   }
 
   write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
-    return this.mutate('write', offset, totalLength(data), data, options);
+    return this.mutate({ op: 'write', offset, data, options }, offset, totalLength(data));
   }
 
   trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.mutate('trim', offset, length, undefined, options);
+    return this.mutate({ op: 'trim', offset, length, options }, offset, length);
   }
 
   writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    return this.mutate('zero', offset, length, undefined, options);
+    return this.mutate({ op: 'writeZeroes', offset, length, options }, offset, length);
   }
 
   async flush(): Promise<void> {
     const targets = this.writeTargets;
     const tookOver = targets.map((r) => r.beginFlush());
     try {
-      await this.fanOut('flush', 0, 0, undefined, undefined);
+      await this.fanOut({ op: 'flush' }, 0, 0);
     } finally {
       targets.forEach((r, i) => r.endFlush(tookOver[i]!, r.state === 'in-sync' || r.state === 'resyncing'));
     }
@@ -223,7 +238,7 @@ export class MirrorDevice implements BlockDevice {
     return this.fromAnyReplica((d) => d.cache(offset, length), 'cache');
   }
 
-  private async mutate(op: MutatingOp, offset: number, length: number, data: readonly Buffer[] | undefined, options: ZeroOptions | undefined): Promise<void> {
+  private async mutate(request: Exclude<MutatingRequest, { op: 'flush' }>, offset: number, length: number): Promise<void> {
     if (this.closing) throw new BlockError('ESHUTDOWN', `mirror ${this.name} is closing`);
     const gate = this.gate;
     let range: Range | undefined;
@@ -235,34 +250,34 @@ export class MirrorDevice implements BlockDevice {
         const marked = this.markAway(offset, length);
         if (marked) await marked;
       }
-      await this.fanOut(op, offset, length, data, options);
+      await this.fanOut(request, offset, length);
     } finally {
       if (range) gate.leave(range);
       else gate.leaveUntracked();
     }
   }
 
-  private async fanOut(op: MutatingOp, offset: number, length: number, data: readonly Buffer[] | undefined, options: ZeroOptions | undefined): Promise<void> {
+  private async fanOut(request: MutatingRequest, offset: number, length: number): Promise<void> {
     const targets = this.writeTargets;
     const inSync = this.writeInSync;
-    if (inSync === 0) throw this.noReplica(op);
-    const track = op !== 'flush' && !options?.fua;
+    if (inSync === 0) throw this.noReplica(request.op);
+    const track = request.op !== 'flush' && !request.options?.fua;
     if (targets.length === 1) {
       try {
-        await issue(targets[0]!.device, op, offset, length, data, options);
+        await issue(targets[0]!.device, request);
         if (track) this.noteWritten(targets[0]!, offset, length);
         return;
       } catch (err) {
-        return this.afterFanOutErrors(op, offset, length, data, options, targets, inSync, [err]);
+        return this.afterFanOutErrors(request, offset, length, targets, inSync, [err]);
       }
     }
-    const results = await Promise.all(targets.map((r) => issue(r.device, op, offset, length, data, options).then(returnTrue, (err: unknown) => err)));
+    const results = await Promise.all(targets.map((r) => issue(r.device, request).then(returnTrue, (err: unknown) => err)));
     let failed = false;
     for (let i = 0; i < results.length; i++) {
       if (results[i] !== true) failed = true;
       else if (track) this.noteWritten(targets[i]!, offset, length);
     }
-    if (failed) return this.afterFanOutErrors(op, offset, length, data, options, targets, inSync, results);
+    if (failed) return this.afterFanOutErrors(request, offset, length, targets, inSync, results);
   }
 
   private noteWritten(r: Replica, offset: number, length: number): void {
@@ -270,29 +285,18 @@ export class MirrorDevice implements BlockDevice {
   }
 
   /** Some replicas failed a write: drop them from the set, or fail the request if none took it. */
-  private async afterFanOutErrors(
-    op: MutatingOp,
-    offset: number,
-    length: number,
-    data: readonly Buffer[] | undefined,
-    options: ZeroOptions | undefined,
-    targets: readonly Replica[],
-    inSync: number,
-    results: unknown[],
-  ): Promise<void> {
+  private async afterFanOutErrors(request: MutatingRequest, offset: number, length: number, targets: readonly Replica[], inSync: number, results: unknown[]): Promise<void> {
     // A fast zero one replica cannot do fast is done the slow way there, to keep copies equal.
-    if (op === 'zero' && options?.fastOnly) {
-      const anyOk = results.some((r) => r === true);
-      if (anyOk) {
-        await Promise.all(
-          results.map(async (result, i) => {
-            if (isBlockError(result) && result.code === 'ENOTSUP') {
-              results[i] = await issue(targets[i]!.device, op, offset, length, data, { ...options, fastOnly: false }).then(returnTrue, (err: unknown) => err);
-              if (results[i] === true && !options.fua) this.noteWritten(targets[i]!, offset, length);
-            }
-          }),
-        );
-      }
+    if (request.op === 'writeZeroes' && request.options?.fastOnly && results.some((r) => r === true)) {
+      const slow = { ...request, options: { ...request.options, fastOnly: false } };
+      await Promise.all(
+        results.map(async (result, i) => {
+          if (isBlockError(result) && result.code === 'ENOTSUP') {
+            results[i] = await issue(targets[i]!.device, slow).then(returnTrue, (err: unknown) => err);
+            if (results[i] === true && !slow.options.fua) this.noteWritten(targets[i]!, offset, length);
+          }
+        }),
+      );
     }
     let tookIt = 0;
     let firstError: unknown;
@@ -303,12 +307,9 @@ export class MirrorDevice implements BlockDevice {
     }
     if (firstError === undefined) return;
     if (tookIt === 0 && results.every((r) => r === true || isRequestError(r))) throw firstError;
-    const range = op === 'flush' ? { offset: 0, length: 0 } : { offset, length };
-    await Promise.all(
-      results.map((result, i) => (result === true ? undefined : this.replicaFault(targets[i]!, result, 'write', range.offset, range.length, true))),
-    );
+    await Promise.all(results.map((result, i) => (result === true ? undefined : this.replicaFault(targets[i]!, result, request.op, offset, length, true))));
     if (tookIt === 0) {
-      throw new BlockError('EIO', `mirror ${this.name}: no in-sync replica completed the ${op}`, { cause: firstError });
+      throw new BlockError('EIO', `mirror ${this.name}: no in-sync replica completed the ${request.op}`, { cause: firstError });
     }
   }
 
@@ -317,26 +318,31 @@ export class MirrorDevice implements BlockDevice {
     let pending: Promise<void>[] | undefined;
     for (const r of this.away) {
       const p = r.bitmap?.mark(offset, length);
-      if (p) (pending ??= []).push(p);
+      if (p) (pending ??= []).push(this.guardMetadata(`bitmap of ${r.name}`, p));
     }
     return pending && (pending.length === 1 ? pending[0] : Promise.all(pending));
   }
 
+  /**
+   * A replica failed a read. A medium error is answered from another replica and the bad
+   * copy rewritten from a good one; a replica that cannot be reached leaves the set.
+   */
   private async readFromAnother(bad: Replica, err: unknown, offset: number, target: Buffer): Promise<void> {
     if (isRequestError(err)) throw err;
-    await this.replicaFault(bad, err, 'read', offset, target.length, false);
+    const unreachable = isTransportError(err);
+    await this.replicaFault(bad, err, 'read', offset, target.length, unreachable);
     for (const good of this.readable) {
       if (good === bad) continue;
       good.outstanding += target.length;
       try {
         await good.device.read(offset, target);
       } catch (again) {
-        await this.replicaFault(good, again, 'read', offset, target.length, false);
+        await this.replicaFault(good, again, 'read', offset, target.length, isTransportError(again));
         continue;
       } finally {
         good.outstanding -= target.length;
       }
-      if (bad.slot === 'member' && bad.state === 'in-sync') this.track(this.repair(bad, offset, target.length));
+      if (!unreachable && bad.slot === 'member' && bad.state === 'in-sync') this.track(this.repair(bad, offset, target.length));
       return;
     }
     throw new BlockError('EIO', `mirror ${this.name}: no replica could read ${target.length} bytes at ${offset}`, { cause: err });
@@ -352,7 +358,7 @@ export class MirrorDevice implements BlockDevice {
       try {
         await source.device.read(offset, buffer);
       } catch (err) {
-        await this.replicaFault(source, err, 'read', offset, length, false);
+        await this.replicaFault(source, err, 'read', offset, length, isTransportError(err));
         return;
       }
       try {
@@ -372,7 +378,7 @@ export class MirrorDevice implements BlockDevice {
   private async fromAnyReplica<T>(call: (device: BlockDevice) => Promise<T>, what: string): Promise<T> {
     const readable = this.readable;
     if (readable.length === 0) throw this.noReplica(what);
-    const first = this.balancer.pick(readable);
+    const first = this.balancer.pick(readable, this.primary);
     let firstError: unknown;
     for (const r of [first, ...readable.filter((x) => x !== first)]) {
       try {
@@ -390,203 +396,223 @@ export class MirrorDevice implements BlockDevice {
     return new BlockError('EIO', `mirror ${this.name} has no in-sync replica for ${what}`);
   }
 
-  // ---- replica states ----
-
   /**
-   * A replica failed an operation. Every failure counts towards its failure limit; with
-   * `drop`, it also leaves the in-sync set (after recording [offset, offset+length) as
-   * missed). The last in-sync replica is never dropped: there would be nothing to resync from.
+   * A replica failed an operation: counted, told to the controller, and with `drop` taken out
+   * of the in-sync set after recording [offset, offset+length) as missed. The last in-sync
+   * replica is never dropped: there would be nothing left to read or to resync from.
    */
-  private async replicaFault(r: Replica, err: unknown, op: 'read' | 'write', offset: number, length: number, drop: boolean): Promise<void> {
+  private async replicaFault(r: Replica, err: unknown, op: Operation, offset: number, length: number, drop: boolean): Promise<void> {
     if (this.closing) return;
     if (op === 'read') r.readErrors++;
     else r.writeErrors++;
-    // Requests already in flight when a replica failed fail too: one failure, not many.
-    const alreadyDown = r.state === 'failed' || r.state === 'quarantined';
-    const exceeded = !alreadyDown && r.recordFailure(this.failureLimit, Date.now());
-    const reason = err instanceof Error ? err.message : String(err);
-    const last = r.state === 'in-sync' && this.readable.length === 1 && this.readable[0] === r;
-    if (last) {
-      this.log.error({ replica: r.name, op, err: reason }, 'the last in-sync replica failed; keeping it in the set');
-      return;
+    const message = messageOf(err);
+    r.lastError = message;
+    // Requests in flight when a replica went out fail too: one failure, not many.
+    const alreadyOut = r.down;
+    let takenOut: Promise<void> | undefined;
+    if (drop && !alreadyOut) {
+      // A read it failed is not a write it missed: nothing to mark but what its cache held.
+      if (!this.isLastInSync(r)) takenOut = this.takeOut(r, 'failed', message, op === 'read' ? 0 : offset, op === 'read' ? 0 : length);
+      else this.log.error({ replica: r.name, op, err: message }, 'the last in-sync replica failed; keeping it in the set');
     }
+    fabricEvents.ioError.publish({
+      device: this,
+      name: this.name,
+      member: r.name,
+      op,
+      code: isBlockError(err) ? err.code : 'unknown',
+      transport: isTransportError(err),
+      alreadyOut,
+      message,
+    });
+    await takenOut;
+  }
+
+  /** Move a replica out of service, recording what it misses from now on (and may have lost). */
+  private async takeOut(r: Replica, state: 'failed' | ReplicaHold, reason: string, offset = 0, length = 0): Promise<void> {
     const pending: Promise<unknown>[] = [];
     if (r.slot === 'member') {
-      if (drop || exceeded) {
-        if (!r.bitmap) r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
-        const marked = length > 0 ? r.bitmap.mark(offset, length) : r.bitmap.persist();
-        if (marked) pending.push(marked);
-        const lost = r.bitmap.markRegions(r.takeUnflushed());
-        if (lost) pending.push(lost);
-      }
+      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      const marked = length > 0 ? r.bitmap.mark(offset, length) : r.bitmap.persist();
+      if (marked) pending.push(this.guardMetadata(`bitmap of ${r.name}`, marked));
+      const lost = r.bitmap.markRegions(r.takeUnflushed());
+      if (lost) pending.push(this.guardMetadata(`bitmap of ${r.name}`, lost));
     }
-    const next: ReplicaState | undefined = exceeded ? 'quarantined' : drop && r.state !== 'quarantined' ? 'failed' : undefined;
-    if (next && next !== r.state) {
-      this.setState(r, next, exceeded ? `failure limit exceeded (more than ${this.failureLimit.failures} failures in ${this.failureLimit.windowMs} ms): ${reason}` : reason);
-      this.stopResync(r);
-      this.promoteSpares();
-      pending.push(this.saveState());
-    }
+    this.stopResync(r);
+    this.setState(r, state, reason);
+    pending.push(this.saveState());
     await Promise.all(pending);
   }
 
-  private setState(r: Replica, state: ReplicaState, reason: string): void {
-    const from = r.state;
-    if (from === state) return;
-    r.state = state;
-    const level = state === 'failed' || state === 'quarantined' ? 'warn' : 'info';
-    this.log[level]({ replica: r.name, from, to: state, role: this.roleOf(r), reason }, `replica ${r.name} is now ${state}`);
-    this.refresh(reason);
+  // ---- mechanism, for the set's controller ----
+
+  /**
+   * Take a replica out of service: `failed` (a probe may readmit it) or held `quarantined` or
+   * `offline` (only release() lets it out). Refused for the last in-sync replica.
+   */
+  async fail(name: string, reason: string, hold?: ReplicaHold): Promise<void> {
+    const r = this.replica(name);
+    const to = hold ?? 'failed';
+    if (r.state === to || (to === 'failed' && r.down)) return;
+    if (this.isLastInSync(r)) throw new BlockError('EPERM', `replica ${r.name} is the last in-sync replica of mirror ${this.name}: taking it out would leave nothing to read`);
+    await this.takeOut(r, to, reason);
   }
 
-  /** Rebuild the hot-path views and log a change of the device's state. */
-  private refresh(reason: string): void {
-    const members = this.all.filter((r) => r.slot === 'member');
-    this.readable = members.filter((r) => r.state === 'in-sync');
-    const resyncing = members.filter((r) => r.state === 'resyncing');
-    this.writeTargets = [...this.readable, ...resyncing];
-    this.writeInSync = this.readable.length;
-    this.away = members.filter((r) => r.state !== 'in-sync' && r.state !== 'resyncing');
-    const state: DeviceState =
-      this.readable.length === 0 ? 'failed' : resyncing.length > 0 ? 'rebuilding' : this.readable.length < members.length ? 'degraded' : 'optimal';
-    if (!this.announced) {
-      this.announced = true;
-      this.deviceState = state;
-      this.log.info({ state, replicas: this.replicaSummary() }, `mirror ${this.name} opened: ${state}`);
-    } else if (state !== this.deviceState) {
-      const from = this.deviceState;
-      this.deviceState = state;
-      const level = state === 'optimal' ? 'info' : state === 'failed' ? 'error' : 'warn';
-      this.log[level]({ from, to: state, reason, replicas: this.replicaSummary() }, `mirror ${this.name} is ${state}`);
-    }
-  }
-
-  /** Put a standby spare in the place of each failed or quarantined member. */
-  private promoteSpares(): void {
-    for (const member of this.all) {
-      if (member.slot !== 'member' || (member.state !== 'failed' && member.state !== 'quarantined')) continue;
-      const spare = this.all.find((r) => r.slot === 'alternate' && r.state === 'standby');
-      if (!spare) return;
-      spare.slot = 'member';
-      spare.bitmap = DirtyBitmap.create(bitmapPath(this.dir, spare.name), this.geometry(), 'dirty');
-      member.slot = 'alternate';
-      const oldBitmap = member.bitmap;
-      member.bitmap = undefined;
-      if (oldBitmap) this.track(oldBitmap.remove());
-      this.log.warn({ spare: spare.name, replaces: member.name }, `spare ${spare.name} promoted in place of ${member.name}`);
-      spare.state = 'stale';
-      this.refresh(`spare ${spare.name} promoted`);
-      this.track(this.saveState().then(() => this.startResync(spare)));
-    }
-  }
-
-  /** Begin copying a stale member's dirty regions (no-op if one is running or no source exists). */
-  private startResync(r: Replica): void {
-    if (this.closing || this.resyncs.has(r) || r.slot !== 'member' || !r.bitmap) return;
-    if (r.state !== 'stale') return;
-    if (this.readable.length === 0) {
-      this.log.warn({ replica: r.name }, 'no in-sync replica to resync from');
-      return;
-    }
-    const host: ResyncHost = {
-      gate: this.gate,
-      log: this.log,
-      pickSource: () => (this.readable.length ? this.balancer.pick(this.readable) : undefined),
-      sourceFailed: (source, err, offset, length) => this.replicaFault(source, err, 'read', offset, length, true),
-      copied: (bytes) => {
-        this.bytesResynced += bytes;
-      },
-    };
-    const chunk = Math.min(MIRROR_DEFAULTS.copyChunk, this.blockSizes.maximum);
-    const resync = new Resync(host, r, { rate: this.rate, chunk, logIntervalMs: this.logIntervalMs });
-    this.setState(r, 'resyncing', `resync of ${r.bitmap.dirtyRegions} dirty regions (${r.bitmap.dirtyBytes} bytes) started`);
-    const done = resync.run().then(
-      (outcome) => this.resyncEnded(r, resync, outcome),
-      (err: unknown) => this.resyncEnded(r, resync, 'target-failed', err),
-    );
-    this.resyncs.set(r, { resync, done });
-  }
-
-  private async resyncEnded(r: Replica, resync: Resync, outcome: string, err?: unknown): Promise<void> {
-    this.resyncs.delete(r);
-    if (this.closing || r.state !== 'resyncing') return;
-    const progress = resync.progress();
-    if (outcome === 'done') {
-      this.setState(r, 'in-sync', `resync complete: ${progress.bytesCopied} bytes copied`);
-      const bitmap = r.bitmap;
-      r.bitmap = undefined;
-      await this.saveState();
-      await bitmap?.remove();
-    } else if (outcome === 'target-failed') {
-      await this.replicaFault(r, err ?? resync.targetError, 'write', 0, 0, true);
-    } else if (outcome === 'no-source') {
-      this.setState(r, 'stale', 'resync paused: no in-sync replica to copy from');
-    }
-  }
-
-  private stopResync(r: Replica): void {
-    this.resyncs.get(r)?.resync.stop();
-  }
-
-  /** Periodic check of failed replicas: a replica that answers a read is back. */
-  private async probe(): Promise<void> {
-    if (this.probing || this.closing) return;
-    this.probing = true;
-    try {
-      for (const r of this.all) {
-        if (this.closing) return;
-        if (r.state === 'failed') await this.probeOne(r);
-        else if (r.state === 'stale' && r.slot === 'member') this.startResync(r);
-      }
-    } finally {
-      this.probing = false;
-    }
-  }
-
-  /** Some devices (NBD clients) only reconnect when asked for I/O, so the probe is a read. */
-  private async probeOne(r: Replica): Promise<boolean> {
-    try {
-      await r.device.read(0, this.probeBuffer);
-    } catch {
-      return false;
-    }
-    if (r.state !== 'failed' || this.closing) return false;
-    this.replicaReturned(r, 'probe read succeeded');
-    return true;
-  }
-
-  private replicaReturned(r: Replica, reason: string): void {
+  /**
+   * A failed replica is back: a member becomes stale (its resync is the controller's call),
+   * a spare stands by. A member's saved state does not change (failed and stale are both
+   * saved as stale, its bitmap holding the rest); a spare's does.
+   */
+  async readmit(name: string, reason: string): Promise<void> {
+    const r = this.replica(name);
+    if (r.held) throw new BlockError('EPERM', `replica ${r.name} is ${r.state}: release it first`);
+    if (r.state !== 'failed') return;
     if (r.slot === 'alternate') {
       this.setState(r, 'standby', reason);
-      this.promoteSpares();
-      this.track(this.saveState());
+      await this.saveState();
       return;
     }
     r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty');
     this.setState(r, 'stale', reason);
-    this.track(this.saveState());
-    this.startResync(r);
   }
 
-  // ---- operator actions ----
-
-  /** Bring a failed replica back now instead of waiting for the probe; starts its resync. */
-  async reintegrate(replicaName: string): Promise<void> {
-    const r = this.replica(replicaName);
-    if (r.state === 'quarantined') throw new BlockError('EPERM', `replica ${r.name} is quarantined: clear the quarantine first`);
-    if (r.state === 'failed') {
-      if (!(await this.probeOne(r)) && r.state === 'failed') throw new BlockError('EIO', `replica ${r.name} does not answer yet`);
-    } else if (r.state === 'stale') this.startResync(r);
-  }
-
-  /** Lift a quarantine: the replica is failed again, and returns once it answers a probe. */
-  async clearQuarantine(replicaName: string): Promise<void> {
-    const r = this.replica(replicaName);
-    if (r.state !== 'quarantined') throw new BlockError('EINVAL', `replica ${r.name} is not quarantined (it is ${r.state})`);
-    r.clearFailures();
-    this.setState(r, 'failed', 'quarantine cleared by operator');
+  /** Lift a hold (quarantine, offline): the replica is failed, to be readmitted once it answers. */
+  async release(name: string, reason: string): Promise<void> {
+    const r = this.replica(name);
+    if (!r.held) return;
+    this.setState(r, 'failed', reason);
     await this.saveState();
-    await this.probeOne(r);
+  }
+
+  /** A small read of the replica's device: resolves if it answers. */
+  async probe(name: string): Promise<void> {
+    const r = this.replica(name);
+    await r.device.read(0, this.probeBuffer);
+  }
+
+  /** The replica `readPolicy: primary` reads from and roles report; undefined lets the mirror choose. */
+  setPrimary(name: string | undefined): void {
+    this.primary = name === undefined ? undefined : this.replica(name);
+  }
+
+  /** Put standby spare `spareName` in the replica set in place of out-of-service member `replaces`. */
+  async promoteSpare(spareName: string, replaces: string): Promise<void> {
+    const spare = this.replica(spareName);
+    const member = this.replica(replaces);
+    if (spare.slot !== 'alternate' || spare.state !== 'standby') throw new BlockError('EPERM', `${spare.name} is not a standby spare of mirror ${this.name}`);
+    if (member.slot !== 'member' || !member.down) throw new BlockError('EPERM', `${member.name} is not an out-of-service replica of mirror ${this.name}`);
+    spare.slot = 'member';
+    spare.bitmap = DirtyBitmap.create(bitmapPath(this.dir, spare.name), this.geometry(), 'dirty');
+    member.slot = 'alternate';
+    const oldBitmap = member.bitmap;
+    member.bitmap = undefined;
+    if (oldBitmap) this.track(oldBitmap.remove());
+    this.log.warn({ spare: spare.name, replaces: member.name }, `spare ${spare.name} promoted in place of ${member.name}`);
+    this.setState(spare, 'stale', `promoted in place of ${member.name}`);
+    await this.saveState();
+  }
+
+  /**
+   * Begin copying a stale member's dirty regions from an in-sync replica. False when it cannot
+   * start (not stale, one running, nothing to copy from). The replica's state is saved before
+   * the first copy.
+   */
+  startResync(name: string): boolean {
+    const r = this.replica(name);
+    if (this.closing || this.resyncs.has(r) || r.slot !== 'member' || !r.bitmap || r.state !== 'stale') return false;
+    if (this.readable.length === 0) {
+      this.log.warn({ replica: r.name }, 'no in-sync replica to resync from');
+      return false;
+    }
+    const host: ResyncHost = {
+      gate: this.gate,
+      log: this.log,
+      pickSource: () => (this.readable.length ? this.balancer.pick(this.readable, this.primary) : undefined),
+      sourceFailed: (source, err, offset, length) => this.replicaFault(source, err, 'read', offset, length, true),
+      copied: (bytes) => {
+        this.bytesResynced += bytes;
+      },
+      progressed: (progress) => fabricEvents.resyncProgress.publish({ device: this, name: this.name, progress }),
+      metadataFault: (what, err) => this.metadataFault(what, err),
+    };
+    const chunk = Math.min(MIRROR_DEFAULTS.copyChunk, this.blockSizes.maximum);
+    const resync = new Resync(host, r, { rate: this.rate, chunk, logIntervalMs: this.logIntervalMs });
+    this.setState(r, 'resyncing', `resync of ${r.bitmap.dirtyRegions} dirty regions (${r.bitmap.dirtyBytes} bytes) started`);
+    // A state that cannot be saved is surfaced by saveState; the copy is worth doing anyway.
+    const done = this.saveState()
+      .catch(() => undefined)
+      .then(() => resync.run())
+      .then(
+        (outcome) => this.resyncEnded(r, resync, outcome),
+        (err: unknown) => this.resyncEnded(r, resync, 'target-failed', err),
+      );
+    this.resyncs.set(r, { resync, done });
+    return true;
+  }
+
+  stopResync(name: string | Replica): void {
+    const r = typeof name === 'string' ? this.replica(name) : name;
+    this.resyncs.get(r)?.resync.stop();
+  }
+
+  /** The resync limit in MiB/s (0: unlimited), applied to running resyncs at once. */
+  setResyncRate(rateMiBps: number): void {
+    if (!(rateMiBps >= 0) || !Number.isFinite(rateMiBps)) throw new BlockError('EINVAL', `resync rate must be a number of MiB/s ≥ 0 (got ${rateMiBps})`);
+    this.rate = bytesPerSecond(rateMiBps);
+    for (const { resync } of this.resyncs.values()) resync.setRate(this.rate);
+    this.log.info({ rateMiBps }, 'resync rate changed');
+  }
+
+  /** Add `device` as a hot spare; refused with the reason when it cannot stand in for a replica. */
+  async addSpare(device: BlockDevice): Promise<void> {
+    if (this.all.some((r) => r.name === device.name)) throw new BlockError('EPERM', `${device.name} is already part of mirror ${this.name}`);
+    const problem = spareProblem(device, this);
+    if (problem) throw new BlockError('EPERM', `${device.name} cannot be a spare of mirror ${this.name}: ${problem}`);
+    const spare = new Replica(device, 'alternate', device.status().state === 'failed' ? 'failed' : 'standby');
+    this.trackUnflushed(spare);
+    this.all.push(spare);
+    this.log.info({ spare: spare.name, state: spare.state }, `spare ${spare.name} added`);
+    this.refresh(`spare ${spare.name} added`);
+    await this.saveState();
+  }
+
+  /** Remove a spare (not a member of the replica set); the device is left open for its owner. */
+  async removeSpare(name: string): Promise<BlockDevice> {
+    const r = this.replica(name);
+    if (r.slot !== 'alternate') throw new BlockError('EPERM', `${r.name} is a replica of mirror ${this.name}, not a spare`);
+    this.all.splice(this.all.indexOf(r), 1);
+    this.log.info({ spare: r.name }, `spare ${r.name} removed`);
+    this.refresh(`spare ${r.name} removed`);
+    await this.saveState();
+    return r.device;
+  }
+
+  /**
+   * Declare member `name` in sync without copying, when no replica is (md's `--run --force`):
+   * its data becomes the mirror's. Every other member must then take whatever `name` lacked
+   * too, so its dirty regions join theirs.
+   */
+  async forceInSync(name: string, reason: string): Promise<void> {
+    const r = this.replica(name);
+    if (this.readable.length > 0) throw new BlockError('EPERM', `mirror ${this.name} has an in-sync replica (${this.readable[0]!.name})`);
+    if (r.slot !== 'member' || r.held) throw new BlockError('EPERM', `${r.name} is ${r.slot === 'member' ? r.state : 'a spare'}`);
+    this.stopResync(r);
+    const lacked = r.bitmap;
+    const pending: Promise<unknown>[] = [];
+    if (lacked) {
+      const regions = [...regionsOf(lacked)];
+      for (const other of this.all) {
+        if (other === r || other.slot !== 'member' || !other.bitmap) continue;
+        const marked = other.bitmap.markRegions(regions);
+        if (marked) pending.push(this.guardMetadata(`bitmap of ${other.name}`, marked));
+      }
+    }
+    r.bitmap = undefined;
+    this.log.warn({ replica: r.name, lackedBytes: lacked?.dirtyBytes ?? 0 }, `replica ${r.name} forced in sync: its data is now the mirror's`);
+    this.setState(r, 'in-sync', reason);
+    pending.push(this.saveState());
+    await Promise.all(pending);
+    if (lacked) await lacked.remove();
   }
 
   /** Resolves once no resync is running (tests and orderly maintenance). */
@@ -599,51 +625,143 @@ export class MirrorDevice implements BlockDevice {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
-  replicaStates(): Array<{ name: string; role: ReplicaRole; state: ReplicaState }> {
-    return this.all.map((r) => ({ name: r.name, role: this.roleOf(r), state: r.state }));
-  }
-
   // ---- status and lifecycle ----
 
-  status(): DeviceStatus {
-    const resync = [...this.resyncs.values()].map((x) => x.resync.progress());
+  info(): MirrorInfo {
     return {
       state: this.deviceState,
-      detail: {
-        replicas: this.all.map((r) => ({
-          name: r.name,
-          role: this.roleOf(r),
-          state: r.state,
-          dirtyBytes: r.bitmap?.dirtyBytes ?? 0,
-          outstandingBytes: r.outstanding,
-          readErrors: r.readErrors,
-          writeErrors: r.writeErrors,
-          readRepairs: r.readRepairs,
-          recentFailures: r.failuresInWindow(this.failureLimit, Date.now()),
-        })),
-        bytesResynced: this.bytesResynced,
-        readRepairs: this.readRepairs,
-        resync,
-      },
+      readPolicy: this.readPolicy,
+      replicas: this.all.map((r) => ({
+        name: r.name,
+        slot: r.slot,
+        state: r.state,
+        primary: r === this.primary,
+        dirtyBytes: r.bitmap?.dirtyBytes ?? 0,
+        outstandingBytes: r.outstanding,
+        readErrors: r.readErrors,
+        writeErrors: r.writeErrors,
+        readRepairs: r.readRepairs,
+        ...(r.lastError !== undefined && { lastError: r.lastError }),
+      })),
+      resync: [...this.resyncs.values()].map((x) => x.resync.progress()),
+      resyncRateMiBps: this.rate === 0 ? 0 : this.rate / 2 ** 20,
+      bytesResynced: this.bytesResynced,
+      readRepairs: this.readRepairs,
+      metadataErrors: this.metadataErrors,
+      metadataFaults: [...this.metadataFaults.keys()],
     };
+  }
+
+  status(): DeviceStatus {
+    return { state: this.deviceState };
   }
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.probeTimer) clearInterval(this.probeTimer);
     for (const { resync } of this.resyncs.values()) resync.stop();
     await Promise.allSettled([...this.resyncs.values()].map((x) => x.done));
     await this.settled();
-    await this.stateSaver.request().catch((err: unknown) => this.log.error({ err: String(err) }, 'could not save mirror state'));
+    await this.stateSaver.request().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'could not save mirror state'));
     await Promise.allSettled(this.all.map((r) => r.bitmap?.persist().then(() => r.bitmap?.close())));
     await Promise.allSettled(this.all.map((r) => r.device.close()));
     this.log.info('mirror closed');
   }
 
-  private roleOf(r: Replica): ReplicaRole {
-    if (r.slot === 'alternate') return 'alternate';
-    return this.readable[0] === r ? 'primary' : 'secondary';
+  // ---- internals ----
+
+  private setState(r: Replica, state: ReplicaState, reason: string): void {
+    const from = r.state;
+    if (from === state) return;
+    r.state = state;
+    const level = r.down ? 'warn' : 'info';
+    this.log[level]({ replica: r.name, from, to: state, reason }, `replica ${r.name} is now ${state}`);
+    this.refresh(reason);
+    fabricEvents.replicaState.publish({ device: this, name: this.name, replica: r.name, slot: r.slot, from, to: state, reason });
+  }
+
+  /** Rebuild the hot-path views and tell a change of the device's state. */
+  private refresh(reason: string): void {
+    const members = this.all.filter((r) => r.slot === 'member');
+    this.readable = members.filter((r) => r.state === 'in-sync');
+    const resyncing = members.filter((r) => r.state === 'resyncing');
+    this.writeTargets = [...this.readable, ...resyncing];
+    this.writeInSync = this.readable.length;
+    this.away = members.filter((r) => r.state !== 'in-sync' && r.state !== 'resyncing');
+    let state: DeviceState =
+      this.readable.length === 0 ? 'failed' : resyncing.length > 0 ? 'rebuilding' : this.readable.length < members.length ? 'degraded' : 'optimal';
+    if (state === 'optimal' && this.metadataFaults.size > 0) state = 'degraded';
+    if (!this.announced) {
+      this.announced = true;
+      this.deviceState = state;
+      this.log.info({ state, replicas: this.replicaSummary() }, `mirror ${this.name} opened: ${state}`);
+    } else if (state !== this.deviceState) {
+      const from = this.deviceState;
+      this.deviceState = state;
+      const level = state === 'optimal' ? 'info' : state === 'failed' ? 'error' : 'warn';
+      this.log[level]({ from, to: state, reason, replicas: this.replicaSummary() }, `mirror ${this.name} is ${state}`);
+      fabricEvents.deviceState.publish({ device: this, name: this.name, from, to: state, reason });
+    }
+  }
+
+  /** Wrap-up of a resync; it stays listed until done, so resyncIdle() covers it. */
+  private async resyncEnded(r: Replica, resync: Resync, outcome: 'done' | 'stopped' | 'target-failed' | 'no-source', err?: unknown): Promise<void> {
+    try {
+      await this.afterResync(r, resync, outcome, err);
+    } finally {
+      if (this.resyncs.get(r)?.resync === resync) this.resyncs.delete(r);
+    }
+  }
+
+  private async afterResync(r: Replica, resync: Resync, outcome: 'done' | 'stopped' | 'target-failed' | 'no-source', err?: unknown): Promise<void> {
+    const progress = resync.progress();
+    fabricEvents.resyncEnd.publish({ device: this, name: this.name, replica: r.name, outcome, bytesCopied: progress.bytesCopied });
+    if (this.closing || r.state !== 'resyncing') return;
+    if (outcome === 'done') {
+      this.setState(r, 'in-sync', `resync complete: ${progress.bytesCopied} bytes copied`);
+      const bitmap = r.bitmap;
+      r.bitmap = undefined;
+      await this.saveState();
+      await bitmap?.remove();
+    } else if (outcome === 'target-failed') {
+      await this.replicaFault(r, err ?? resync.targetError, 'write', 0, 0, true);
+    } else {
+      this.setState(r, 'stale', outcome === 'no-source' ? 'resync paused: no in-sync replica to copy from' : 'resync stopped');
+    }
+  }
+
+  /**
+   * The mirror's own state on disk failed to be written or read: the device is degraded (it
+   * may not know after a restart what to copy) until a later write of the same thing works.
+   */
+  private metadataFault(what: string, err: unknown): void {
+    this.metadataErrors++;
+    const message = messageOf(err);
+    this.metadataFaults.set(what, message);
+    this.log.error({ what, err: message }, `mirror ${this.name} cannot keep its ${what}`);
+    fabricEvents.metadataError.publish({ device: this, name: this.name, what, message });
+    this.refresh(`${what}: ${message}`);
+  }
+
+  /** Surface a failure of `persisted` as a metadata fault (and let it reject); a success clears one. */
+  private guardMetadata(what: string, persisted: Promise<void>): Promise<void> {
+    return persisted.then(
+      () => {
+        if (this.metadataFaults.delete(what)) this.refresh(`${what} saved again`);
+      },
+      (err: unknown) => {
+        this.metadataFault(what, err);
+        throw err;
+      },
+    );
+  }
+
+  private isLastInSync(r: Replica): boolean {
+    return r.state === 'in-sync' && r.slot === 'member' && this.readable.length === 1 && this.readable[0] === r;
+  }
+
+  private trackUnflushed(r: Replica): void {
+    if (this.capabilities.flush) r.trackUnflushed(() => new RegionBits(Math.ceil(this.size / this.regionSize)));
   }
 
   private replica(name: string): Replica {
@@ -653,7 +771,7 @@ export class MirrorDevice implements BlockDevice {
   }
 
   private replicaSummary(): Record<string, string> {
-    return Object.fromEntries(this.all.map((r) => [r.name, `${this.roleOf(r)}/${r.state}`]));
+    return Object.fromEntries(this.all.map((r) => [r.name, `${r.slot}/${r.state}`]));
   }
 
   private geometry() {
@@ -665,45 +783,45 @@ export class MirrorDevice implements BlockDevice {
   }
 
   private saveState(): Promise<void> {
-    return this.stateSaver.request();
+    return this.guardMetadata('replica states', this.stateSaver.request());
   }
 
   private async loadBitmaps(): Promise<void> {
     for (const r of this.all) {
       if (r.slot !== 'member' || r.state === 'in-sync') continue;
-      const { bitmap, found } = await DirtyBitmap.load(bitmapPath(this.dir, r.name), this.geometry());
+      const { bitmap, found, problem } = await DirtyBitmap.load(bitmapPath(this.dir, r.name), this.geometry());
       r.bitmap = bitmap;
       this.log.info({ replica: r.name, state: r.state, dirtyBytes: bitmap.dirtyBytes, bitmapFound: found }, 'restored replica bitmap');
+      // Not knowing what changed means copying everything, which is safe; but a bitmap that
+      // cannot be read says the data directory is failing, and that must not pass unseen.
+      if (problem) {
+        this.metadataFault(`bitmap of ${r.name}`, problem);
+        this.track(this.guardMetadata(`bitmap of ${r.name}`, bitmap.persist()));
+      }
+    }
+  }
+
+  /** Replicas whose device cannot be reached now start failed (see open()). */
+  private absentAtStart(): void {
+    for (const r of this.all) {
+      if (r.held || r.device.status().state !== 'failed') continue;
+      if (r.slot === 'member' && r.state === 'in-sync') r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      this.log.warn({ replica: r.name, was: r.state }, `replica ${r.name} cannot be reached: the mirror starts without it`);
+      r.state = 'failed';
     }
   }
 
   private track(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'mirror background task failed'));
+    const tracked = p.catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'mirror background task failed'));
     this.background.add(tracked);
     void tracked.finally(() => this.background.delete(tracked));
   }
 }
 
-function issue(
-  device: BlockDevice,
-  op: MutatingOp,
-  offset: number,
-  length: number,
-  data: readonly Buffer[] | undefined,
-  options: ZeroOptions | undefined,
-): Promise<void> {
-  try {
-    switch (op) {
-      case 'write':
-        return device.write(offset, data!, options);
-      case 'trim':
-        return device.trim(offset, length, options);
-      case 'zero':
-        return device.writeZeroes(offset, length, options);
-      case 'flush':
-        return device.flush();
-    }
-  } catch (err) {
-    return Promise.reject(err);
-  }
+function bytesPerSecond(rateMiBps: number): number {
+  return rateMiBps > 0 ? rateMiBps * 2 ** 20 : 0;
+}
+
+function* regionsOf(bitmap: DirtyBitmap): Generator<number> {
+  for (let r = bitmap.nextDirty(0); r >= 0; r = bitmap.nextDirty(r + 1)) yield r;
 }

@@ -1,65 +1,63 @@
 /**
- * A path failover set over devices that reach the same disk (like dm-multipath): each
- * request goes down one path; a path that fails is taken out of service and the request is
- * re-issued on a surviving path, so the caller never sees the failure.
+ * The data path of a path failover set over devices that reach the same disk (like the
+ * dm-multipath target): each request goes down one path; a path whose *transport* fails (a
+ * lost connection, a timeout) is taken out of service and the request is re-issued on a
+ * surviving path, so the caller never sees it. An error the device answered with (a medium
+ * error, a full disk) is the request's answer: it goes back to the caller and fails no path,
+ * since the same disk answers the same on every path.
  *
  *   new MultipathDevice({ name, paths: [devA, devB], policy: 'active-passive' })
- *   .failback()            operator: move I/O back to the preferred (first) healthy path
- *   .clearMarginal(name)   operator: return a marginal path to service
  *
- * active-passive: one path carries I/O, the rest stand by in priority order; failback to the
- *   preferred path is manual, immediate, or after it has been healthy for N seconds.
- * active-active: every healthy path carries I/O; each request takes the path with the fewest
+ * active-passive: one path carries I/O, the rest stand by in priority order; when it fails,
+ *   the next usable path in that order takes over at once.
+ * active-active: every usable path carries I/O; each request takes the path with the fewest
  *   outstanding requests.
  * With no usable path, requests wait up to `noPathRetryMs` for one to come back, then fail EIO.
- * A probe (a small read) runs on every path each `probeIntervalMs`: it finds idle paths that
- * broke and failed paths that recovered (for an NBD client, the read reconnects).
+ *
+ * When a path comes back, failback, marginal paths and probing are the set's controller's
+ * (failover/path-set.ts), through failPath, reinstatePath, makeActive and probePath.
  */
 import type { BlockDevice, BlockSizes, Capabilities, DeviceState, DeviceStatus, Extent, WriteOptions, ZeroOptions } from '../../device.js';
-import { BlockError } from '../../errors.js';
+import { BlockError, isBlockError, isTransportError } from '../../errors.js';
+import { fabricEvents } from '../../events.js';
 import { logger, type Logger } from '../../log.js';
+import { issue, type Request } from '../../operation.js';
 import { commonBlockSizes } from '../combine.js';
-import { isPathError } from './classify.js';
 import { Path, type PathState } from './path.js';
 
 export type MultipathPolicy = 'active-passive' | 'active-active';
-/** 'manual', 'immediate', or seconds the preferred path must stay healthy first. */
-export type Failback = 'manual' | 'immediate' | number;
 
-export interface MultipathTuning {
-  readonly policy?: MultipathPolicy;
-  readonly failback?: Failback;
-  /** How long requests wait for a path when none is usable (0: fail at once). */
-  readonly noPathRetryMs?: number;
-  readonly probeIntervalMs?: number;
-  /** `failures` failures inside `windowMs` make a recovering path marginal. */
-  readonly marginal?: { readonly failures: number; readonly windowMs: number };
-}
-
-export interface MultipathOptions extends MultipathTuning {
+export interface MultipathOptions {
   readonly name: string;
   /** In priority order: the first is the preferred path. */
   readonly paths: readonly BlockDevice[];
+  readonly policy?: MultipathPolicy;
+  /** How long requests wait for a path when none is usable (0: fail at once). */
+  readonly noPathRetryMs?: number;
 }
 
 export const MULTIPATH_DEFAULTS = {
   policy: 'active-passive' as MultipathPolicy,
-  failback: 'immediate' as Failback,
   noPathRetryMs: 10_000,
-  probeIntervalMs: 2_000,
-  marginal: { failures: 3, windowMs: 60_000 },
 };
 
-const READ = 0;
-const WRITE = 1;
-const FLUSH = 2;
-const TRIM = 3;
-const ZERO = 4;
-const STATUS = 5;
-const CACHE = 6;
+export interface PathInfo {
+  readonly name: string;
+  readonly state: PathState;
+  readonly outstanding: number;
+  readonly ios: number;
+  readonly errors: number;
+  readonly lastError?: string;
+}
 
-/** While no path is usable, probe this often at most, so a returning path is found fast. */
-const URGENT_PROBE_MS = 100;
+export interface MultipathInfo {
+  readonly state: DeviceState;
+  readonly policy: MultipathPolicy;
+  readonly activePath?: string;
+  /** Requests queued until a path is usable. */
+  readonly waiting: number;
+  readonly paths: readonly PathInfo[];
+}
 
 interface Waiter {
   resolve(): void;
@@ -73,15 +71,11 @@ export class MultipathDevice implements BlockDevice {
   readonly blockSizes: BlockSizes;
   readonly capabilities: Capabilities;
   readonly policy: MultipathPolicy;
-  private readonly failbackMode: Failback;
   private readonly noPathRetryMs: number;
-  private readonly probeIntervalMs: number;
-  private readonly marginal: { failures: number; windowMs: number };
   private readonly paths: Path[];
   private active: Path | undefined;
   private state: DeviceState = 'optimal';
   private waiters: Waiter[] = [];
-  private probeTimer: NodeJS.Timeout | undefined;
   private turn = 0;
   private closed = false;
   private readonly log: Logger;
@@ -97,10 +91,7 @@ export class MultipathDevice implements BlockDevice {
     this.name = options.name;
     this.size = first.size;
     this.policy = options.policy ?? MULTIPATH_DEFAULTS.policy;
-    this.failbackMode = options.failback ?? MULTIPATH_DEFAULTS.failback;
     this.noPathRetryMs = options.noPathRetryMs ?? MULTIPATH_DEFAULTS.noPathRetryMs;
-    this.probeIntervalMs = options.probeIntervalMs ?? MULTIPATH_DEFAULTS.probeIntervalMs;
-    this.marginal = { ...(options.marginal ?? MULTIPATH_DEFAULTS.marginal) };
     // Requests must suit every path: the strictest alignment and the smallest maximum.
     this.blockSizes = commonBlockSizes(options.paths);
     this.capabilities = combineCapabilities(options.paths);
@@ -108,80 +99,103 @@ export class MultipathDevice implements BlockDevice {
     this.paths = options.paths.map((d, i) => new Path(d, i, Math.min(probeSize, this.size)));
     this.log = logger('multipath', { device: this.name, policy: this.policy });
 
-    const now = Date.now();
     for (const path of this.paths) {
-      path.since = now;
-      // A child that starts without its server (a detached NBD client) is probed until it answers.
+      // A child that starts without its server (a detached NBD client) waits for the controller.
       if (path.device.status().state === 'failed') this.setPathState(path, 'failed', 'not reachable at start');
-      else if (this.policy === 'active-active') this.setPathState(path, 'active');
-      else if (!this.active) this.makeActive(path, 'first healthy path');
+      else if (this.policy === 'active-active') this.setPathState(path, 'active', 'in service at start');
+      else if (!this.active) this.makeActivePath(path, 'first healthy path');
     }
-    this.updateDeviceState();
-    this.scheduleProbe();
+    this.updateDeviceState('started');
   }
 
   read(offset: number, target: Buffer): Promise<void> {
-    return this.run(READ, offset, 0, target, undefined, undefined) as Promise<void>;
+    return this.run({ op: 'read', offset, target }) as Promise<void>;
   }
   write(offset: number, data: readonly Buffer[], options?: WriteOptions): Promise<void> {
-    return this.run(WRITE, offset, 0, undefined, data, options) as Promise<void>;
+    return this.run({ op: 'write', offset, data, options }) as Promise<void>;
   }
   async flush(): Promise<void> {
     // Writes may have gone down any path; flush every one that carries I/O.
     if (this.policy === 'active-active') {
       const carrying = this.paths.filter((p) => p.state === 'active');
       if (carrying.length > 1) {
-        await Promise.all(carrying.map((p) => this.run(FLUSH, 0, 0, undefined, undefined, undefined, p)));
+        await Promise.all(carrying.map((p) => this.run({ op: 'flush' }, p)));
         return;
       }
     }
-    await this.run(FLUSH, 0, 0, undefined, undefined, undefined);
+    await this.run({ op: 'flush' });
   }
   trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.run(TRIM, offset, length, undefined, undefined, options) as Promise<void>;
+    return this.run({ op: 'trim', offset, length, options }) as Promise<void>;
   }
   writeZeroes(offset: number, length: number, options?: ZeroOptions): Promise<void> {
-    return this.run(ZERO, offset, length, undefined, undefined, options) as Promise<void>;
+    return this.run({ op: 'writeZeroes', offset, length, options }) as Promise<void>;
   }
   blockStatus(offset: number, length: number): Promise<Extent[]> {
-    return this.run(STATUS, offset, length, undefined, undefined, undefined) as Promise<Extent[]>;
+    return this.run({ op: 'blockStatus', offset, length }) as Promise<Extent[]>;
   }
   cache(offset: number, length: number): Promise<void> {
-    return this.run(CACHE, offset, length, undefined, undefined, undefined) as Promise<void>;
+    return this.run({ op: 'cache', offset, length }) as Promise<void>;
   }
 
   status(): DeviceStatus {
+    return { state: this.state };
+  }
+
+  info(): MultipathInfo {
     return {
       state: this.state,
-      detail: {
-        policy: this.policy,
-        failback: this.failbackMode,
-        ...(this.active ? { activePath: this.active.device.name } : {}),
-        waiting: this.waiters.length,
-        paths: this.paths.map((p) => p.describe()),
-      },
+      policy: this.policy,
+      ...(this.active && { activePath: this.active.name }),
+      waiting: this.waiters.length,
+      paths: this.paths.map((p) => ({
+        name: p.name,
+        state: p.state,
+        outstanding: p.outstanding,
+        ios: p.ios,
+        errors: p.errors,
+        ...(p.lastError !== undefined && { lastError: p.lastError }),
+      })),
     };
   }
 
-  /** Operator failback: the preferred healthy path becomes the active one. */
-  failback(): void {
-    const preferred = this.paths.find((p) => p.usable);
-    if (this.policy === 'active-passive' && preferred && preferred !== this.active) this.makeActive(preferred, 'operator failback');
+  // ---- mechanism, for the set's controller ----
+
+  /** Take a path out of service; I/O moves to the others. */
+  failPath(name: string, reason: string): void {
+    const path = this.path(name);
+    path.lastError = reason;
+    this.takeOut(path, reason);
   }
 
-  /** Operator override: a marginal path goes back into service now. */
-  clearMarginal(name: string): boolean {
-    const path = this.paths.find((p) => p.device.name === name);
-    if (!path || path.state !== 'marginal') return false;
-    path.failures.length = 0;
-    this.bringIntoService(path, 'marginal state cleared by operator');
-    return true;
+  /** Put a failed path back in service: active under active-active, standby (or active if none is) under active-passive. */
+  reinstatePath(name: string, reason: string): void {
+    const path = this.path(name);
+    if (path.usable) return;
+    if (this.policy === 'active-active') this.setPathState(path, 'active', reason);
+    else if (!this.active) this.makeActivePath(path, reason);
+    else this.setPathState(path, 'standby', reason);
+    this.updateDeviceState(reason);
+    this.resumeWaiters();
+  }
+
+  /** Active-passive: make a usable path the one that carries I/O. */
+  makeActive(name: string, reason: string): void {
+    const path = this.path(name);
+    if (this.policy !== 'active-passive') throw new BlockError('EPERM', `multipath ${this.name} is active-active: every usable path is active`);
+    if (!path.usable) throw new BlockError('EPERM', `path ${name} of ${this.name} is ${path.state}`);
+    if (path !== this.active) this.makeActivePath(path, reason);
+  }
+
+  /** A small read down one path: resolves if the path answers (for an NBD client, it reconnects). */
+  async probePath(name: string): Promise<void> {
+    const path = this.path(name);
+    await path.device.read(0, path.probeBuffer);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.probeTimer) clearTimeout(this.probeTimer);
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) {
@@ -191,22 +205,16 @@ export class MultipathDevice implements BlockDevice {
     await Promise.allSettled(this.paths.map((p) => p.device.close()));
   }
 
+  // ---- I/O internals ----
+
   /**
-   * Issue one request on a path, re-issuing it on another path after a path error. `only`
-   * pins the first attempt to one path (flush on every active path).
+   * Issue one request on a path, re-issuing it on another path after a transport failure.
+   * `only` pins the first attempt to one path (flush on every active path).
    */
-  private async run(
-    op: number,
-    offset: number,
-    length: number,
-    target: Buffer | undefined,
-    data: readonly Buffer[] | undefined,
-    options: ZeroOptions | undefined,
-    only?: Path,
-  ): Promise<unknown> {
+  private async run(request: Request, only?: Path): Promise<unknown> {
     for (;;) {
       if (this.closed) throw new BlockError('ESHUTDOWN', `device ${this.name} is closed`);
-      let path = only && only.state === 'active' ? only : this.pick();
+      const path = only && only.state === 'active' ? only : this.pick();
       only = undefined;
       if (!path) {
         await this.waitForPath();
@@ -215,11 +223,25 @@ export class MultipathDevice implements BlockDevice {
       path.outstanding++;
       path.ios++;
       try {
-        return await issue(path.device, op, offset, length, target, data, options);
+        return await issue(path.device, request);
       } catch (err) {
-        if (this.closed || !isPathError(err)) throw err;
+        if (this.closed) throw err;
+        const transport = isTransportError(err);
+        const message = err instanceof Error ? err.message : String(err);
+        fabricEvents.ioError.publish({
+          device: this,
+          name: this.name,
+          member: path.name,
+          op: request.op,
+          code: isBlockError(err) ? err.code : 'unknown',
+          transport,
+          alreadyOut: !path.usable,
+          message,
+        });
+        if (!transport) throw err;
         path.errors++;
-        this.pathFailed(path, err);
+        path.lastError = message;
+        this.takeOut(path, message);
       } finally {
         path.outstanding--;
       }
@@ -249,69 +271,43 @@ export class MultipathDevice implements BlockDevice {
         reject(this.noPathError());
       }, this.noPathRetryMs);
       this.waiters.push(waiter);
-      if (this.waiters.length === 1) this.scheduleProbe(0);
     });
   }
 
+  /** To whoever sits above, a device with no path is one that cannot be reached. */
   private noPathError(): BlockError {
-    return new BlockError('EIO', `${this.name}: no usable path (${this.paths.map((p) => `${p.device.name} ${p.state}`).join(', ')})`);
+    return new BlockError('EIO', `${this.name}: no usable path (${this.paths.map((p) => `${p.name} ${p.state}`).join(', ')})`, { transport: true });
   }
 
-  private pathFailed(path: Path, err: unknown): void {
-    path.lastError = err instanceof Error ? err.message : String(err);
+  private takeOut(path: Path, reason: string): void {
     if (!path.usable) return;
-    const now = Date.now();
-    path.noteFailure(now, this.marginal.windowMs);
-    this.setPathState(path, 'failed', path.lastError);
+    this.setPathState(path, 'failed', reason);
     if (this.active === path) {
       this.active = undefined;
       const next = this.paths.find((p) => p.usable);
-      if (next) this.makeActive(next, `path ${path.device.name} failed`);
+      if (next) this.makeActivePath(next, `path ${path.name} failed`);
     }
-    this.updateDeviceState();
-    if (!this.paths.some((p) => p.usable)) this.scheduleProbe(0);
+    this.updateDeviceState(reason);
   }
 
-  /** A failed path answered its probe. */
-  private pathRecovered(path: Path): void {
-    const now = Date.now();
-    if (path.recentFailures(now, this.marginal.windowMs) >= this.marginal.failures) {
-      path.since = now;
-      this.setPathState(path, 'marginal', `${path.failures.length} failures within ${this.marginal.windowMs} ms`);
-      this.updateDeviceState();
-      return;
-    }
-    this.bringIntoService(path, 'path recovered');
-  }
-
-  private bringIntoService(path: Path, why: string): void {
-    path.since = Date.now();
-    if (this.policy === 'active-passive') {
-      if (!this.active) this.makeActive(path, why);
-      else if (this.failbackMode === 'immediate' && path.index < this.active.index) this.makeActive(path, `${why}, immediate failback`);
-      else this.setPathState(path, 'standby', why);
-    } else this.setPathState(path, 'active', why);
-    this.updateDeviceState();
-    this.resumeWaiters();
-  }
-
-  private makeActive(path: Path, why: string): void {
+  private makeActivePath(path: Path, why: string): void {
     const previous = this.active;
-    if (previous && previous !== path && previous.usable) this.setPathState(previous, 'standby', why);
     this.active = path;
+    if (previous && previous !== path && previous.usable) this.setPathState(previous, 'standby', why);
     this.setPathState(path, 'active', why);
   }
 
-  private setPathState(path: Path, state: PathState, why?: string): void {
+  private setPathState(path: Path, state: PathState, reason: string): void {
     if (path.state === state) return;
     const from = path.state;
     path.state = state;
-    const fields = { path: path.device.name, from, to: state, ...(why ? { reason: why } : {}) };
-    if (state === 'failed' || state === 'marginal') this.log.warn(fields, `path ${path.device.name} ${state}`);
-    else this.log.info(fields, `path ${path.device.name} ${state}`);
+    const fields = { path: path.name, from, to: state, reason };
+    if (state === 'failed') this.log.warn(fields, `path ${path.name} ${state}`);
+    else this.log.info(fields, `path ${path.name} ${state}`);
+    fabricEvents.pathState.publish({ device: this, name: this.name, path: path.name, from, to: state, reason });
   }
 
-  private updateDeviceState(): void {
+  private updateDeviceState(reason: string): void {
     const usable = this.paths.reduce((n, p) => n + (p.usable ? 1 : 0), 0);
     const state: DeviceState = usable === this.paths.length ? 'optimal' : usable === 0 ? 'failed' : 'degraded';
     if (state === this.state) return;
@@ -320,6 +316,7 @@ export class MultipathDevice implements BlockDevice {
     const fields = { from, to: state, usablePaths: usable, paths: this.paths.length };
     if (state === 'optimal') this.log.info(fields, `multipath device ${this.name} ${state}`);
     else this.log.warn(fields, `multipath device ${this.name} ${state}`);
+    fabricEvents.deviceState.publish({ device: this, name: this.name, from, to: state, reason });
   }
 
   private resumeWaiters(): void {
@@ -332,81 +329,12 @@ export class MultipathDevice implements BlockDevice {
     }
   }
 
-  private scheduleProbe(delay?: number): void {
-    if (this.closed) return;
-    if (this.probeTimer) clearTimeout(this.probeTimer);
-    const anyUsable = this.paths.some((p) => p.usable);
-    const wait = delay ?? (anyUsable ? this.probeIntervalMs : Math.min(this.probeIntervalMs, URGENT_PROBE_MS));
-    this.probeTimer = setTimeout(() => this.probeRound(), wait);
-    this.probeTimer.unref();
-  }
-
-  private probeRound(): void {
-    if (this.closed) return;
-    for (const path of this.paths) if (!path.probing) void this.probe(path);
-    this.timedFailback();
-    this.scheduleProbe();
-  }
-
-  private async probe(path: Path): Promise<void> {
-    path.probing = true;
-    let ok = true;
-    try {
-      await path.device.read(0, path.probeBuffer);
-    } catch (err) {
-      ok = false;
-      if (!this.closed) {
-        if (isPathError(err)) this.pathFailed(path, err);
-        if (path.state === 'marginal') path.since = Date.now();
-      }
-    } finally {
-      path.probing = false;
-    }
-    if (!ok || this.closed) return;
-    if (path.state === 'failed') this.pathRecovered(path);
-    else if (path.state === 'marginal' && Date.now() - path.since >= this.marginal.windowMs) {
-      path.failures.length = 0;
-      this.bringIntoService(path, `healthy for ${this.marginal.windowMs} ms after being marginal`);
-    }
-  }
-
-  private timedFailback(): void {
-    if (this.policy !== 'active-passive' || typeof this.failbackMode !== 'number') return;
-    const preferred = this.paths.find((p) => p.usable);
-    if (!preferred || preferred === this.active || !this.active || preferred.index > this.active.index) return;
-    if (Date.now() - preferred.since >= this.failbackMode * 1000) {
-      this.makeActive(preferred, `healthy for ${this.failbackMode} s, failback`);
-    }
+  private path(name: string): Path {
+    const path = this.paths.find((p) => p.name === name);
+    if (!path) throw new BlockError('EINVAL', `multipath ${this.name} has no path ${name}`);
+    return path;
   }
 }
-
-function issue(
-  device: BlockDevice,
-  op: number,
-  offset: number,
-  length: number,
-  target: Buffer | undefined,
-  data: readonly Buffer[] | undefined,
-  options: ZeroOptions | undefined,
-): Promise<unknown> {
-  switch (op) {
-    case READ:
-      return device.read(offset, target!);
-    case WRITE:
-      return device.write(offset, data!, options);
-    case FLUSH:
-      return device.flush();
-    case TRIM:
-      return device.trim(offset, length, options);
-    case ZERO:
-      return device.writeZeroes(offset, length, options);
-    case STATUS:
-      return device.blockStatus(offset, length);
-    default:
-      return device.cache(offset, length);
-  }
-}
-
 
 /** An operation is offered only if every path can do it, since any path may carry it. */
 function combineCapabilities(paths: readonly BlockDevice[]): Capabilities {
