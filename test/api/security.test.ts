@@ -82,7 +82,10 @@ t.test('tokens: created once in the data directory (0600), never logged, read-on
   const readAct = await read.request('/api/v1/devices/mp/actions/failback', { method: 'POST', body: {} });
   t.equal(readAct.status, 403, 'the read-only token cannot act');
   t.match(((await readAct.json()) as { error: string }).error, /admin token/);
-  t.equal((await admin.request('/api/v1/devices/mp/actions/failback', { method: 'POST', body: {} })).status, 200, 'the admin token acts');
+  // Admitted, the action reaches the set, which has nothing to fail back (409 with its reason).
+  const adminAct = await admin.request('/api/v1/devices/mp/actions/failback', { method: 'POST', body: {} });
+  t.equal(adminAct.status, 409, 'the admin token acts');
+  t.match(((await adminAct.json()) as { error: string }).error, /already on the preferred usable path/);
 
   t.equal((await admin.request('/metrics', { token: null })).status, 200, '/metrics is open by default');
   const page = await admin.request('/', { token: null });
@@ -125,7 +128,8 @@ t.test('no page can drive the API: foreign Origin and non-JSON state changes are
   }
   const untyped = await fetch(`${admin.base}${failback}`, { method: 'POST', headers: { authorization: `Bearer ${admin.token}` } });
   t.equal(untyped.status, 415, 'a POST without a content type is refused');
-  t.equal((await admin.request(failback, { method: 'POST', body: {}, headers: { 'content-type': 'application/json; charset=utf-8' } })).status, 200, 'JSON with parameters is fine');
+  // Admitted requests reach the set, which refuses (409): nothing to fail back.
+  t.equal((await admin.request(failback, { method: 'POST', body: {}, headers: { 'content-type': 'application/json; charset=utf-8' } })).status, 409, 'JSON with parameters is fine');
 
   const foreign = await admin.request(failback, { method: 'POST', body: {}, headers: { origin: 'http://evil.example' } });
   t.equal(foreign.status, 403, 'a foreign Origin is refused');
@@ -134,7 +138,7 @@ t.test('no page can drive the API: foreign Origin and non-JSON state changes are
   t.equal((await admin.request('/api/v1/status', { headers: { origin: 'null' } })).status, 403, 'an opaque origin is foreign');
   t.equal((await admin.request('/api/v1/status', { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403, 'Sec-Fetch-Site cross-site is refused');
   t.equal((await admin.request('/api/v1/status', { headers: { 'sec-fetch-site': 'same-site' } })).status, 403, 'a sibling site too');
-  t.equal((await admin.request(failback, { method: 'POST', body: {}, headers: { origin: admin.base } })).status, 200, 'the API’s own origin (the dashboard) is fine');
+  t.equal((await admin.request(failback, { method: 'POST', body: {}, headers: { origin: admin.base } })).status, 409, 'the API’s own origin (the dashboard) is fine');
   t.equal((await admin.request('/api/v1/status', { headers: { 'sec-fetch-site': 'same-origin' } })).status, 200);
   t.equal((await member.terminate()).code, 0);
 });
