@@ -9,7 +9,8 @@ import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
 import { SerialFlush } from '../../bitmap/serial-flush.js';
 import { RegionBits } from '../../bitmap/region-bits.js';
 import { commonBlockSizes, commonCapabilities } from '../combine.js';
-import { RegionGate, type Range } from './region-gate.js';
+import { RangeLock } from '../../range-lock.js';
+import { underRangeLock } from '../range-locked.js';
 import { Replica, type ReplicaHold, type ReplicaSlot, type ReplicaState } from './replica.js';
 import { ReadBalancer, type ReadPolicy } from './read-policy.js';
 import { Resync, type ResyncHost, type ResyncProgress } from './resync.js';
@@ -102,7 +103,12 @@ export class MirrorDevice implements BlockDevice {
   readonly size: number;
   readonly blockSizes: BlockSizes;
   readonly capabilities: Capabilities;
-  readonly gate = new RegionGate();
+  /**
+   * The device's one range lock (fabric/range-lock.ts): host writes run under it, a resync
+   * or read repair holds its range exclusively, and the switch lends it to the exports so
+   * that SCSI COMPARE AND WRITE holds ranges in the same lock.
+   */
+  readonly rangeLock = new RangeLock();
   readonly log: Logger;
   readonly readPolicy: ReadPolicy;
 
@@ -238,23 +244,16 @@ export class MirrorDevice implements BlockDevice {
     return this.fromAnyReplica((d) => d.cache(offset, length), 'cache');
   }
 
-  private async mutate(request: Exclude<MutatingRequest, { op: 'flush' }>, offset: number, length: number): Promise<void> {
-    if (this.closing) throw new BlockError('ESHUTDOWN', `mirror ${this.name} is closing`);
-    const gate = this.gate;
-    let range: Range | undefined;
-    if (gate.active) range = await gate.enter(offset, offset + length);
-    else gate.enterUntracked();
-    try {
+  private mutate(request: Exclude<MutatingRequest, { op: 'flush' }>, offset: number, length: number): Promise<void> {
+    if (this.closing) return Promise.reject(new BlockError('ESHUTDOWN', `mirror ${this.name} is closing`));
+    return underRangeLock(this.rangeLock, offset, offset + length, request.options, async () => {
       // A replica that is away must learn of this write before any replica has it.
       if (this.away.length > 0) {
         const marked = this.markAway(offset, length);
         if (marked) await marked;
       }
       await this.fanOut(request, offset, length);
-    } finally {
-      if (range) gate.leave(range);
-      else gate.leaveUntracked();
-    }
+    });
   }
 
   private async fanOut(request: MutatingRequest, offset: number, length: number): Promise<void> {
@@ -348,9 +347,9 @@ export class MirrorDevice implements BlockDevice {
     throw new BlockError('EIO', `mirror ${this.name}: no replica could read ${target.length} bytes at ${offset}`, { cause: err });
   }
 
-  /** Rewrite a bad copy from a good one, under the range's lock so no host write races it. */
+  /** Rewrite a bad copy from a good one, holding the range so no host write races it. */
   private async repair(bad: Replica, offset: number, length: number): Promise<void> {
-    const unlock = await this.gate.lock(offset, offset + length);
+    const hold = await this.rangeLock.exclusive(offset, offset + length);
     try {
       const source = this.readable.find((r) => r !== bad);
       if (!source || bad.state !== 'in-sync') return;
@@ -371,7 +370,7 @@ export class MirrorDevice implements BlockDevice {
       bad.readRepairs++;
       this.log.warn({ replica: bad.name, from: source.name, offset, length }, 'read error repaired from another replica');
     } finally {
-      unlock();
+      hold.release();
     }
   }
 
@@ -506,7 +505,7 @@ export class MirrorDevice implements BlockDevice {
     member.slot = 'alternate';
     const oldBitmap = member.bitmap;
     member.bitmap = undefined;
-    if (oldBitmap) this.track(oldBitmap.remove());
+    if (oldBitmap) this.track(this.removeBitmap(member.name, oldBitmap));
     this.log.warn({ spare: spare.name, replaces: member.name }, `spare ${spare.name} promoted in place of ${member.name}`);
     this.setState(spare, 'stale', `promoted in place of ${member.name}`);
     await this.saveState();
@@ -525,7 +524,7 @@ export class MirrorDevice implements BlockDevice {
       return false;
     }
     const host: ResyncHost = {
-      gate: this.gate,
+      lock: this.rangeLock,
       log: this.log,
       pickSource: () => (this.readable.length ? this.balancer.pick(this.readable, this.primary) : undefined),
       sourceFailed: (source, err, offset, length) => this.replicaFault(source, err, 'read', offset, length, true),
@@ -612,7 +611,7 @@ export class MirrorDevice implements BlockDevice {
     this.setState(r, 'in-sync', reason);
     pending.push(this.saveState());
     await Promise.all(pending);
-    if (lacked) await lacked.remove();
+    if (lacked) await this.removeBitmap(r.name, lacked);
   }
 
   /** Resolves once no resync is running (tests and orderly maintenance). */
@@ -722,7 +721,7 @@ export class MirrorDevice implements BlockDevice {
       const bitmap = r.bitmap;
       r.bitmap = undefined;
       await this.saveState();
-      await bitmap?.remove();
+      if (bitmap) await this.removeBitmap(r.name, bitmap);
     } else if (outcome === 'target-failed') {
       await this.replicaFault(r, err ?? resync.targetError, 'write', 0, 0, true);
     } else {
@@ -754,6 +753,21 @@ export class MirrorDevice implements BlockDevice {
         throw err;
       },
     );
+  }
+
+  /**
+   * A replica's bitmap is no longer needed (in sync, or no longer a member): delete its file.
+   * A fault about saving it is moot from then on; failing to delete it is one more fault.
+   */
+  private async removeBitmap(name: string, bitmap: DirtyBitmap): Promise<void> {
+    const what = `bitmap of ${name}`;
+    try {
+      await bitmap.remove();
+    } catch (err) {
+      this.metadataFault(what, err);
+      return;
+    }
+    if (this.metadataFaults.delete(what)) this.refresh(`${what} no longer needed`);
   }
 
   private isLastInSync(r: Replica): boolean {

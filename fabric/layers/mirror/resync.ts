@@ -1,11 +1,12 @@
 import type { Logger } from '../../log.js';
 import { checkChildRange } from '../../child-range.js';
-import type { RegionGate } from './region-gate.js';
+import type { RangeLock } from '../../range-lock.js';
 import type { Replica } from './replica.js';
 
 /** What a resync needs from its mirror. */
 export interface ResyncHost {
-  readonly gate: RegionGate;
+  /** The mirror's range lock: each region is copied holding its range. */
+  readonly lock: RangeLock;
   readonly log: Logger;
   /** The in-sync replica to copy from, or undefined when there is none. */
   pickSource(): Replica | undefined;
@@ -104,34 +105,28 @@ export class Resync {
 
   async run(): Promise<ResyncOutcome> {
     const bitmap = this.target.bitmap!;
-    const { gate } = this.host;
-    gate.retain();
-    try {
-      let region = bitmap.nextDirty(0);
-      while (region >= 0) {
-        if (this.stopped) return 'stopped';
-        const start = region * bitmap.regionSize;
-        const end = Math.min(start + bitmap.regionSize, bitmap.deviceSize);
-        const outcome = await this.copyRegion(start, end);
-        if (outcome !== 'done') return outcome;
-        bitmap.clear(region);
-        this.report();
-        await this.throttle();
-        region = bitmap.nextDirty(region + 1);
-        // Host writes never dirty a resyncing target, but a failed copy may leave bits behind.
-        if (region < 0 && bitmap.dirtyRegions > 0) region = bitmap.nextDirty(0);
-      }
-      await bitmap.persist().catch((err: unknown) => this.host.metadataFault(`bitmap of ${this.target.name}`, err));
-      return this.stopped ? 'stopped' : 'done';
-    } finally {
-      gate.release();
+    let region = bitmap.nextDirty(0);
+    while (region >= 0) {
+      if (this.stopped) return 'stopped';
+      const start = region * bitmap.regionSize;
+      const end = Math.min(start + bitmap.regionSize, bitmap.deviceSize);
+      const outcome = await this.copyRegion(start, end);
+      if (outcome !== 'done') return outcome;
+      bitmap.clear(region);
+      this.report();
+      await this.throttle();
+      region = bitmap.nextDirty(region + 1);
+      // Host writes never dirty a resyncing target, but a failed copy may leave bits behind.
+      if (region < 0 && bitmap.dirtyRegions > 0) region = bitmap.nextDirty(0);
     }
+    await bitmap.persist().catch((err: unknown) => this.host.metadataFault(`bitmap of ${this.target.name}`, err));
+    return this.stopped ? 'stopped' : 'done';
   }
 
   private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
     // A region past either device's end would be a bitmap geometry bug: caught here, not below.
     checkChildRange(this.target.device, start, end - start, 'resync');
-    const unlock = await this.host.gate.lock(start, end);
+    const hold = await this.host.lock.exclusive(start, end);
     try {
       for (let at = start; at < end; ) {
         if (this.stopped) return 'stopped';
@@ -163,7 +158,7 @@ export class Resync {
       }
       return 'done';
     } finally {
-      unlock();
+      hold.release();
     }
   }
 
