@@ -33,6 +33,10 @@ export class DirtyBitmap {
   private file: FileHandle | undefined;
   private readonly flusher = new SerialFlush(() => this.writeChanges());
   private removed = false;
+  /** The save of set bits not yet known to be on disk; cleared once one succeeds. */
+  private saving: Promise<void> | undefined;
+  /** A save of set bits failed: the next mark tries again, whether or not it sets a bit. */
+  private saveFailed = false;
 
   private constructor(
     readonly path: string,
@@ -100,8 +104,10 @@ export class DirtyBitmap {
   }
 
   /**
-   * Mark the regions under [offset, offset+length) dirty. Returns a promise (resolved once
-   * the change is on stable storage) only when some bit flipped; undefined otherwise.
+   * Mark the regions under [offset, offset+length) dirty. Returns a promise, resolved once
+   * the bits are on stable storage, unless they already are (undefined: the steady state).
+   * A bit set by an earlier mark whose save is still under way, or failed, is not yet on
+   * disk: a write into its region must wait for (or retry) that save too.
    */
   mark(offset: number, length: number): Promise<void> | undefined {
     if (length <= 0) return undefined;
@@ -118,10 +124,10 @@ export class DirtyBitmap {
         flipped = true;
       }
     }
-    return flipped ? this.persist() : undefined;
+    return this.settle(flipped);
   }
 
-  /** Mark whole regions by index; like mark(), a promise only if some bit flipped. */
+  /** Mark whole regions by index; like mark(), a promise unless the bits are already saved. */
   markRegions(regions: Iterable<number>): Promise<void> | undefined {
     let flipped = false;
     for (const r of regions) {
@@ -131,7 +137,26 @@ export class DirtyBitmap {
       this.noteChange(r >>> 3);
       flipped = true;
     }
-    return flipped ? this.persist() : undefined;
+    return this.settle(flipped);
+  }
+
+  private settle(flipped: boolean): Promise<void> | undefined {
+    if (!flipped && !this.saveFailed) return this.saving;
+    this.saveFailed = false;
+    const save = this.persist();
+    this.saving = save;
+    save.then(
+      () => {
+        if (this.saving === save) this.saving = undefined;
+      },
+      () => {
+        if (this.saving === save) {
+          this.saving = undefined;
+          this.saveFailed = true;
+        }
+      },
+    );
+    return save;
   }
 
   /** Clear one region's bit in memory; written by the next persist. */

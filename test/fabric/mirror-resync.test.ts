@@ -15,6 +15,7 @@ t.test('the dirty bitmap persists only on clean→dirty transitions and survives
   t.equal(bitmap.regionCount, 11);
   const first = bitmap.mark(REGION + 10, 2 * REGION);
   t.ok(first instanceof Promise, 'a flip returns a promise');
+  t.ok(bitmap.mark(REGION, 512) instanceof Promise, 'so does a mark of a bit whose save is still under way');
   await first;
   t.ok(existsSync(path), 'written before the promise resolved');
   t.equal(bitmap.mark(REGION, REGION), undefined, 'an already-dirty region costs nothing');
