@@ -164,16 +164,17 @@ export class MirrorSet implements FailoverSet {
     }
   }
 
-  /** Probe a failed replica; readmit it if it answers. True if it did. */
+  /** Probe a failed replica; readmit it if it answers. True if it is back (by this call or another). */
   async probeAndReadmit(name: string, reason: string): Promise<boolean> {
     try {
       await this.mirror.probe(name);
     } catch {
       return false;
     }
-    if (this.stopped || this.replicaInfo(name)?.state !== 'failed') return false;
-    await this.mirror.readmit(name, reason);
-    return true;
+    const now = this.replicaInfo(name);
+    if (this.stopped || !now) return false;
+    if (now.state === 'failed') await this.mirror.readmit(name, reason);
+    return !isOut(this.replicaInfo(name)!);
   }
 
   // ---- state ----

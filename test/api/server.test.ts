@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memberApi } from '../helpers/api.js';
-import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
+import { ensureBuilt, nbdUri, runCli, startMember } from '../helpers/blockgate-cli.js';
 import { nbdsh, runTool, waitFor } from '../helpers/clients.js';
 import { parseExposition, value } from '../helpers/prometheus.js';
 
@@ -20,6 +20,7 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
       backends: [
         { name: 'r0', type: 'memory', size: '4MiB' },
         { name: 'r1', type: 'memory', size: '4MiB' },
+        { name: 'r2', type: 'memory', size: '4MiB' },
       ],
       devices: [{ name: 'm0', type: 'mirror', replicas: ['r0', 'r1'] }],
       exports: [{ name: 'vol', device: 'm0' }],
@@ -101,6 +102,15 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   t.match(await page.text(), /<html[\s\S]*api\/v1\/status[\s\S]*<\/html>/);
   t.equal((await admin.request('/nowhere')).status, 404);
 
+  const spare = await admin.request('/api/v1/devices/m0/actions/addSpare', { method: 'POST', body: { device: 'r2' } });
+  t.equal(spare.status, 200, 'an unused device of the configuration becomes a spare');
+  t.same(((await spare.json()) as { set: { members: Array<{ name: string; role: string }> } }).set.members.map((r) => `${r.name}:${r.role}`), ['r0:primary', 'r1:secondary', 'r2:alternate']);
+  const taken = await admin.request('/api/v1/devices/m0/actions/addSpare', { method: 'POST', body: { device: 'r0' } });
+  t.equal(taken.status, 409, 'a device in use cannot');
+
   const stopped = await member.terminate();
   t.equal(stopped.code, 0, 'stops cleanly with the API running');
+  const stored = await runCli(['show-config', '--data-dir', join(dir, 'data')]);
+  t.match(stored.stdout, /from api:spare-added:m0:r2/, 'the change is a new configuration generation');
+  t.match(stored.stdout, /replicas:\s*\n\s*- r0\s*\n\s*- r1\s*\n\s*spares:\s*\n\s*- r2/, 'which lists the spare, so a restart keeps it');
 });
