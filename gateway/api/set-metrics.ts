@@ -5,7 +5,7 @@
  */
 import type { DeviceState } from '../../fabric/device.js';
 import type { ReplicaState } from '../../fabric/layers/mirror/replica.js';
-import { PATH_MEMBER_STATES, ROLES, type FailoverSetState, type PathMemberState } from '../../failover/set.js';
+import { PATH_MEMBER_STATES, ROLES, type FailoverSetState, type PathMember, type PathMemberState, type ReplicaMember } from '../../failover/set.js';
 import type { Exposition, Labels, MetricType } from './exposition.js';
 
 export const DEVICE_STATES = ['optimal', 'degraded', 'rebuilding', 'failed'] as const satisfies readonly DeviceState[];
@@ -43,6 +43,22 @@ const FAMILIES: ReadonlyArray<readonly [string, MetricType, string]> = [
   ['blockgate_resync_eta_seconds', 'gauge', 'Estimated time until the resync ends.'],
 ];
 
+/** Per-member numbers: metric name and the field it shows. */
+const REPLICA_NUMBERS: ReadonlyArray<readonly [string, (r: ReplicaMember) => number]> = [
+  ['blockgate_replica_dirty_bytes', (r) => r.dirtyBytes],
+  ['blockgate_replica_outstanding_bytes', (r) => r.outstandingBytes],
+  ['blockgate_replica_read_errors_total', (r) => r.readErrors],
+  ['blockgate_replica_write_errors_total', (r) => r.writeErrors],
+  ['blockgate_replica_read_repairs_total', (r) => r.readRepairs],
+  ['blockgate_replica_recent_failures', (r) => r.health.recentFailures],
+];
+const PATH_NUMBERS: ReadonlyArray<readonly [string, (p: PathMember) => number]> = [
+  ['blockgate_path_outstanding_requests', (p) => p.outstanding],
+  ['blockgate_path_ios_total', (p) => p.ios],
+  ['blockgate_path_errors_total', (p) => p.errors],
+  ['blockgate_path_recent_failures', (p) => p.health.recentFailures],
+];
+
 export function declareSetMetrics(x: Exposition): void {
   for (const [name, type, help] of FAMILIES) x.family(name, type, help);
 }
@@ -67,12 +83,7 @@ export function renderSetMetrics(x: Exposition, states: readonly FailoverSetStat
         for (const r of s.members) {
           const labels = { device, replica: r.name };
           stateSeries(x, 'blockgate_replica_state', labels, REPLICA_STATES, r.state);
-          x.sample('blockgate_replica_dirty_bytes', labels, r.dirtyBytes);
-          x.sample('blockgate_replica_outstanding_bytes', labels, r.outstandingBytes);
-          x.sample('blockgate_replica_read_errors_total', labels, r.readErrors);
-          x.sample('blockgate_replica_write_errors_total', labels, r.writeErrors);
-          x.sample('blockgate_replica_read_repairs_total', labels, r.readRepairs);
-          x.sample('blockgate_replica_recent_failures', labels, r.health.recentFailures);
+          for (const [name, of] of REPLICA_NUMBERS) x.sample(name, labels, of(r));
         }
         for (const p of s.resync) {
           const labels = { device, replica: p.target };
@@ -88,10 +99,7 @@ export function renderSetMetrics(x: Exposition, states: readonly FailoverSetStat
         for (const p of s.members) {
           const labels = { device, path: p.name };
           stateSeries(x, 'blockgate_path_state', labels, PATH_MEMBER_STATES, p.state);
-          x.sample('blockgate_path_outstanding_requests', labels, p.outstanding);
-          x.sample('blockgate_path_ios_total', labels, p.ios);
-          x.sample('blockgate_path_errors_total', labels, p.errors);
-          x.sample('blockgate_path_recent_failures', labels, p.health.recentFailures);
+          for (const [name, of] of PATH_NUMBERS) x.sample(name, labels, of(p));
         }
         break;
       }
