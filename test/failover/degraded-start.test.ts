@@ -7,7 +7,7 @@
 import t from 'tap';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { validateMemberConfig } from '../../failover/config/schema.js';
+import { validateMemberConfig } from '../../failover/config/validate.js';
 import { Member } from '../../gateway/member.js';
 import { tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit } from '../helpers/nbdkit-server.js';
