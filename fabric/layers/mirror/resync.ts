@@ -125,7 +125,7 @@ export class Resync {
 
   private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
     // A region past either device's end would be a bitmap geometry bug: caught here, not below.
-    checkChildRange(this.target.device, start, end - start, 'resync');
+    checkChildRange(`mirror resync of ${this.target.name}`, this.target.device, 'copy', start, end - start);
     const hold = await this.host.lock.exclusive(start, end);
     try {
       for (let at = start; at < end; ) {
@@ -134,7 +134,7 @@ export class Resync {
         const piece = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
         const source = this.host.pickSource();
         if (!source) return 'no-source';
-        checkChildRange(source.device, at, n, 'resync');
+        checkChildRange(`mirror resync of ${this.target.name}`, source.device, 'read', at, n);
         source.outstanding += n;
         try {
           await source.device.read(at, piece);
