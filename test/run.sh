@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   qemu-utils        # qemu-img, qemu-io, qemu-nbd (nbd:// clients, benchmark baseline)
   qemu-block-extra  # iscsi:// for qemu
   fio               # its nbd engine, in tests and the benchmark
+  libaio1           # the file backend sends buffered writes to the thread pool in batches (io_submit)
   fuse3             # nbdfuse mounts an export as a file
   e2fsprogs         # mkfs.ext4 on an export
   libiscsi-bin      # iscsi-inq, iscsi-ls, iscsi-perf, iscsi-test-cu

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { logger } from '../log.js';
+import { AioWrites } from './aio-writes.js';
 import { EAGAIN, EOPNOTSUPP, errnoError, linuxFs } from './linux-fs.js';
 
 /**
@@ -13,8 +14,9 @@ import { EAGAIN, EOPNOTSUPP, errnoError, linuxFs } from './linux-fs.js';
  *   write: there is no disk to wait for (tmpfs refuses RWF_NOWAIT, so this is the only
  *   way to keep its pages off the pool).
  *
- * Anything else — writes to disk-backed files (which may wait for dirty-page throttling),
- * fdatasync, files whose file system refuses RWF_NOWAIT (FUSE, NFS) — goes to the pool.
+ * Anything else — writes to disk-backed files (which may wait for dirty-page throttling or
+ * the journal), fdatasync, reads on file systems that refuse RWF_NOWAIT (FUSE, NFS) — goes
+ * to the pool; writes in batches, all of one loop turn in one pool job (aio-writes.ts).
  */
 export interface FileIo {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
@@ -75,21 +77,26 @@ type ReadMode = 'memory' | 'nowait' | 'pool';
 export class FdIo implements FileIo {
   private readMode: ReadMode;
   private readonly memoryFs: boolean;
+  /** Writes that go to the pool, in batches (undefined: one fs.writev each). */
+  private readonly aio: AioWrites | undefined;
 
   private constructor(
     readonly fd: number,
     memoryFs: boolean,
+    batchWrites: boolean,
   ) {
     this.memoryFs = memoryFs;
     this.readMode = linuxFs === undefined ? 'pool' : memoryFs ? 'memory' : 'nowait';
     if (memoryFs) swap.watch();
+    this.aio = batchWrites ? AioWrites.open(fd) : undefined;
   }
 
-  static async open(path: string, flags: number, mode: number): Promise<FdIo> {
+  /** `batchWrites: false` sends every pool write on its own (as without libaio). */
+  static async open(path: string, flags: number, mode: number, { batchWrites = true } = {}): Promise<FdIo> {
     const fd = await new Promise<number>((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
     try {
       const stats = await fs.promises.statfs(path);
-      return new FdIo(fd, stats.type === TMPFS_MAGIC || stats.type === RAMFS_MAGIC);
+      return new FdIo(fd, stats.type === TMPFS_MAGIC || stats.type === RAMFS_MAGIC, batchWrites);
     } catch (err) {
       fs.close(fd, () => undefined);
       throw err;
@@ -99,6 +106,11 @@ export class FdIo implements FileIo {
   /** How reads are being served now, for status and tests. */
   get path(): 'memory' | 'nowait' | 'pool' {
     return this.readMode === 'memory' && swap.active ? 'pool' : this.readMode;
+  }
+
+  /** Pool writes and the batches they went in (zero batches: one job per write). */
+  get writeBatches(): { writes: number; batches: number } {
+    return this.aio?.stats ?? { writes: 0, batches: 0 };
   }
 
   readNow(buffer: Buffer, offset: number, length: number, position: number): number {
@@ -127,6 +139,7 @@ export class FdIo implements FileIo {
   }
 
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
+    if (this.aio) return this.aio.pwritev(buffers, position).then((bytesWritten) => ({ bytesWritten }));
     return new Promise((resolve, reject) =>
       fs.writev(this.fd, buffers, position, (err, bytesWritten) => (err ? reject(err) : resolve({ bytesWritten }))),
     );
@@ -145,6 +158,7 @@ export class FdIo implements FileIo {
   }
 
   close(): Promise<void> {
+    this.aio?.close();
     return new Promise((resolve, reject) => fs.close(this.fd, (err) => (err ? reject(err) : resolve())));
   }
 }

@@ -36,6 +36,8 @@ export interface FileBackendOptions {
    */
   readonly size?: number;
   readonly readOnly?: boolean;
+  /** Pool writes in batches (one pool job per loop turn, through libaio); false: one job per write. Default true. */
+  readonly batchWrites?: boolean;
   /** Create the file if it does not exist (needs `size`). Default false: a missing file is an error, never a new empty disk. */
   readonly create?: boolean;
 }
@@ -246,6 +248,7 @@ export class FileBackend implements BlockDevice {
         blockDevice: this.geometry.blockDevice,
         inFlight: this.inFlight,
         ioPath: this.io instanceof FdIo ? this.io.path : 'pool',
+        ...(this.io instanceof FdIo && { writeBatches: this.io.writeBatches }),
         ...this.counters,
       },
     };
@@ -359,7 +362,7 @@ async function openFile(options: FileBackendOptions): Promise<{ handle: FdIo; ge
   if (create && !readOnly) flags |= fsc.O_CREAT;
   let handle: FdIo;
   try {
-    handle = await FdIo.open(options.path, flags, 0o644);
+    handle = await FdIo.open(options.path, flags, 0o644, { batchWrites: options.batchWrites });
   } catch (err) {
     throw toBlockError(err, context);
   }

@@ -10,8 +10,9 @@ import { startNbdServer } from '../helpers/nbd.js';
 /**
  * A file backend whose disk is slow must not stall anything else the member serves. The
  * slow disk: nbdkit's delay filter behind nbdfuse, so the file backend sees an ordinary
- * file whose reads and hole punches each take seconds (FUSE refuses RWF_NOWAIT, so reads
- * must go to the thread pool; fallocate goes to a koffi worker). Once such a request has
+ * file whose reads, writes and hole punches each take seconds (FUSE refuses RWF_NOWAIT, so
+ * reads must go to the thread pool; writes go in a batch to the pool, fallocate to a koffi
+ * worker). Once such a request has
  * reached the disk (nbdkit's log filter says so), a real client reads another export of
  * the same member. If the slow request blocked the event loop, that client could not even
  * finish its handshake before the slow request completed. The clients are sequenced by a
@@ -32,7 +33,7 @@ const slowDisk = await startNbdkit(t, {
   plugin: ['memory', `size=${SIZE}`],
   // The log filter is outermost: it logs each request as it arrives, before the delay.
   filters: ['log', 'delay'],
-  args: [`logfile=${diskLog}`, `delay-read=${DELAY_S}`, `delay-trim=${DELAY_S}`],
+  args: [`logfile=${diskLog}`, `delay-read=${DELAY_S}`, `delay-write=${DELAY_S}`, `delay-trim=${DELAY_S}`],
 });
 const image = join(dir, 'disk');
 const fuse = startBackground('nbdfuse', [image, slowDisk.uri]);
@@ -82,4 +83,10 @@ t.test('a read that waits for the disk goes to the thread pool', async (t) => {
 t.test('punching a hole runs off the event loop', async (t) => {
   const order = await finishingOrder('discard 16M 4M', /Trim .*offset=0x1000000/);
   t.same(order, ['fast', 'slow'], 'another export served a whole client session while the hole was being punched');
+});
+
+t.test('a write that waits for the disk does not hold up the member', async (t) => {
+  const order = await finishingOrder('write -P 7 40M 4k', /Write .*offset=0x2800000/);
+  t.same(order, ['fast', 'slow'], 'another export served a whole client session while the slow write waited for the disk');
+  t.match((slow.status().detail as { writeBatches: object }).writeBatches, { batches: 1 }, 'it went in a batch (libaio)');
 });
