@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { comparisons } from './comparisons.mjs';
 import { PREFILL, WORKLOADS, runFio } from './lib/fio.mjs';
 import { setPlacement } from './lib/processes.mjs';
-import { flameGraphSvg, foldedStacks, topFunctions } from './lib/cpu-profile.mjs';
+import { flameGraphSvg, foldedStacks, topFunctions, within } from './lib/cpu-profile.mjs';
 import { startBlockgate } from './lib/targets.mjs';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -43,6 +43,7 @@ if (!c?.sides) throw new Error(`--only: a comparison with sides (got ${values.on
 const side = c.sides[Number(values.side)];
 const spec = typeof side?.blockgate === 'function' ? null : side?.blockgate;
 await c.prepare?.();
+let window = [0, Infinity];
 try {
   const bg = spec ?? side.blockgate?.();
   if (!bg) throw new Error(`side ${values.side} of ${c.id} is not a blockgate side`);
@@ -58,14 +59,17 @@ try {
   try {
     await runFio(member.uri(bg.export), PREFILL, {});
     process.stderr.write(`[profile] ${side.label}: ${workload.title} for ${values.seconds} s\n`);
+    const from = Number(process.hrtime.bigint() / 1000n);
     const result = await runFio(member.uri(bg.export), workload, { runtime: Number(values.seconds), ramp: 0.5, cpu: () => 0 });
+    window = [from, Number(process.hrtime.bigint() / 1000n)];
     process.stderr.write(`[profile] ${JSON.stringify(result)}\n`);
   } finally {
     await member.stop(); // SIGTERM: the member exits normally and node writes the profile
   }
   const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('node wrote no .cpuprofile');
-  const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8'));
+  // Only what the member did while fio ran.
+  const profile = within(JSON.parse(readFileSync(join(profileDir, file), 'utf8')), ...window);
   mkdirSync(values.output, { recursive: true });
   const stem = join(values.output, `${c.id}-${values.side}-${workload.id}`);
   writeFileSync(`${stem}.cpuprofile`, JSON.stringify(profile));

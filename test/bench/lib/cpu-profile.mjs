@@ -6,6 +6,26 @@
 
 const IDLE = new Set(['(idle)', '(program)']);
 
+/**
+ * The profile with only the samples taken in [fromUs, toUs] (CLOCK_MONOTONIC µs, the clock
+ * of V8's profiler and of process.hrtime in any process), so start-up and the benchmark's
+ * prefill do not count.
+ */
+export function within(profile, fromUs, toUs) {
+  const samples = [];
+  const timeDeltas = [];
+  let t = profile.startTime;
+  let last = fromUs;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i];
+    if (t < fromUs || t > toUs) continue;
+    samples.push(profile.samples[i]);
+    timeDeltas.push(t - last);
+    last = t;
+  }
+  return { ...profile, samples, timeDeltas, startTime: fromUs, endTime: Math.min(toUs, profile.endTime) };
+}
+
 function frameName(node) {
   const f = node.callFrame;
   const name = f.functionName || '(anonymous)';
