@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { GROUPS, comparisons } from './comparisons.mjs';
 import { PREFILL, WORKLOADS, runFio } from './lib/fio.mjs';
 import { markdownReport } from './lib/report.mjs';
-import { cpuSeconds, placement, setPlacement } from './lib/processes.mjs';
+import { SERVER_MALLOC, cpuSeconds, placement, setPlacement } from './lib/processes.mjs';
 import { startBlockgate } from './lib/targets.mjs';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -200,6 +200,7 @@ async function main() {
     pin
       ? `placement: every server (blockgate, nbdkit, qemu-nbd, tgtd, and the nbdkit behind the remote hop) pinned to CPU ${placement.server}, every client (fio, iscsi-perf, qemu-img) to CPU ${placement.client} (taskset)`
       : 'placement: not pinned',
+    `every server runs with GLIBC_TUNABLES=${SERVER_MALLOC} (no mmap/munmap per 1 MiB request buffer: qemu-nbd 7.2 loses 95% of its 1 MiB write throughput to that otherwise)`,
     `method: per workload ${rounds} round(s) over the sides in alternating order (A B, B A, A B…), ${runtime} s each after a ${ramp} s ramp; NBD: fio's nbd engine over TCP 127.0.0.1, one connection unless the workload says otherwise; iSCSI: one libiscsi session; devices of ${values.size}${values['no-prefill'] ? '' : ', written in full before measuring'}; files in /dev/shm (${fsType('/dev/shm')}) and ${values['root-dir']} (${fsType(values['root-dir'])})`,
     'server CPU s/GiB: user+system seconds of the server processes during the measured window, per GiB moved',
   ];
