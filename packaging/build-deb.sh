@@ -39,8 +39,14 @@ build() {
   cp "$repo/package.json" "$repo/package-lock.json" "$src/app/"
   cp -r "$repo/node_modules" "$src/app/node_modules"
   (cd "$src/app" && npm prune --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null)
-  # Add-ons for other C libraries (musl) and build by-products are of no use on Debian.
-  find "$src/app/node_modules" \( -name '*musl*' -o -path '*/obj.target' -o -name '*.tsbuildinfo' \) -prune -exec rm -rf {} +
+  # Add-ons for other C libraries (musl), build by-products, the modules' own tests,
+  # development files and web pages are of no use at run time.
+  find "$src/app/node_modules" \( -name '*musl*' -o -path '*/obj.target' -o -name '*.tsbuildinfo' -o -name test -o -name .github \
+    -o -name .husky -o -name '.eslintrc*' -o -name .npmignore -o -name .gitattributes -o -name '*.sln' -o -name '*.html' \) -prune -exec rm -rf {} +
+  find "$src/app/node_modules" -type d -empty -delete
+  # npm tarballs mark documents executable at times; only ELF add-ons and scripts with #! stay so.
+  find "$src/app/node_modules" -type f -perm /111 ! -name '*.node' -exec sh -c 'head -c2 "$1" | grep -q "#!" || chmod a-x "$1"' sh {} \;
+  chmod a+x "$src/app/dist/gateway/cli.js"
   rm -f "$src/app/package-lock.json"
 
   # The runtime: Node.js $runtime from the npm registry (Debian 12 ships Node.js 18).
