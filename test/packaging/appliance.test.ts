@@ -31,7 +31,9 @@ const BOOT_TIMEOUT_MS = 15 * 60_000;
 async function waitForExport(uri: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await runTool('nbdinfo', ['--json', uri], { allowFailure: true, timeoutMs: 30_000 });
+    // Until the guest listens, user-mode networking accepts the connection and then drops or
+    // stalls it: each try is bounded, and a failed or stalled one is tried again.
+    const r = await runTool('nbdinfo', ['--json', uri], { allowFailure: true, timeoutMs: 20_000 }).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
     if (r.code === 0) return r.stdout;
     if (Date.now() > deadline) throw new Error(`${uri} did not answer within ${timeoutMs} ms: ${r.stderr}`);
     await sleep(3000);
@@ -78,8 +80,7 @@ t.test('the appliance boots, serves NBD and iSCSI through forwarded ports, and k
   t.match(info.exports[0], { 'export-name': 'disk0', 'export-size': 1024 ** 3 }, 'nbdinfo sees the appliance export');
 
   const inq = await runTool('iscsi-inq', [`iscsi://127.0.0.1:${iscsiPort}/${TARGET}/0`]);
-  t.match(inq.stdout, /Peripheral Device Type/i, "iscsi-inq answers for the appliance LUN");
-  t.match(inq.stdout, /Vendor Identification:\s*\S+/);
+  t.match(inq.stdout, /Peripheral Device Type:DIRECT_ACCESS/, 'iscsi-inq: the appliance LUN is a disk');
 
   const written = await fio(uri, ['--do_verify=1']);
   t.equal(written.code, 0, `fio wrote and verified 8 MiB with crc32c: ${written.stderr.slice(-2000)}`);
@@ -105,13 +106,10 @@ t.test('the appliance boots, serves NBD and iSCSI through forwarded ports, and k
   t.equal(verified.code, 0, `after the restart fio verified the same 8 MiB: ${verified.stderr.slice(-2000)}`);
   t.match(verified.stdout, /verify/i);
 
-  // And the check would fail on other data: a run with another seed finds mismatches.
-  const other = await runTool(
-    'fio',
-    ['--name=other', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--size=8M', '--randseed=1', '--verify=crc32c', '--verify_only'],
-    { timeoutMs: 10 * 60_000, allowFailure: true },
-  );
-  t.not(other.code, 0, 'verifying against another seed fails: the check reads real data');
+  // And the check fails where that data is not: the same job over a range never written.
+  const elsewhere = await fio(uri, ['--verify_only', '--offset=64M']);
+  t.not(elsewhere.code, 0, 'verifying a range that was never written fails: the check reads real data');
+  t.match(elsewhere.stderr + elsewhere.stdout, /bad magic header/);
 
   const off = await agent.exec('/bin/systemctl', ['poweroff']).catch(() => undefined);
   t.ok(off === undefined || off.exitcode === 0);
