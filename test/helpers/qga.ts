@@ -14,7 +14,8 @@ export interface ExecResult {
 
 export class GuestAgent {
   private buffer = '';
-  private readonly waiting: Array<(line: Record<string, unknown>) => void> = [];
+  /** Answers are matched in order; a sync skips whatever comes before its own answer. */
+  private readonly waiting: Array<(line: Record<string, unknown>) => boolean> = [];
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8').on('data', (d: string) => {
@@ -26,11 +27,13 @@ export class GuestAgent {
         const text = this.buffer.slice(0, nl).replace(/^[^{]*/, '');
         this.buffer = this.buffer.slice(nl + 1);
         if (text === '') continue;
+        let line: Record<string, unknown>;
         try {
-          this.waiting.shift()?.(JSON.parse(text) as Record<string, unknown>);
+          line = JSON.parse(text) as Record<string, unknown>;
         } catch {
-          // Noise from an agent (re)starting: ignore.
+          continue; // noise from an agent (re)starting
         }
+        if (this.waiting[0]?.(line)) this.waiting.shift();
       }
     });
   }
@@ -57,10 +60,14 @@ export class GuestAgent {
   call(command: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${command}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const sync = command === 'guest-sync-delimited';
       this.waiting.push((line) => {
+        // The 0xFF that starts a sync makes the agent answer a parse error first: skip it.
+        if (sync && line.return !== args.id) return false;
         clearTimeout(timer);
         if ('error' in line) reject(new Error(`${command}: ${JSON.stringify(line.error)}`));
         else resolve(line.return);
+        return true;
       });
       // A sync starts with a 0xFF byte: the agent drops any half-read request before it.
       if (command === 'guest-sync-delimited') this.socket.write(Buffer.from([0xff]));

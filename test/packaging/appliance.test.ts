@@ -104,14 +104,14 @@ t.test('the appliance boots, serves NBD and iSCSI through forwarded ports, and k
   await waitForExport(uri, BOOT_TIMEOUT_MS);
   const verified = await fio(uri, ['--verify_only']);
   t.equal(verified.code, 0, `after the restart fio verified the same 8 MiB: ${verified.stderr.slice(-2000)}`);
-  t.match(verified.stdout, /verify/i);
 
   // And the check fails where that data is not: the same job over a range never written.
   const elsewhere = await fio(uri, ['--verify_only', '--offset=64M']);
   t.not(elsewhere.code, 0, 'verifying a range that was never written fails: the check reads real data');
   t.match(elsewhere.stderr + elsewhere.stdout, /bad magic header/);
 
-  const off = await agent.exec('/bin/systemctl', ['poweroff']).catch(() => undefined);
-  t.ok(off === undefined || off.exitcode === 0);
-  await vm.exited;
+  // The agent goes down with the guest, so the answer may never come: the VM's exit tells.
+  void agent.exec('/bin/systemctl', ['poweroff']).catch(() => undefined);
+  const stopped = await Promise.race([vm.exited, sleep(5 * 60_000).then(() => undefined)]);
+  t.ok(stopped, 'the appliance powered off');
 });
