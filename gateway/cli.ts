@@ -106,7 +106,7 @@ async function showConfigCommand(args: string[]): Promise<number> {
     process.stdout.write(SHOW_CONFIG_USAGE);
     return EXIT_OK;
   }
-  const [{ showConfig }, { DEFAULT_DATA_DIR }] = await Promise.all([import('./cli/show-config.js'), import('./cli/serve.js')]);
+  const [{ showConfig }, { DEFAULT_DATA_DIR }] = await Promise.all([import('./cli/show-config.js'), import('../member/store.js')]);
   return showConfig({ dataDir: values['data-dir'] ?? DEFAULT_DATA_DIR, history: values.history === true });
 }
 

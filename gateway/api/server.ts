@@ -12,7 +12,7 @@ import { JobError } from '../image/errors.js';
 import { ImageJobs } from '../image/jobs.js';
 import { HTTP_STATUS_OF_JOB_ERROR, routeJobs } from './jobs.js';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
-import { admit, type Caller } from './guard.js';
+import { admit } from './guard.js';
 import { SECURITY_HEADERS } from './headers.js';
 import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';

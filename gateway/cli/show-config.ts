@@ -1,21 +1,22 @@
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { openMemberDatabase } from '../../failover/config/database.js';
 import { redactSecrets } from '../../failover/config/redact.js';
-import { ConfigStore, type ConfigRecord } from '../../failover/config/store.js';
+import type { ConfigRecord } from '../../failover/config/store.js';
+import { MemberStore } from '../../member/store.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
 
 /** `blockgate show-config`: what a data directory would serve, or its kept history. */
 export async function showConfig(options: { dataDir: string; history: boolean }): Promise<number> {
   const dataDir = resolve(options.dataDir);
-  let database;
+  let memberStore: MemberStore;
   try {
-    database = openMemberDatabase(dataDir);
+    // Unlocked: what a running member stores may be read beside it.
+    memberStore = MemberStore.openUnlocked(dataDir);
   } catch (err) {
-    return reportError(err, `cannot open the database in ${dataDir}`);
+    return reportError(err, `cannot open the member store in ${dataDir}`);
   }
   try {
-    const store = new ConfigStore(database);
+    const store = memberStore.config;
     if (options.history) {
       const records = store.list();
       for (const r of records) process.stdout.write(`${header(r)}\n`);
@@ -33,7 +34,7 @@ export async function showConfig(options: { dataDir: string; history: boolean })
   } catch (err) {
     return reportError(err, dataDir);
   } finally {
-    await database.close();
+    await memberStore.close();
   }
 }
 

@@ -1,7 +1,7 @@
 import { logger } from '../../fabric/log.js';
 import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
 import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
-import type { Connection } from './connection.js';
+import type { ConnectionLink } from './connection-link.js';
 import { encodeLun, isFinal, itt, lunOf, newBhs, releaseHolds, releasePdu, sliceData, type Pdu } from './pdu.js';
 import { newTask, type Task } from './task.js';
 import { fixedSense } from '../scsi/sense.js';
@@ -27,7 +27,7 @@ export class CommandPath {
   private nextTtt = 1;
   private readonly recentlyAborted: number[] = [];
 
-  constructor(private readonly conn: Connection) {}
+  constructor(private readonly conn: ConnectionLink) {}
 
   /** Takes over the PDU: its holds go to the task, or are released when there is none. */
   onCommand(pdu: Pdu): void {

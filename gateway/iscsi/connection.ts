@@ -10,7 +10,7 @@ import { COMMAND_WINDOW, type Session } from './session.js';
 import { encodeText, type TextPairs } from './text.js';
 import { CommandPath } from './command.js';
 import { handleTaskManagement } from './tmf.js';
-import { TextExchange } from './discovery.js';
+import { TextExchange } from './text-exchange.js';
 
 const log = logger('iscsi');
 
@@ -66,7 +66,7 @@ export class Connection {
     this.receiver = new SocketReceiver(socket, () => this.pump());
     this.reader = new PduReader(this.receiver.queue, this.framing);
     this.commands = new CommandPath(this);
-    this.text = new TextExchange(this);
+    this.text = new TextExchange(this, (value) => host.sendTargets(this, value));
     this.log = log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     socket.setNoDelay(true);
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));

@@ -2,7 +2,6 @@ import { ChapAuthenticator, ChapFailure, type ChapCredentials } from './chap.js'
 import { ISCSI_VERSION, LoginFlag, LoginStatus, MAX_TEXT_BYTES, Stage } from './constants.js';
 import { INITIATOR_DECLARATIVE, NegotiationError, OperationalNegotiation, SECURITY_KEYS, type OperationalParams, type TargetLimits } from './negotiation.js';
 import { joined, type Pdu } from './pdu.js';
-import type { SessionType } from './session.js';
 import { decodeText, TextFormatError, type TextPairs } from './text.js';
 
 /**
@@ -12,6 +11,9 @@ import { decodeText, TextFormatError, type TextPairs } from './text.js';
  */
 
 /** What a login needs to know about a target. */
+/** SessionType (RFC 7143 §13.21): a discovery session only asks for targets. */
+export type SessionType = 'Discovery' | 'Normal';
+
 export interface LoginTarget {
   readonly name: string;
   readonly alias?: string;

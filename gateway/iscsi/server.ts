@@ -57,7 +57,7 @@ interface Listener {
   readonly host: string;
   readonly port: number;
   server?: Server;
-  readonly members: { target: TargetRuntime; group: number }[];
+  readonly members: { target: TargetRuntime<Session>; group: number }[];
 }
 
 /**
@@ -69,7 +69,7 @@ export class IscsiServer implements ConnectionHost {
   readonly limits: TargetLimits;
   readonly nopIntervalMs: number;
   readonly receive: ReceivePath;
-  private readonly targets = new Map<string, TargetRuntime>();
+  private readonly targets = new Map<string, TargetRuntime<Session>>();
   private readonly listeners = new Map<string, Listener>();
   private readonly sessions = new Map<number, Session>();
   private readonly connections = new Set<Connection>();
@@ -97,7 +97,7 @@ export class IscsiServer implements ConnectionHost {
       }
       const alua = aluaStateFor(config, this.options.aluaTransitionMs);
       const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations });
-      const runtime = new TargetRuntime(config, scsiTargetPort(scsi), alua);
+      const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua);
       this.targets.set(config.name, runtime);
       config.portalGroups.forEach((group) => {
         group.portals.forEach((portal, i) => {
@@ -168,12 +168,12 @@ export class IscsiServer implements ConnectionHost {
       limits: this.limits,
       discoveryChap: this.options.discoveryChap,
       findTarget: (name) => this.targets.get(name),
-      portalGroupTag: (target) => (target as TargetRuntime).groupOfListener.get(conn.listenerId),
+      portalGroupTag: (target) => (target as TargetRuntime<Session>).groupOfListener.get(conn.listenerId),
     };
   }
 
   establish(conn: Connection, result: LoginResult): Session | number {
-    const target = result.target as TargetRuntime | undefined;
+    const target = result.target as TargetRuntime<Session> | undefined;
     if (result.tsih !== 0) {
       // Adding or reinstating a connection of an existing session.
       const session = this.sessions.get(result.tsih);
@@ -282,7 +282,7 @@ export class IscsiServer implements ConnectionHost {
     return this.targetOf(targetName).alua.groups();
   }
 
-  private targetOf(name: string): TargetRuntime {
+  private targetOf(name: string): TargetRuntime<Session> {
     const t = this.targets.get(name);
     if (!t) throw new BlockError('EINVAL', `no iSCSI target ${name}`);
     return t;

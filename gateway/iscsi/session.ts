@@ -1,5 +1,6 @@
 import type { Nexus } from '../scsi/types.js';
 import type { Task } from './task.js';
+import type { SessionType } from './login.js';
 import type { TargetRuntime } from './target-runtime.js';
 import type { OperationalParams } from './negotiation.js';
 import { seqAdd, seqInWindow, seqLt } from './sequence.js';
@@ -7,7 +8,6 @@ import { seqAdd, seqInWindow, seqLt } from './sequence.js';
 /** Commands the initiator may have outstanding beyond ExpCmdSN: MaxCmdSN = ExpCmdSN + depth - 1. */
 export const COMMAND_WINDOW = 128;
 
-export type SessionType = 'Discovery' | 'Normal';
 
 /** A session's connection, as the session needs it: to close it and abort its tasks. */
 export interface SessionConnection {

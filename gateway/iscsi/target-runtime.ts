@@ -2,7 +2,7 @@ import type { AluaState } from '../scsi/alua.js';
 import type { ChapCredentials } from './chap.js';
 import type { LoginTarget } from './login.js';
 import type { ScsiTargetPort } from './scsi-port.js';
-import type { Session } from './session.js';
+import type { Task } from './task.js';
 
 export interface PortalConfig {
   readonly host: string;
@@ -31,7 +31,13 @@ export interface IscsiTargetConfig {
  * listeners carry which of its portal groups. In iSCSI a SCSI target port is a portal
  * group, so relative target port ids are the groups' positions (1-based).
  */
-export class TargetRuntime implements LoginTarget {
+/** What a target knows of a session logged in to it: enough to abort its tasks (Session has it). */
+export interface TargetSession {
+  readonly tasks: ReadonlyMap<number, Task>;
+  readonly connections: ReadonlySet<{ readonly commands: { abortTask(task: Task): void } }>;
+}
+
+export class TargetRuntime<S extends TargetSession = TargetSession> implements LoginTarget {
   readonly name: string;
   readonly alias?: string;
   readonly chap?: ChapCredentials;
@@ -39,7 +45,7 @@ export class TargetRuntime implements LoginTarget {
   /** Listener id → portal group tag. */
   readonly groupOfListener = new Map<string, number>();
   /** Normal sessions logged in to this target. */
-  readonly sessions = new Set<Session>();
+  readonly sessions = new Set<S>();
 
   constructor(
     readonly config: IscsiTargetConfig,

@@ -1,5 +1,5 @@
 import { FINAL_BIT, Opcode, TmfFunction, TmfResponse } from './constants.js';
-import type { Connection } from './connection.js';
+import type { ConnectionLink } from './connection-link.js';
 import { abortTargetTasks } from './target-runtime.js';
 import { itt, lunOf, newBhs, type Pdu } from './pdu.js';
 
@@ -7,7 +7,7 @@ import { itt, lunOf, newBhs, type Pdu } from './pdu.js';
  * Task management (RFC 7143 §11.5–11.6): aborts tasks in the transport (their responses are
  * suppressed) and tells the SCSI layer, which owns unit attentions and reservations.
  */
-export async function handleTaskManagement(conn: Connection, pdu: Pdu): Promise<void> {
+export async function handleTaskManagement(conn: ConnectionLink, pdu: Pdu): Promise<void> {
   const b = pdu.bhs;
   const fn = b[1]! & 0x7f;
   const lun = lunOf(b);

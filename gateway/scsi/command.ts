@@ -3,7 +3,7 @@ import type { LogicalUnit } from './logical-unit.js';
 import type { UnitAttentions } from './unit-attention.js';
 import type { Asc } from './opcodes.js';
 import type { IoKind } from './sense.js';
-import type { Nexus, ScsiCommand, ScsiResult } from './types.js';
+import type { Nexus, ReservationAccess, ScsiCommand, ScsiResult } from './types.js';
 
 /** What a command may reach of the target besides its logical unit. */
 export interface TargetContext {
@@ -38,7 +38,6 @@ export interface CommandContext<L extends LogicalUnit | undefined = LogicalUnit>
  * SBC-3 table 13): 'none' is always allowed, 'read' conflicts with the exclusive-access
  * types, 'write' with every type.
  */
-export type ReservationAccess = 'none' | 'read' | 'write';
 
 /**
  * The least accessible ALUA state in which the command still runs (SPC-4 5.16.2.4):

@@ -1,4 +1,3 @@
-import type { ReservationAccess } from './command.js';
 import * as op from './opcodes.js';
 import type { Asc } from './opcodes.js';
 import {
@@ -9,7 +8,7 @@ import {
   type ReservationStore,
 } from './reservation-store.js';
 import { invalidFieldInCdb, invalidFieldInParameterList, reservationConflict, ScsiError } from './sense.js';
-import type { Nexus } from './types.js';
+import type { Nexus, ReservationAccess } from './types.js';
 
 /** The key unit attentions and registrations use for an I_T nexus' initiator port. */
 export function initiatorPortOf(nexus: Nexus): string {

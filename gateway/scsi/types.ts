@@ -22,6 +22,9 @@
 
 export type DataDirection = 'none' | 'read' | 'write' | 'bidirectional';
 
+/** What a command does to the medium, for reservation conflicts (SPC-4 5.9.1 tables 49-50). */
+export type ReservationAccess = 'none' | 'read' | 'write';
+
 /** The I_T nexus: who sent the command and through which target port. */
 export interface Nexus {
   /** iSCSI initiator name (IQN/EUI) */

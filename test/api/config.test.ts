@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoConfig } from '../../failover/config/demo.js';
 import { validateMemberConfig } from '../../failover/config/validate.js';
-import { Member } from '../../gateway/member.js';
+import { Member } from '../../member/member.js';
+import { gatewayPorts as ports } from '../../gateway/ports.js';
 
 const base = { member: 'cfg', backends: [{ name: 'd', type: 'memory', size: '1MiB' }], exports: [{ name: 'd', device: 'd' }], nbd: { listen: [] } };
 
@@ -38,5 +39,5 @@ t.test('an API port that cannot bind stops start-up', async (t) => {
   t.teardown(() => busy.close());
   const port = (busy.address() as { port: number }).port;
   const { config } = validateMemberConfig({ ...base, api: { listen: [`127.0.0.1:${port}`] } });
-  await t.rejects(Member.start(config, { dataDir: dir }), { code: 'EADDRINUSE' });
+  await t.rejects(Member.start(config, { dataDir: dir, ports }), { code: 'EADDRINUSE' });
 });

@@ -2,7 +2,10 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openMemberDatabase } from '../../failover/config/database.js';
+import { MemberStore } from '../../member/store.js';
+
+/** The member store's LMDB root, unlocked: these tests open two on one directory in turn. */
+const openMemberDatabase = (dir: string) => MemberStore.openUnlocked(dir).root;
 import { ConfigStore } from '../../failover/config/store.js';
 import { configChecksum } from '../../failover/config/canonical.js';
 import { validateMemberConfig } from '../../failover/config/validate.js';

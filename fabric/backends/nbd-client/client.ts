@@ -69,8 +69,6 @@ export class NbdClient implements BlockDevice {
   readonly capabilities: Capabilities;
   private readonly exportName: string;
   private readonly wanted: number;
-  private readonly timeoutMs: number;
-  private readonly connectTimeoutMs: number;
   private readonly log: Logger;
   private connections: NbdConnection[] = [];
   private connecting: Promise<void> | undefined;
@@ -109,8 +107,6 @@ export class NbdClient implements BlockDevice {
     this.capabilities = geometry.capabilities;
     this.exportName = options.exportName ?? '';
     this.wanted = geometry.capabilities.multiConn ? Math.max(1, options.connections ?? 1) : 1;
-    this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.log = logger('nbd-client', { device: this.name, address: formatNbdAddress(options.address) });
   }
 

@@ -1,6 +1,5 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { READ_POLICIES } from '../../../fabric/layers/mirror/read-policy.js';
-import { NonEmpty } from './listen.js';
 import { Size } from './units.js';
 
 /**

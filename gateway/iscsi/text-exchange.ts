@@ -1,5 +1,5 @@
 import { FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, TextFlag, MAX_TEXT_BYTES } from './constants.js';
-import type { Connection } from './connection.js';
+import type { ConnectionLink } from './connection-link.js';
 import { itt, joined, newBhs, type Pdu } from './pdu.js';
 import { decodeText, encodeText, TextFormatError, type TextPairs } from './text.js';
 
@@ -15,7 +15,11 @@ export class TextExchange {
   private ttt = 0;
   private nextTtt = 1;
 
-  constructor(private readonly conn: Connection) {}
+  constructor(
+    private readonly conn: ConnectionLink,
+    /** The SendTargets answer for this connection (the server knows the targets and portals). */
+    private readonly sendTargets: (value: string) => TextPairs,
+  ) {}
 
   onRequest(pdu: Pdu): void {
     const b = pdu.bhs;
@@ -51,7 +55,7 @@ export class TextExchange {
     this.requestBytes = 0;
     const answer: TextPairs = [];
     for (const [key, value] of pairs) {
-      if (key === 'SendTargets') answer.push(...this.conn.host.sendTargets(this.conn, value));
+      if (key === 'SendTargets') answer.push(...this.sendTargets(value));
       else answer.push([key, 'NotUnderstood']);
     }
     this.reply(b, encodeText(answer));

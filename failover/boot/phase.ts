@@ -1,0 +1,58 @@
+import type { FabricSwitch } from '../../fabric/switch.js';
+import type { SetActions, SetRole } from '../cluster/set-runner.js';
+import type { FailoverSetConfig } from '../config/schema/cluster.js';
+import type { MemberConfig } from '../config/schema/member-config.js';
+
+/**
+ * The boot phase of a member: after its device graph is built and before its ports open, it
+ * decides what this member serves. This is where the Boot and Arbitration services plug in:
+ * a member without a `cluster:` section boots standalone and serves everything
+ * (standalone.ts); a cluster member takes part in its failover sets' elections
+ * (../cluster/boot.ts) and serves a set's exports only while it is that set's Primary.
+ *
+ * The member calls, in order: `boot(context)` → (ports start) → `outcome.start()`; and on
+ * stop `outcome.stop()` → (ports stop) → (devices close).
+ */
+export interface BootPhase {
+  readonly name: string;
+  boot(context: BootContext): Promise<BootOutcome>;
+}
+
+/** What the member hands its boot phase. */
+export interface BootContext {
+  readonly config: MemberConfig;
+  /** Which member of the configuration's cluster this process is (`serve --member`), else config.member. */
+  readonly memberId: string;
+  /** The built device graph and its exports. */
+  readonly fabric: FabricSwitch;
+  /**
+   * The ports a failover set opens on this member while it is the set's Primary (its NBD
+   * listeners, its service address). The gateway provides them; the boot phase decides when.
+   */
+  readonly setPorts: (set: FailoverSetConfig) => SetActions & { addresses(): string[] };
+}
+
+/** One failover set's role on this member, for status and logs. */
+export interface SetRoleInfo {
+  readonly set: string;
+  readonly role: SetRole;
+  /** The fencing token of the current Primary term, while Primary. */
+  readonly token?: number;
+}
+
+/** What the boot phase decided, and the handle that keeps the decision current. */
+export interface BootOutcome {
+  /** `standalone`: no cluster, every export served; `cluster`: roles decided per failover set. */
+  readonly mode: 'standalone' | 'cluster';
+  /**
+   * The per-request gate of an export (true: this member may serve it now), or undefined
+   * when it is always served. Checked synchronously on every request (fabric/layers/fenced.ts).
+   */
+  gate(exportName: string): (() => boolean) | undefined;
+  /** Once the member's ports are up: start taking part (campaign for roles). */
+  start(): void;
+  /** Before the ports stop: hand roles over, release leases. Safe to call twice. */
+  stop(): Promise<void>;
+  /** The roles this member holds now. */
+  roles(): readonly SetRoleInfo[];
+}

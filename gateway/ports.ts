@@ -1,0 +1,114 @@
+import type { ListenAddress } from '../failover/config/schema/listen.js';
+import type { Port, PortContext, PortProvider } from '../member/ports.js';
+import type { LunMapping } from './api/exports.js';
+import { ApiServer } from './api/server.js';
+import { IscsiServer } from './iscsi/server.js';
+import { NbdServer } from './nbd/server.js';
+import type { FrontEndSession } from './sessions.js';
+import { setPorts } from './set-ports.js';
+
+/** A port of the gateway: also lists the clients connected to it now (NBD connections, iSCSI sessions) and the LUNs it maps. */
+interface GatewayPort extends Port {
+  sessions?(): FrontEndSession[];
+  luns?(): LunMapping[];
+}
+
+/** The gateway's ports, as the member starts them: NBD, iSCSI, then the management API. */
+export const gatewayPorts: PortProvider = {
+  ports(context) {
+    const data = [nbdPort(context), iscsiPort(context)].filter((p): p is GatewayPort => p !== undefined);
+    const api = apiPort(context, {
+      sessions: () => data.flatMap((p) => p.sessions?.() ?? []),
+      luns: () => data.flatMap((p) => p.luns?.() ?? []),
+    });
+    return api ? [...data, api] : data;
+  },
+  setPorts,
+};
+
+function nbdPort({ config, fabric }: PortContext): GatewayPort | undefined {
+  if (config.nbd.listen.length === 0) return undefined;
+  const server = new NbdServer({
+    fabric,
+    id: `${config.member}/nbd`,
+    listen: config.nbd.listen.map(toNbdListen),
+    // A client asking for the empty export name (NBD's default export) gets the first one.
+    ...(config.exports[0] && { defaultExport: config.exports[0].name }),
+  });
+  return {
+    protocol: 'nbd',
+    start: () => server.start(),
+    stop: (options) => server.stop(options),
+    addresses: () => server.addresses().map(formatAddress),
+    sessions: () => server.sessionList(),
+  };
+}
+
+function iscsiPort({ config, fabric, store }: PortContext): GatewayPort | undefined {
+  const iscsi = config.iscsi;
+  if (!iscsi || iscsi.targets.length === 0) return undefined;
+  const server = new IscsiServer({
+    fabric,
+    targets: iscsi.targets,
+    ...(iscsi.discoveryChap && { discoveryChap: iscsi.discoveryChap }),
+    // Persistent reservations live in the member store, so they survive a restart.
+    ...(store && { database: store.root }),
+  });
+  return {
+    protocol: 'iscsi',
+    start: () => server.start(),
+    stop: (options) => server.stop(options),
+    addresses: () => server.addresses().map((a) => `${formatAddress(a)} ${a.target} tpg ${a.portalGroup}`),
+    sessions: () => server.sessionList(),
+    luns: () => {
+      const portals = server.addresses();
+      return iscsi.targets.flatMap((t) =>
+        t.luns.map((l) => ({ target: t.name, lun: l.lun, export: l.export, portals: portals.filter((p) => p.target === t.name).map(formatAddress) })),
+      );
+    },
+  };
+}
+
+function apiPort(
+  { config, fabric, sets, dataDir, addresses }: PortContext,
+  dataPorts: { sessions(): FrontEndSession[]; luns(): LunMapping[] },
+): Port | undefined {
+  if (!config.api || config.api.listen.length === 0) return undefined;
+  const server = new ApiServer({
+    fabric,
+    sets,
+    member: config.member,
+    listen: config.api.listen,
+    dataDir,
+    ...(config.api.tls && { tls: config.api.tls }),
+    openMetrics: config.api.openMetrics,
+    addresses,
+    sessions: () => dataPorts.sessions(),
+    luns: () => dataPorts.luns(),
+  });
+  return {
+    protocol: 'api',
+    start: () => server.start(),
+    stop: (options) => server.stop(options),
+    addresses: () => server.addresses().map(formatAddress),
+  };
+}
+
+function toNbdListen(a: ListenAddress): { host: string; port: number } | { socketPath: string } {
+  return 'socket' in a ? { socketPath: a.socket } : { host: a.host, port: a.port };
+}
+
+/** Render whatever address form a server reports (TCP host/port, Unix socket path, or text). */
+export function formatAddress(a: unknown): string {
+  if (typeof a === 'string') return a;
+  if (typeof a === 'object' && a !== null) {
+    const o = a as { host?: unknown; address?: unknown; port?: unknown; socketPath?: unknown; path?: unknown };
+    const socket = o.socketPath ?? o.path;
+    if (typeof socket === 'string') return `unix:${socket}`;
+    const host = o.host ?? o.address;
+    if (typeof host === 'string' && typeof o.port === 'number') {
+      return host.includes(':') ? `[${host}]:${o.port}` : `${host}:${o.port}`;
+    }
+  }
+  return String(a);
+}
