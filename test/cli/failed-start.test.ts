@@ -1,0 +1,57 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBuilt, listExports, runCli, startMember } from '../helpers/blockgate-cli.js';
+
+ensureBuilt();
+const dir = mkdtempSync(join(tmpdir(), 'blockgate-failed-start-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dataDir = join(dir, 'data');
+const socket = join(dir, 'nbd.sock');
+
+function writeConfig(name: string, exports: Array<[string, string]>): string {
+  const path = join(dir, name);
+  const backends = exports.map(([e, size]) => `  - {name: ${e}, type: memory, size: ${size}}`).join('\n');
+  const exported = exports.map(([e]) => `  - {name: ${e}, device: ${e}}`).join('\n');
+  writeFileSync(path, `member: persist-test\nbackends:\n${backends}\nexports:\n${exported}\nnbd:\n  listen:\n    - socket: ${socket}\n`);
+  return path;
+}
+
+async function servedExports(t: Parameters<Parameters<typeof t.test>[1]>[0], args: string[]): Promise<Array<[string, number]>> {
+  const member = startMember(t, ['--data-dir', dataDir, ...args]);
+  const listen = await member.ready();
+  const exports = await listExports(listen.nbd![0]!);
+  t.equal((await member.terminate()).code, 0, member.stderr);
+  return exports.map((e) => [e['export-name'], e['export-size']]);
+}
+
+t.test('a configuration that fails to start is not stored: the next plain start serves the last good one', async (t) => {
+  const data = join(dir, 'data-failed-start');
+  const good = writeConfig('good.yaml', [['good', '8MiB']]);
+  t.same(await servedExports(t, ['--config', good, '--data-dir', data]), [['good', 8 << 20]]);
+
+  // A missing backing file: a configuration error naming the field, and nothing stored.
+  const missing = join(dir, 'missing.yaml');
+  writeFileSync(missing, `backends:\n  - {name: f, type: file, path: ${join(dir, 'nowhere.img')}, size: 1MiB}\nexports:\n  - {name: f, device: f}\n`);
+  const refused = await runCli(['serve', '--config', missing, '--data-dir', data, '--nbd', '127.0.0.1:0', '--iscsi', '127.0.0.1:0', '--api', '127.0.0.1:0']);
+  t.equal(refused.code, 2, refused.stderr);
+  t.match(refused.stderr, /configuration error: backends\[0\]\.path: .*nowhere\.img does not exist \(set create: true/);
+  t.notOk(existsSync(join(dir, 'nowhere.img')), 'the file was not created');
+
+  // A port in use: start-up fails (exit 1), and again nothing is stored.
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as { port: number }).port;
+  const clash = join(dir, 'clash.yaml');
+  writeFileSync(clash, `backends:\n  - {name: c, type: memory, size: 1MiB}\nexports:\n  - {name: c, device: c}\nnbd:\n  listen: ["127.0.0.1:${port}"]\n`);
+  const failed = await runCli(['serve', '--config', clash, '--data-dir', data, '--iscsi', '127.0.0.1:0', '--api', '127.0.0.1:0']);
+  t.equal(failed.code, 1, failed.stderr);
+
+  const shown = await runCli(['show-config', '--data-dir', data, '--history']);
+  t.same(shown.stdout.trim().split('\n').length, 1, 'still one generation');
+  t.match(shown.stdout, /generation 1 .*good\.yaml/);
+  t.same(await servedExports(t, ['--data-dir', data]), [['good', 8 << 20]], 'a plain start serves the last configuration that started');
+});
