@@ -19,7 +19,6 @@ import type { MirrorDevice, ReplicaInfo } from '../fabric/layers/mirror/mirror.j
 import { describeActions, type ActionTable } from './action.js';
 import type { SetContext } from './context.js';
 import { FailureWindow, type FailureLimit } from './failure-window.js';
-import { mirrorActions } from './mirror-actions.js';
 import { ProbeScheduler } from './probe-scheduler.js';
 import type { FailoverSet, MirrorSetState, ReplicaMember, Role } from './set.js';
 import { BackgroundWork } from './background.js';
@@ -53,6 +52,8 @@ export class MirrorSet implements FailoverSet {
     readonly mirror: MirrorDevice,
     policy: Partial<MirrorPolicy>,
     readonly context: SetContext,
+    /** The operator's actions on this set (mirror-actions.ts, given by the caller so the two files do not import each other). */
+    actions: (set: MirrorSet) => ActionTable,
   ) {
     this.name = mirror.name;
     this.policy = { ...MIRROR_POLICY_DEFAULTS, ...policy };
@@ -63,7 +64,7 @@ export class MirrorSet implements FailoverSet {
       urgentMs: this.policy.probeIntervalMs,
       urgent: () => false,
     });
-    this.actions = mirrorActions(this);
+    this.actions = actions(this);
   }
 
   start(): void {

@@ -21,7 +21,6 @@ import { describeActions, type ActionTable } from './action.js';
 import { BackgroundWork } from './background.js';
 import type { SetContext } from './context.js';
 import { FailureWindow, type FailureLimit } from './failure-window.js';
-import { pathActions } from './path-actions.js';
 import { ProbeScheduler } from './probe-scheduler.js';
 import type { Failback, FailoverSet, PathMember, PathMemberState, PathSetState, Role } from './set.js';
 
@@ -68,6 +67,8 @@ export class PathSet implements FailoverSet {
     readonly multipath: MultipathDevice,
     policy: Partial<PathPolicy>,
     readonly context: SetContext,
+    /** The operator's actions on this set (path-actions.ts, given by the caller so the two files do not import each other). */
+    actions: (set: PathSet) => ActionTable,
   ) {
     this.name = multipath.name;
     this.policy = { ...PATH_POLICY_DEFAULTS, ...policy };
@@ -80,7 +81,7 @@ export class PathSet implements FailoverSet {
       urgentMs: URGENT_PROBE_MS,
       urgent: () => this.multipath.info().state === 'failed',
     });
-    this.actions = pathActions(this);
+    this.actions = actions(this);
   }
 
   start(): void {

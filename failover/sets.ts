@@ -14,7 +14,9 @@ import type { MirrorDevice } from '../fabric/layers/mirror/mirror.js';
 import type { MultipathDevice } from '../fabric/layers/multipath/multipath.js';
 import { InvalidArgument, Refused } from './action.js';
 import type { MembershipChange, SetContext } from './context.js';
+import { mirrorActions } from './mirror-actions.js';
 import { MirrorSet, type MirrorPolicy } from './mirror-set.js';
+import { pathActions } from './path-actions.js';
 import { PathSet, type PathPolicy } from './path-set.js';
 import type { FailoverSet, FailoverSetState } from './set.js';
 
@@ -54,7 +56,7 @@ export class FailoverSets implements SetContext {
   }
 
   addMirror(mirror: MirrorDevice, policy: Partial<MirrorPolicy> = {}): MirrorSet {
-    const set = new MirrorSet(mirror, policy, this);
+    const set = new MirrorSet(mirror, policy, this, mirrorActions);
     this.register(set);
     this.mirrors.set(mirror, set);
     if (this.started) set.start();
@@ -62,7 +64,7 @@ export class FailoverSets implements SetContext {
   }
 
   addMultipath(multipath: MultipathDevice, policy: Partial<PathPolicy> = {}): PathSet {
-    const set = new PathSet(multipath, policy, this);
+    const set = new PathSet(multipath, policy, this, pathActions);
     this.register(set);
     this.multipaths.set(multipath, set);
     if (this.started) set.start();

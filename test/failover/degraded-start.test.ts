@@ -8,7 +8,8 @@ import t from 'tap';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validateMemberConfig } from '../../failover/config/validate.js';
-import { Member } from '../../gateway/member.js';
+import { Member } from '../../member/member.js';
+import { gatewayPorts as ports } from '../../gateway/ports.js';
 import { tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit } from '../helpers/nbdkit-server.js';
 
@@ -24,7 +25,7 @@ async function disk(dir: string, name: string): Promise<string> {
 
 async function startMember(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, dataDir: string): Promise<Member> {
   const { config } = validateMemberConfig({ member: 'degraded', nbd: { listen: [] }, ...doc });
-  const member = await Member.start(config, { dataDir });
+  const member = await Member.start(config, { dataDir, ports });
   t.teardown(() => member.stop({ drainMs: 0 }));
   return member;
 }
@@ -100,5 +101,5 @@ t.test('with every replica down there is nothing to start from: start-up fails',
     devices: [{ name: 'm', type: 'mirror', replicas: ['r0', 'r1'] }],
     exports: [{ name: 'm', device: 'm' }],
   });
-  await t.rejects(Member.start(config, { dataDir: join(dir, 'data') }), { code: 'EIO' });
+  await t.rejects(Member.start(config, { dataDir: join(dir, 'data'), ports }), { code: 'EIO' });
 });
