@@ -28,6 +28,11 @@ const log = logger('cli');
  * exit status once the member has stopped.
  */
 export async function serve(options: ServeOptions): Promise<number> {
+  // A stop signal during start-up (ports may already serve) is kept and acted on once started.
+  let early: NodeJS.Signals | undefined;
+  const keep = (signal: NodeJS.Signals): void => void (early ??= signal);
+  process.on('SIGTERM', keep);
+  process.on('SIGINT', keep);
   let running: RunningMember;
   try {
     running = await startMember({
@@ -43,12 +48,15 @@ export async function serve(options: ServeOptions): Promise<number> {
     });
   } catch (err) {
     return err instanceof StartupError ? reportError(err.cause, err.step) : reportError(err);
+  } finally {
+    process.off('SIGTERM', keep);
+    process.off('SIGINT', keep);
   }
   log.info({ member: options.memberId ?? running.member.config.member, dataDir: running.dataDir, listen: running.member.addresses() }, 'ready');
-  return waitForStopSignal(running);
+  return waitForStopSignal(running, early);
 }
 
-function waitForStopSignal(running: RunningMember): Promise<number> {
+function waitForStopSignal(running: RunningMember, early: NodeJS.Signals | undefined): Promise<number> {
   return new Promise((resolveExit) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -68,5 +76,6 @@ function waitForStopSignal(running: RunningMember): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (early) onSignal(early);
   });
 }
