@@ -114,6 +114,8 @@ async function measureComparison(c, member) {
         if (round % 2 === 1) order.reverse();
         for (const i of order) {
           log(`${w.title}: ${sides[i].label} (round ${round + 1}/${rounds})`);
+          // Each measurement starts with no dirty pages of earlier ones left to write back.
+          if (c.syncFiles) execFileSync('sync', c.syncFiles);
           samples[i].push(await measure(sides[i].uri, w, { runtime, ramp, cpu: sides[i].cpu }));
         }
       }
