@@ -4,8 +4,10 @@ import { countCopy } from './copies.js';
 /**
  * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks:
  * the one receive queue of the NBD server, the iSCSI PDU reader and the NBD client's
- * handshake. Payloads leave as slices of those chunks (no concatenation); only a small
- * fixed-size field that straddles two chunks is copied, and that copy is counted.
+ * handshake. Payloads leave as slices of those chunks (no concatenation). A fixed-size
+ * header that straddles two chunks is read field by field where it lies (`peek`, then
+ * `readUInt16BE`/`readUInt32BE`), so a request costs no copy wherever the socket's reads
+ * happened to cut it; `readContiguous` still copies such a header, and counts it.
  *
  * A chunk may come with an owner (the receive arena it is a view of): the queue holds a
  * reference until the chunk is consumed, and whatever is taken with `holds` takes its own.
@@ -35,6 +37,27 @@ export class ByteQueue {
     let at = this.offset + index;
     for (let chunk = this.chunks[i]!; at >= chunk.length; chunk = this.chunks[++i]!) at -= chunk.length;
     return this.chunks[i]![at]!;
+  }
+
+  /**
+   * The next `n` bytes as a view of one chunk, without consuming them, or null when they
+   * straddle chunks (read their fields with readUInt16BE/readUInt32BE then). Valid only until
+   * the queue moves on.
+   */
+  peek(n: number): Buffer | null {
+    if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
+    const first = this.chunks[this.head]!;
+    return first.length - this.offset >= n ? first.subarray(this.offset, this.offset + n) : null;
+  }
+
+  /** Big-endian u16 at unconsumed byte `index`, read across chunk boundaries without copying. */
+  readUInt16BE(index: number): number {
+    return (this.byteAt(index) << 8) | this.byteAt(index + 1);
+  }
+
+  /** Big-endian u32 at unconsumed byte `index`, read across chunk boundaries without copying. */
+  readUInt32BE(index: number): number {
+    return this.byteAt(index) * 0x1000000 + ((this.byteAt(index + 1) << 16) | (this.byteAt(index + 2) << 8) | this.byteAt(index + 3));
   }
 
   /**

@@ -43,7 +43,8 @@ export class RequestReader {
     let request = this.pending;
     if (request === null) {
       if (queue.length < REQUEST_HEADER_SIZE) return null;
-      const h = queue.readContiguous(REQUEST_HEADER_SIZE);
+      // A header cut by the socket's reads is parsed where it lies: no copy, whatever the cut.
+      const h = queue.peek(REQUEST_HEADER_SIZE) ?? queue;
       if (h.readUInt32BE(0) !== NBD_REQUEST_MAGIC) throw new NbdProtocolError(`bad request magic 0x${h.readUInt32BE(0).toString(16)}`);
       request = {
         flags: h.readUInt16BE(4),
@@ -56,6 +57,7 @@ export class RequestReader {
         holds: null,
         oversized: false,
       };
+      queue.skip(REQUEST_HEADER_SIZE);
       if (request.type !== NBD_CMD_WRITE || request.length === 0) return request;
       if (request.length > this.maxWritePayload) {
         request.oversized = true;

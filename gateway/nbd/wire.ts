@@ -36,7 +36,7 @@ export function writeU64(buf: Buffer, value: number, at: number): void {
 }
 
 /** A u64 as a JS number; values past 2^53 come out inexact but stay huge (out of range). */
-export function readU64(buf: Buffer, at: number): number {
+export function readU64(buf: Pick<Buffer, 'readUInt32BE'>, at: number): number {
   return buf.readUInt32BE(at) * TWO_32 + buf.readUInt32BE(at + 4);
 }
 
