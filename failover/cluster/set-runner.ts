@@ -1,6 +1,7 @@
 import { logger } from '../../fabric/log.js';
 import type { Arbiter, Leadership, LeadershipEnd } from '../arbitration/arbiter.js';
 import type { FailoverSetConfig } from '../config/schema/cluster.js';
+import { SetView } from './set-view.js';
 
 const log = logger('failover-set');
 
@@ -31,6 +32,8 @@ export class SetRunner {
   private loop: Promise<void> | undefined;
   private stopping = false;
   role: SetRole = 'standby';
+  /** Who serves the set, as this member sees it: for the ports every member runs (iSCSI portal groups). */
+  readonly view: SetView;
 
   constructor(
     readonly set: FailoverSetConfig,
@@ -39,7 +42,9 @@ export class SetRunner {
     private readonly actions: SetActions,
     private readonly meta: Record<string, unknown> = {},
     private readonly retryMs = 500,
-  ) {}
+  ) {
+    this.view = new SetView(set.name, member, arbiter);
+  }
 
   /** The fencing gate of the set's exports: per request, by the lease clock. */
   readonly mayServe = (): boolean => this.leadership?.isValid() ?? false;
@@ -49,6 +54,7 @@ export class SetRunner {
   }
 
   start(): void {
+    this.view.start();
     this.loop ??= this.run();
   }
 
@@ -74,8 +80,10 @@ export class SetRunner {
       this.role = 'primary';
       log.info({ set: this.set.name, member: this.member, token: leadership.token, monoNs: monotonicNs() }, 'serving');
       let why: LeadershipEnd | 'activation-failed';
+      this.view.self(leadership.token, false);
       try {
         await this.actions.activate(leadership);
+        if (leadership.isValid()) this.view.self(leadership.token, true);
         why = await leadership.ended;
       } catch (err) {
         log.error({ err, set: this.set.name }, 'could not start serving: giving the role up');
@@ -86,6 +94,7 @@ export class SetRunner {
       log.info({ set: this.set.name, member: this.member, token: leadership.token, why, monoNs: monotonicNs() }, 'stopped serving');
       this.leadership = undefined;
       this.role = this.stopping ? 'stopped' : 'standby';
+      this.view.selfEnded();
       await this.actions.deactivate(why).catch((err: unknown) => log.error({ err, set: this.set.name }, 'deactivate failed'));
       if (why !== 'resigned' && why !== 'closed') await sleep(this.retryMs);
     }
@@ -95,6 +104,7 @@ export class SetRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
+    this.view.stop();
     await this.leadership?.resign();
     await this.loop;
     this.role = 'stopped';

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { checkExports, checkIscsi, checkListeners } from './checks.js';
+import { checkClusterIscsi } from './cluster-iscsi.js';
 import { checkCluster, normalizeCluster } from './cluster-section.js';
 import { checkDeviceRules } from './device-rules.js';
 import { deviceGraph, type ValidatedSpec } from './device-graph.js';
@@ -95,6 +96,7 @@ function checkConfig(config: MemberConfig, problems: Problems): { graph: Map<str
   if (config.api) checkListeners(config.api.listen, 'api.listen', problems);
   if (config.iscsi) checkIscsi(config.iscsi, config.exports, problems);
   if (config.cluster) checkCluster(config.cluster, config.exports.map((e) => e.name), problems);
+  if (config.iscsi) checkClusterIscsi(config.iscsi, config.cluster, problems);
   return { graph };
 }
 

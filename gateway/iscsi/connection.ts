@@ -3,7 +3,7 @@ import { readBufferPool } from '../../fabric/buffers.js';
 import { logger } from '../../fabric/log.js';
 import { SocketReceiver, type ReceivePath } from '../../fabric/socket-receiver.js';
 import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason } from './constants.js';
-import { Login, type LoginContext, type LoginResult } from './login.js';
+import { Login, type LoginContext, type LoginResult, type LoginStep } from './login.js';
 import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
 import { detachPdu, encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, releasePdu, sliceData, type Pdu } from './pdu.js';
 import { COMMAND_WINDOW, type Session } from './session.js';
@@ -32,6 +32,9 @@ type Phase = 'login' | 'full' | 'logout' | 'closed';
 
 let nextConnectionId = 1;
 
+/** The longest a login is held while its cluster fails over, before Service Unavailable. */
+export const LOGIN_HOLD_MS = 10_000;
+
 /**
  * One TCP connection: frames PDUs, runs login, then dispatches full-feature PDUs to the
  * command path, task management, text and logout. Everything that goes out passes through
@@ -54,6 +57,9 @@ export class Connection {
   private nopOutstanding = false;
   private nextNopTag = 1;
   private paused = false;
+  /** A login waits for its cluster to say where the session goes: read nothing meanwhile. */
+  private held = false;
+  private loginHeldSince: number | undefined;
   readonly log;
 
   constructor(
@@ -85,7 +91,7 @@ export class Connection {
   private pump(): void {
     try {
       let pdu: Pdu | undefined;
-      while (this.phase !== 'closed' && !this.paused && (pdu = this.reader.next())) this.dispatch(pdu);
+      while (this.phase !== 'closed' && !this.paused && !this.held && (pdu = this.reader.next())) this.dispatch(pdu);
     } catch (err) {
       if (err instanceof FramingError) {
         if (err.kind === 'data-digest' && err.bhs) this.reject(err.bhs, RejectReason.DATA_DIGEST_ERROR);
@@ -163,6 +169,12 @@ export class Connection {
       this.statSN = pdu.bhs.readUInt32BE(28);
     }
     const step = this.login.handle(pdu);
+    if (step.deferred) return this.holdLogin(pdu, step.deferred);
+    this.loginHeldSince = undefined;
+    this.answerLogin(pdu, step);
+  }
+
+  private answerLogin(pdu: Pdu, step: LoginStep): void {
     const b = pdu.bhs;
     const bhs = newBhs(Opcode.LOGIN_RESPONSE, 0);
     b.copy(bhs, 8, 8, 16); // ISID + TSIH
@@ -183,8 +195,11 @@ export class Connection {
     if (status !== LoginStatus.SUCCESS) {
       bhs[1] = (step.csg << 2) & 0x0c;
       bhs.writeUInt16BE(status, 36); // Status-Class, Status-Detail
-      this.log.info({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login.failureReason || 'rejected by session rules' }, 'login failed');
-      this.send(frame(bhs, [], 0, false, false));
+      const redirect = status >> 8 === LoginStatus.TARGET_MOVED_TEMPORARILY >> 8;
+      this.log[redirect ? 'debug' : 'info']({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login?.failureReason || 'rejected by session rules' }, redirect ? 'login redirected' : 'login failed');
+      // A redirect carries where to go (TargetAddress); other failures carry nothing.
+      const text = encodeText(status === step.status ? step.pairs : []);
+      this.send(frame(bhs, [text], text.length, false, false));
       this.phase = 'logout';
       this.socket.end();
       return;
@@ -198,6 +213,27 @@ export class Connection {
     const text = encodeText(step.pairs);
     this.send(frame(bhs, [text], text.length, false, false));
     if (session && step.result) this.enterFullFeature(session, step.result);
+  }
+
+  /**
+   * The target cannot place this login yet (its cluster is failing over): keep the
+   * initiator waiting — it sends nothing until it gets an answer — and handle the same PDU
+   * again when asked to. After LOGIN_HOLD_MS it is told to come back later instead.
+   */
+  private holdLogin(pdu: Pdu, until: Promise<void>): void {
+    this.loginHeldSince ??= Date.now();
+    this.held = true;
+    void until.then(() => {
+      this.held = false;
+      if (this.phase !== 'login') return;
+      if (Date.now() - this.loginHeldSince! > LOGIN_HOLD_MS) {
+        this.login!.failureReason = `nobody could take the session within ${LOGIN_HOLD_MS} ms`;
+        const csg = (pdu.bhs[1]! >> 2) & 3;
+        return this.answerLogin(pdu, { status: LoginStatus.SERVICE_UNAVAILABLE, transit: false, csg, nsg: 0, pairs: [] });
+      }
+      this.onLogin(pdu);
+      this.pump();
+    });
   }
 
   private enterFullFeature(session: Session, result: LoginResult): void {

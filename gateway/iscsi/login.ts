@@ -1,4 +1,5 @@
 import { ChapAuthenticator, ChapFailure, type ChapCredentials } from './chap.js';
+import type { LoginRoute } from './cluster-placement.js';
 import { ISCSI_VERSION, LoginFlag, LoginStatus, MAX_TEXT_BYTES, Stage } from './constants.js';
 import { INITIATOR_DECLARATIVE, NegotiationError, OperationalNegotiation, SECURITY_KEYS, type OperationalParams, type TargetLimits } from './negotiation.js';
 import { joined, type Pdu } from './pdu.js';
@@ -28,6 +29,8 @@ export interface LoginContext {
   portalGroupTag(target: LoginTarget): number | undefined;
   /** Credentials discovery sessions must present; undefined lets them in with AuthMethod=None. */
   readonly discoveryChap?: ChapCredentials;
+  /** Where a normal session to `target` is served (cluster members redirect to the Primary); default here. */
+  route?(target: LoginTarget): LoginRoute;
 }
 
 export interface LoginResult {
@@ -51,14 +54,27 @@ export interface LoginStep {
   readonly pairs: TextPairs;
   /** Set when this response moves the connection to full feature phase. */
   readonly result?: LoginResult;
+  /**
+   * No answer yet: the target cannot say where the session goes (its cluster is failing
+   * over). Hand the same PDU to `handle` again once this settles.
+   */
+  readonly deferred?: Promise<void>;
 }
 
 class LoginFailure extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Keys the failure response carries (TargetAddress of a redirect). */
+    readonly pairs: TextPairs = [],
   ) {
     super(message);
+  }
+}
+
+class LoginDeferred extends Error {
+  constructor(readonly until: Promise<void>) {
+    super('login deferred');
   }
 }
 
@@ -90,12 +106,18 @@ export class Login {
 
   handle(pdu: Pdu): LoginStep {
     const csg = (pdu.bhs[1]! >> 2) & 3;
+    // What a deferred step must leave as it found it, so the same PDU can be handled again.
+    const before = { first: this.first, stage: this.stage, pending: [...this.pending], pendingBytes: this.pendingBytes };
     try {
       return this.step(pdu);
     } catch (err) {
+      if (err instanceof LoginDeferred) {
+        Object.assign(this, before);
+        return { status: LoginStatus.SUCCESS, transit: false, csg, nsg: 0, pairs: [], deferred: err.until };
+      }
       const status = err instanceof LoginFailure ? err.status : LoginStatus.INITIATOR_ERROR;
       this.failureReason = err instanceof Error ? err.message : String(err);
-      return { status, transit: false, csg, nsg: 0, pairs: [] };
+      return { status, transit: false, csg, nsg: 0, pairs: err instanceof LoginFailure ? err.pairs : [] };
     }
   }
 
@@ -201,6 +223,12 @@ export class Login {
     if (!target) throw new LoginFailure(LoginStatus.NOT_FOUND, `no target ${targetName}`);
     const tpgt = this.ctx.portalGroupTag(target);
     if (tpgt === undefined) throw new LoginFailure(LoginStatus.NOT_FOUND, `target ${targetName} is not reachable through this portal`);
+    const route = this.ctx.route?.(target);
+    if (route?.kind === 'wait') throw new LoginDeferred(route.until);
+    if (route?.kind === 'redirect') {
+      // RFC 7143 §11.13.5: Target moved temporarily, with where to (address:port,tpgt).
+      throw new LoginFailure(LoginStatus.TARGET_MOVED_TEMPORARILY, `target ${targetName} is served by ${route.address}: redirected`, [['TargetAddress', route.address]]);
+    }
     this.target = target;
     this.tpgt = tpgt;
     reply.push(['TargetPortalGroupTag', String(tpgt)]);

@@ -7,10 +7,11 @@ import type { IscsiTargetConfig } from './target-runtime.js';
  * The first group is the preferred one under active-passive; every group is one SCSI
  * target port (relative port id = its position).
  */
-export function aluaStateFor(config: IscsiTargetConfig, transitionMs?: number): AluaState {
+export function aluaStateFor(config: IscsiTargetConfig, transitionMs?: number, explicit = true): AluaState {
   return new AluaState({
     policy: config.aluaPolicy,
     transitionMs,
+    explicit,
     groups: config.portalGroups.map((g, i) => ({ id: g.id, ports: [i + 1], preferred: i === 0 })),
   });
 }

@@ -17,6 +17,7 @@ import { crc32cImplementation } from './digest.js';
 import type { LoginContext, LoginResult } from './login.js';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './negotiation.js';
 import { aluaStateFor, reportedHost, targetAddress } from './portal-groups.js';
+import { ClusterPlacement, SERVE, type PrimaryWatch } from './cluster-placement.js';
 import { scsiTargetPort } from './scsi-port.js';
 import { Session } from './session.js';
 import { iscsiSessions } from './session-list.js';
@@ -43,6 +44,12 @@ export interface IscsiServerOptions {
    * allows it) or plain 'data' events (the fallback, forced by tests).
    */
   readonly receive?: ReceivePath;
+  /**
+   * In a cluster: which member this is (it listens only on the portal groups that name it,
+   * or name no member), and who is Primary of a target's failover set (undefined: the
+   * target belongs to no set and is served here like a standalone one).
+   */
+  readonly cluster?: { readonly memberId: string; primaryOf(target: IscsiTargetConfig): PrimaryWatch | undefined };
 }
 
 export interface PortalAddress {
@@ -95,11 +102,18 @@ export class IscsiServer implements ConnectionHost {
         const device = this.options.fabric.openChannel(exportName, { id: `iscsi:${config.name}`, protocol: 'iscsi' });
         luns.set(lun, { device, exportName });
       }
-      const alua = aluaStateFor(config, this.options.aluaTransitionMs);
+      const watch = this.options.cluster?.primaryOf(config);
+      // A set's target: the states follow the set's Primary, hosts cannot choose them.
+      const alua = aluaStateFor(config, this.options.aluaTransitionMs, watch === undefined);
       const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations });
       const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua);
       this.targets.set(config.name, runtime);
+      if (watch) {
+        runtime.placement = new ClusterPlacement(config, this.options.cluster!.memberId, watch, alua, () => this.dropSessions(runtime, 'no longer Primary'));
+        runtime.placement.start();
+      }
       config.portalGroups.forEach((group) => {
+        if (!this.servedHere(group.member)) return;
         group.portals.forEach((portal, i) => {
           const id = portal.port === 0 ? `${config.name}/${group.id}/${i}` : `${portal.host}:${portal.port}`;
           let listener = this.listeners.get(id);
@@ -119,6 +133,18 @@ export class IscsiServer implements ConnectionHost {
     if (this.receive === 'arenas' && !ownReadBuffersSupported()) {
       log.warn({ receive: 'data-events' }, "iSCSI receive path: this Node lacks the socket internals for receive arenas, reading 'data' events");
     } else log.info({ receive: this.receive, crc32c: crc32cImplementation }, 'iSCSI receive path and digest implementation');
+  }
+
+  /** A portal group naming another cluster member is listed (ALUA, SendTargets) but served there. */
+  private servedHere(member: string | undefined): boolean {
+    return member === undefined || this.options.cluster === undefined || member === this.options.cluster.memberId;
+  }
+
+  /** Close every session of a target (its initiators log in again, and are sent where it is served now). */
+  private dropSessions(target: TargetRuntime<Session>, why: string): void {
+    const connections = [...target.sessions].flatMap((s) => [...s.connections]);
+    if (connections.length > 0) log.info({ target: target.name, sessions: target.sessions.size, why }, 'closing sessions');
+    for (const c of connections) c.close(why);
   }
 
   private listen(listener: Listener): Promise<void> {
@@ -169,6 +195,7 @@ export class IscsiServer implements ConnectionHost {
       discoveryChap: this.options.discoveryChap,
       findTarget: (name) => this.targets.get(name),
       portalGroupTag: (target) => (target as TargetRuntime<Session>).groupOfListener.get(conn.listenerId),
+      route: (target) => (target as TargetRuntime<Session>).placement?.route() ?? SERVE,
     };
   }
 
@@ -260,6 +287,11 @@ export class IscsiServer implements ConnectionHost {
           pairs.push(['TargetAddress', targetAddress(reportedHost(bound, conn.socket.localAddress), bound.port, m.group)]);
         }
       }
+      // The other cluster members' groups: every path to the target, wherever it is served.
+      for (const g of target.config.portalGroups) {
+        if (this.servedHere(g.member)) continue;
+        for (const p of g.portals) pairs.push(['TargetAddress', targetAddress(p.host, p.port, g.id)]);
+      }
     }
     return pairs;
   }
@@ -301,7 +333,10 @@ export class IscsiServer implements ConnectionHost {
       while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
     for (const c of [...this.connections]) c.close('server stopping');
-    for (const t of this.targets.values()) await t.scsi.close();
+    for (const t of this.targets.values()) {
+      t.placement?.stop();
+      await t.scsi.close();
+    }
     this.targets.clear();
     this.listeners.clear();
     log.info('iSCSI server stopped');

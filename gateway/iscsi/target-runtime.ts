@@ -1,4 +1,5 @@
 import type { AluaState } from '../scsi/alua.js';
+import type { ClusterPlacement } from './cluster-placement.js';
 import type { ChapCredentials } from './chap.js';
 import type { LoginTarget } from './login.js';
 import type { ScsiTargetPort } from './scsi-port.js';
@@ -13,6 +14,8 @@ export interface PortalGroupConfig {
   /** Target Portal Group Tag (also the ALUA target port group id). */
   readonly id: number;
   readonly portals: readonly PortalConfig[];
+  /** In a cluster: the member that serves this group (every member lists every group). */
+  readonly member?: string;
 }
 
 export interface IscsiTargetConfig {
@@ -24,6 +27,8 @@ export interface IscsiTargetConfig {
   readonly allowNoAuth?: boolean;
   readonly portalGroups: readonly PortalGroupConfig[];
   readonly aluaPolicy: 'active-active' | 'active-passive';
+  /** In a cluster, a login at a non-Primary member: redirected to the Primary, or accepted on a standby path. */
+  readonly standbyLogin?: 'redirect' | 'accept';
 }
 
 /**
@@ -46,6 +51,8 @@ export class TargetRuntime<S extends TargetSession = TargetSession> implements L
   readonly groupOfListener = new Map<string, number>();
   /** Normal sessions logged in to this target. */
   readonly sessions = new Set<S>();
+  /** In a cluster: where logins go and which group states every member reports. */
+  placement: ClusterPlacement | undefined;
 
   constructor(
     readonly config: IscsiTargetConfig,

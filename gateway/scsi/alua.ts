@@ -41,6 +41,11 @@ export interface AluaOptions {
   readonly policy: AluaPolicy;
   /** How long a group stays transitioning before it settles; default 20 ms. */
   readonly transitionMs?: number;
+  /**
+   * Hosts may change states with SET TARGET PORT GROUPS (default). False when the states
+   * follow something the target does not decide alone (which cluster member is Primary).
+   */
+  readonly explicit?: boolean;
 }
 
 /** RTPG STATUS CODE: why the group last changed state. */
@@ -77,6 +82,7 @@ const log = logger('alua');
  */
 export class AluaState extends EventEmitter<{ change: [groupId: number, state: AccessState] }> {
   readonly policy: AluaPolicy;
+  readonly explicit: boolean;
   private readonly groupsById = new Map<number, GroupRecord>();
   private readonly transitionMs: number;
 
@@ -84,6 +90,7 @@ export class AluaState extends EventEmitter<{ change: [groupId: number, state: A
     super();
     this.policy = options.policy;
     this.transitionMs = options.transitionMs ?? 20;
+    this.explicit = options.explicit ?? true;
     if (options.groups.length === 0) throw new BlockError('EINVAL', 'ALUA needs at least one target port group');
     const active = options.groups.find((g) => g.preferred) ?? options.groups[0]!;
     for (const g of options.groups) {
@@ -174,6 +181,23 @@ export class AluaState extends EventEmitter<{ change: [groupId: number, state: A
       this.policy === 'active-active' || !anyActive ? 'active/optimized' : 'standby';
     log.info({ groupId, state }, 'target port group back in service');
     await this.transition(g, state, STATUS_ALTERED_BY_IMPLICIT);
+  }
+
+  /**
+   * Implicit change to states decided elsewhere (a cluster member following who is Primary):
+   * each listed group takes its state at once, `transitioning` included, which it keeps
+   * until told otherwise. Every change is announced like any other.
+   */
+  follow(states: ReadonlyMap<number, AccessState>): void {
+    for (const [id, state] of states) {
+      const g = this.groupsById.get(id);
+      if (!g || g.state === state) continue;
+      g.generation++; // a timed transition still running does not settle over this
+      g.statusCode = STATUS_ALTERED_BY_IMPLICIT;
+      g.state = state;
+      log.info({ groupId: id, state }, 'target port group state changed');
+      this.emit('change', id, state);
+    }
   }
 
   private pickStandby(except: number): GroupRecord | undefined {

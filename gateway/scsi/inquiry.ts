@@ -16,7 +16,7 @@ function standard(ctx: CommandContext<LogicalUnit | undefined>): Buffer {
   data[2] = 0x06; // VERSION: SPC-4
   data[3] = 0x10 | 0x02; // HISUP, RESPONSE DATA FORMAT 2
   data[4] = STANDARD_LENGTH - 5;
-  data[5] = 0x30; // TPGS: implicit and explicit ALUA
+  data[5] = ctx.target.alua.explicit ? 0x30 : 0x10; // TPGS: implicit and explicit ALUA, or implicit only
   const ports = ctx.target.alua.groups().reduce((n, g) => n + g.ports.length, 0);
   data[6] = ports > 1 ? 0x10 : 0x00; // MULTIP
   data[7] = 0x02; // CMDQUE

@@ -4,7 +4,7 @@ import { allocationLength, truncate } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { contiguous, dataOut } from './io.js';
 import * as op from './opcodes.js';
-import { GOOD, invalidFieldInCdb, invalidFieldInParameterList, parameterListLengthError } from './sense.js';
+import { GOOD, invalidFieldInCdb, invalidFieldInParameterList, invalidOpcode, parameterListLengthError } from './sense.js';
 import type { ScsiResult } from './types.js';
 
 /** T_SUP, U_SUP, S_SUP, AN_SUP, AO_SUP: the states a group can be in. */
@@ -46,6 +46,8 @@ const SETTABLE: ReadonlyMap<number, StableAccessState> = new Map([
 
 /** SET TARGET PORT GROUPS (SPC-4 6.46): explicit failover asked by the host. */
 async function setTargetPortGroups(ctx: CommandContext): Promise<ScsiResult> {
+  // TPGS says implicit only (SPC-4 6.46): the states follow which cluster member is Primary.
+  if (!ctx.target.alua.explicit) throw invalidOpcode();
   const length = allocationLength(ctx.cdb, 6, 4);
   if (length === 0) return GOOD;
   const list = contiguous(dataOut(ctx, length));

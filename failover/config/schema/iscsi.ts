@@ -34,9 +34,25 @@ export const Portal = Type.Union([
 ]);
 
 export const PortalGroup = Type.Object(
-  { id: Type.Integer({ minimum: 1, maximum: 65535 }), portals: Type.Array(Portal, { minItems: 1 }) },
+  {
+    id: Type.Integer({ minimum: 1, maximum: 65535 }),
+    portals: Type.Array(Portal, { minItems: 1 }),
+    member: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+        description: "in a cluster: the member whose portals these are (each member serves the set's targets on its own group)",
+        'x-problem': 'a cluster member id',
+      }),
+    ),
+  },
   { additionalProperties: false, description: 'a target portal group (an ALUA group); each portal is a TCP listener' },
 );
+
+export const StandbyLogin = Type.Union([Type.Literal('redirect'), Type.Literal('accept')], {
+  default: 'redirect',
+  description:
+    "in a cluster, a login at a member that is not the set's Primary: redirect (to the Primary's portal; initiators without ALUA such as libiscsi/qemu) or accept (on a standby path, for ALUA-aware multipath: dm-multipath, VMware, Windows MPIO)",
+});
 
 export const Lun = Type.Object(
   { lun: Type.Integer({ minimum: 0, maximum: 16383 }), export: Type.String({ minLength: 1, description: 'an export declared in exports', 'x-problem': 'a non-empty string' }) },
@@ -44,8 +60,8 @@ export const Lun = Type.Object(
 );
 
 export const AluaPolicy = Type.Union([Type.Literal('active-active'), Type.Literal('active-passive')], {
-  default: 'active-active',
-  description: 'active-passive: the first portal group is active/optimized, the others standby',
+  description:
+    "active-passive: the first portal group is active/optimized, the others standby (in a cluster: the Primary's groups). Default: active-active, or active-passive when the groups name cluster members",
 });
 
 export const Target = Type.Object(
@@ -57,6 +73,7 @@ export const Target = Type.Object(
     allowNoAuth: Type.Optional(Type.Boolean({ description: 'AuthMethod=None accepted (default: true without chap)' })),
     portalGroups: Type.Optional(Type.Array(PortalGroup, { minItems: 1, default: [{ id: 1, portals: ['127.0.0.1:3260'] }] })),
     aluaPolicy: Type.Optional(AluaPolicy),
+    standbyLogin: Type.Optional(StandbyLogin),
   },
   { additionalProperties: false },
 );
@@ -71,9 +88,10 @@ export const Iscsi = Type.Object(
 
 export type ChapConfig = Static<typeof Chap>;
 export type PortalAddress = { readonly host: string; readonly port: number };
-export type PortalGroupConfig = { readonly id: number; readonly portals: readonly PortalAddress[] };
+export type PortalGroupConfig = { readonly id: number; readonly portals: readonly PortalAddress[]; readonly member?: string };
 export type LunConfig = Static<typeof Lun>;
 export type AluaPolicy = Static<typeof AluaPolicy>;
+export type StandbyLogin = Static<typeof StandbyLogin>;
 
 /** A target as the running configuration holds it: portals as mappings, defaults filled. */
 export interface IscsiTargetConfig {
@@ -84,6 +102,7 @@ export interface IscsiTargetConfig {
   readonly allowNoAuth?: boolean;
   readonly portalGroups: readonly PortalGroupConfig[];
   readonly aluaPolicy: AluaPolicy;
+  readonly standbyLogin: StandbyLogin;
 }
 
 export interface IscsiConfig {
@@ -103,11 +122,14 @@ export function normalizeIscsi(section: Static<typeof Iscsi>): IscsiConfig {
   return {
     targets: (section.targets ?? []).map((t) => ({
       ...t,
-      portalGroups: (t.portalGroups ?? [{ id: 1, portals: [DEFAULT_PORTAL] }]).map((g) => ({
+      portalGroups: (t.portalGroups ?? [{ id: 1, portals: [DEFAULT_PORTAL] as Static<typeof Portal>[] }]).map((g: Static<typeof PortalGroup>) => ({
         id: g.id,
         portals: g.portals.map((p) => (typeof p === 'string' ? parsePortal(p)! : { host: p.host, port: p.port ?? ISCSI_DEFAULT_PORT })),
+        ...(g.member !== undefined && { member: g.member }),
       })),
-      aluaPolicy: t.aluaPolicy ?? 'active-active',
+      // Groups on different cluster members are active-passive unless asked otherwise (and refused then).
+      aluaPolicy: t.aluaPolicy ?? (t.portalGroups?.some((g) => g.member !== undefined) ? 'active-passive' : 'active-active'),
+      standbyLogin: t.standbyLogin ?? 'redirect',
     })),
     ...(section.discoveryChap && { discoveryChap: section.discoveryChap }),
   };
