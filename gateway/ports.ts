@@ -6,6 +6,7 @@ import { IscsiServer } from './iscsi/server.js';
 import { NbdServer } from './nbd/server.js';
 import type { FrontEndSession } from './sessions.js';
 import { setPorts } from './set-ports.js';
+import { setOfTarget } from '../failover/config/cluster-iscsi.js';
 
 /** A port of the gateway: also lists the clients connected to it now (NBD connections, iSCSI sessions) and the LUNs it maps. */
 interface GatewayPort extends Port {
@@ -44,7 +45,7 @@ function nbdPort({ config, fabric }: PortContext): GatewayPort | undefined {
   };
 }
 
-function iscsiPort({ config, fabric, store }: PortContext): GatewayPort | undefined {
+function iscsiPort({ config, fabric, store, memberId, primaryOf }: PortContext): GatewayPort | undefined {
   const iscsi = config.iscsi;
   if (!iscsi || iscsi.targets.length === 0) return undefined;
   const server = new IscsiServer({
@@ -53,6 +54,16 @@ function iscsiPort({ config, fabric, store }: PortContext): GatewayPort | undefi
     ...(iscsi.discoveryChap && { discoveryChap: iscsi.discoveryChap }),
     // Persistent reservations live in the member store, so they survive a restart.
     ...(store && { database: store.root }),
+    // A set's targets are served by every member of the set, each on its own portal groups.
+    ...(config.cluster && {
+      cluster: {
+        memberId,
+        primaryOf: (target) => {
+          const set = setOfTarget(target, config.cluster);
+          return set && primaryOf(set.name);
+        },
+      },
+    }),
   });
   return {
     protocol: 'iscsi',

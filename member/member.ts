@@ -83,6 +83,8 @@ export class Member {
         sets,
         dataDir: options.dataDir,
         store: options.store,
+        memberId,
+        primaryOf: (set) => boot!.primaryOf(set),
         // The status page lists every port, the API's own included, as they are when asked.
         addresses: () => addressesByProtocol(ports),
       });

@@ -1,5 +1,5 @@
 import type { FabricSwitch } from '../fabric/switch.js';
-import type { BootContext } from '../failover/boot/phase.js';
+import type { BootContext, BootOutcome } from '../failover/boot/phase.js';
 import type { FailoverSets } from '../failover/sets.js';
 import type { MemberConfig } from '../failover/config/schema/member-config.js';
 import type { MemberStore } from './store.js';
@@ -28,6 +28,10 @@ export interface PortContext {
   readonly dataDir: string;
   /** The member store, for state a port keeps (persistent reservations). */
   readonly store: MemberStore | undefined;
+  /** Which member of the configuration's cluster this process is. */
+  readonly memberId: string;
+  /** Who is Primary of each failover set of this member (ports every member serves, such as a set's iSCSI portal groups, follow it). */
+  readonly primaryOf: BootOutcome['primaryOf'];
   /** Every port's addresses by protocol, as they are when asked (status pages list them). */
   addresses(): Record<string, string[]>;
 }

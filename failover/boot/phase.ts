@@ -1,5 +1,6 @@
 import type { FabricSwitch } from '../../fabric/switch.js';
 import type { SetActions, SetRole } from '../cluster/set-runner.js';
+import type { SetView } from '../cluster/set-view.js';
 import type { FailoverSetConfig } from '../config/schema/cluster.js';
 import type { MemberConfig } from '../config/schema/member-config.js';
 
@@ -55,4 +56,6 @@ export interface BootOutcome {
   stop(): Promise<void>;
   /** The roles this member holds now. */
   roles(): readonly SetRoleInfo[];
+  /** Who is Primary of a failover set this member belongs to, as it sees it (ports every member serves follow it); undefined otherwise. */
+  primaryOf(set: string): SetView | undefined;
 }

@@ -6,6 +6,7 @@ const outcome: BootOutcome = {
   start: () => undefined,
   stop: async () => undefined,
   roles: () => [],
+  primaryOf: () => undefined,
 };
 
 /** A member without a `cluster:` section: nobody to arbitrate with, so it serves everything. */

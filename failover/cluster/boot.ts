@@ -38,6 +38,7 @@ export const clusterBoot: BootPhase = {
           await arbiter.close();
         })()),
       roles: () => runners.map((r) => ({ set: r.set.name, role: r.role, ...(r.token !== undefined && { token: r.token }) })),
+      primaryOf: (set) => runners.find((r) => r.set.name === set)?.view,
     };
   },
 };

@@ -12,7 +12,7 @@ import type { IscsiConfig, IscsiTargetConfig } from './schema/iscsi.js';
 const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
 
 /** The failover set a target moves with (the set of its LUNs' exports), if any. */
-export function setOfTarget(target: IscsiTargetConfig, cluster: ClusterConfig | undefined): FailoverSetConfig | undefined {
+export function setOfTarget(target: Pick<IscsiTargetConfig, 'luns'>, cluster: ClusterConfig | undefined): FailoverSetConfig | undefined {
   if (!cluster) return undefined;
   for (const l of target.luns) {
     const set = cluster.sets.find((s) => s.exports.includes(l.export));
@@ -59,7 +59,7 @@ export function checkClusterIscsi(iscsi: IscsiConfig, cluster: ClusterConfig | u
         return;
       }
       served.add(g.member);
-      if (t.standbyLogin === 'redirect') {
+      if (t.standbyLogin !== 'accept') {
         g.portals.forEach((p, k) => {
           if (WILDCARDS.has(p.host) || p.port === 0) {
             problems.add(`${f}.portals[${k}]`, `other members redirect logins here: give the portal's own address and port (not ${p.host}:${p.port})`);

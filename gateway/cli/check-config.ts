@@ -37,7 +37,7 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
   const iscsi = config.iscsi;
   lines.push(`iscsi: ${iscsi ? '' : '(not configured)'}`);
   for (const t of iscsi?.targets ?? []) {
-    const portals = t.portalGroups.map((g) => `tpg ${g.id}: ${g.portals.map((p) => `${p.host}:${p.port}`).join(', ')}`).join('; ');
+    const portals = t.portalGroups.map((g) => `tpg ${g.id}${g.member ? ` on ${g.member}` : ''}: ${g.portals.map((p) => `${p.host}:${p.port}`).join(', ')}`).join('; ');
     lines.push(`  ${t.name} (${t.aluaPolicy}) ${t.luns.map((l) => `LUN ${l.lun} -> ${l.export}`).join(', ')} [${portals}]`);
   }
   if (config.cluster) describeCluster(config.cluster, lines);

@@ -196,7 +196,7 @@ export class Connection {
       bhs[1] = (step.csg << 2) & 0x0c;
       bhs.writeUInt16BE(status, 36); // Status-Class, Status-Detail
       const redirect = status >> 8 === LoginStatus.TARGET_MOVED_TEMPORARILY >> 8;
-      this.log[redirect ? 'debug' : 'info']({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login?.failureReason || 'rejected by session rules' }, redirect ? 'login redirected' : 'login failed');
+      this.log.info({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login?.failureReason || 'rejected by session rules' }, redirect ? 'login redirected' : 'login failed');
       // A redirect carries where to go (TargetAddress); other failures carry nothing.
       const text = encodeText(status === step.status ? step.pairs : []);
       this.send(frame(bhs, [text], text.length, false, false));

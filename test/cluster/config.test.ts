@@ -51,3 +51,32 @@ t.test('the examples validate', async (t) => {
     t.ok(config.cluster, name);
   }
 });
+
+t.test('iSCSI targets of a failover set: one portal group per member, active-passive, redirectable portals', async (t) => {
+  const IQN = 'iqn.2026-11.dev.blockgate:d';
+  const groups = [
+    { id: 1, member: 'm1', portals: ['10.0.3.1:3260'] },
+    { id: 2, member: 'm2', portals: ['10.0.3.2:3260'] },
+  ];
+  const withTarget = (target: Record<string, unknown>, over: Record<string, unknown> = {}) => ({
+    ...cluster(over),
+    backends: [...base.backends, { name: 'e', type: 'memory', size: '1MiB' }],
+    exports: [...base.exports, { name: 'e', device: 'e' }],
+    iscsi: { targets: [{ name: IQN, luns: [{ lun: 0, export: 'd' }], portalGroups: groups, ...target }] },
+  });
+  const { config } = validateMemberConfig(withTarget({}));
+  t.match(config.iscsi!.targets[0], { aluaPolicy: 'active-passive', standbyLogin: 'redirect', portalGroups: [{ id: 1, member: 'm1' }, { id: 2, member: 'm2' }] }, 'active-passive and redirect by default across members');
+
+  const cases: Array<[unknown, RegExp]> = [
+    [withTarget({ aluaPolicy: 'active-active' }), /iscsi\.targets\[0\]\.aluaPolicy: active-active across cluster members is refused: persistent reservations and COMPARE AND WRITE/],
+    [withTarget({ portalGroups: [groups[0]] }), /iscsi\.targets\[0\]\.portalGroups: member "m2" of set "s" has no portal group/],
+    [withTarget({ portalGroups: [groups[0], { id: 2, portals: ['10.0.3.2:3260'] }] }), /portalGroups\[1\]\.member: target of set "s": say which member serves this group/],
+    [withTarget({ portalGroups: [groups[0], { id: 2, member: 'm9', portals: ['10.0.3.2:3260'] }] }), /portalGroups\[1\]\.member: "m9" is not a member of set "s"/],
+    [withTarget({ portalGroups: [groups[0], { id: 2, member: 'm2', portals: ['0.0.0.0:3260'] }] }), /portalGroups\[1\]\.portals\[0\]: other members redirect logins here/],
+    [withTarget({ luns: [{ lun: 0, export: 'd' }, { lun: 1, export: 'e' }] }), /luns\[1\]\.export: export "e" is in no failover set.*a target moves with one set/],
+    [{ ...base, iscsi: { targets: [{ name: IQN, luns: [{ lun: 0, export: 'd' }], portalGroups: groups }] } }, /portalGroups\[0\]\.member: names a cluster member, but there is no cluster section/],
+  ];
+  for (const [doc, message] of cases) t.throws(() => validateMemberConfig(doc), { message }, String(message));
+  // A wildcard portal is fine where nobody is redirected to it.
+  t.doesNotThrow(() => validateMemberConfig(withTarget({ standbyLogin: 'accept', portalGroups: [groups[0], { id: 2, member: 'm2', portals: ['0.0.0.0:3260'] }] })));
+});

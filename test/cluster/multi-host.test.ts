@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, MemberProcess, CLI, ROOT } from '../helpers/blockgate-cli.js';
 import { startBackground, tempDir } from '../helpers/clients.js';
@@ -18,6 +18,7 @@ import { createTopology, type Topology } from '../helpers/topology.js';
 ensureBuilt();
 const MiB = 1024 * 1024;
 const SET = 'disks';
+const IQN = 'iqn.2026-11.dev.blockgate:cluster-disk';
 const TTL_S = 2;
 
 let topo: Topology;
@@ -40,6 +41,8 @@ t.before(async () => {
     JSON.stringify({
       backends: [{ name: 'disk', type: 'nbd', address: `${topo.client.v4.f}:10810`, timeoutMs: 5000, connectTimeoutMs: 2000 }],
       exports: [{ name: 'disk', device: 'disk' }],
+      // Every member serves the set's target on its own portal group; non-Primaries redirect logins.
+      iscsi: { targets: [{ name: IQN, luns: [{ lun: 0, export: 'disk' }], portalGroups: topo.members.map((m, i) => ({ id: i + 1, member: m.name, portals: [`${m.v4.f}:3260`] })) }] },
       cluster: {
         name: 'bgc-multi',
         members: topo.members.map((m) => ({ id: m.name })),
@@ -135,6 +138,29 @@ function fio(uri: string, sizeMiB: number, seed: number) {
   ]);
 }
 
+/**
+ * A libiscsi initiator in the client host: qemu-nbd reads and writes `iscsi://PORTAL/IQN/0`
+ * through qemu's iscsi driver (libiscsi: it follows login redirects and, after a lost
+ * connection, logs in again through the same portal and re-sends what got no answer),
+ * and offers it to fio over NBD on a Unix socket.
+ */
+async function libiscsiClient(t: Tap.Test, portal: string): Promise<string> {
+  const socket = join(dir, `qemu-${Date.now()}.sock`);
+  const qemu = nsSpawn(topo.client.ns, 'qemu-nbd', ['-f', 'raw', '--cache=none', '--persistent', '--shared=8', '-k', socket, `iscsi://${portal}/${IQN}/0`]);
+  const out = { text: '' };
+  qemu.stdout!.on('data', (d: Buffer) => (out.text += d.toString()));
+  qemu.stderr!.on('data', (d: Buffer) => (out.text += d.toString()));
+  t.teardown(() => {
+    if (!t.passing()) t.comment(`qemu-nbd: ${out.text.slice(-3000)}`);
+    qemu.kill('SIGKILL');
+  });
+  for (let i = 0; i < 200 && !existsSync(socket); i++) {
+    if (qemu.exitCode !== null) throw new Error(`qemu-nbd exited: ${out.text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return `nbd+unix:///?socket=${socket}`;
+}
+
 function fioReadBack(t: Tap.Test, run: ReturnType<typeof fio>, sizeMiB: number, code: number | null): void {
   const out = run.output();
   t.equal(code, 0, `fio wrote and verified without error${code === 0 ? '' : `: ${out.slice(-3000)}`}`);
@@ -155,6 +181,36 @@ t.test('kill -9 the Primary under fio verify: the service address moves, the cli
   t.not(second.id, first.id, `${second.id} took over from ${first.id}`);
   t.ok(second.token > first.token, `fencing token grew: ${first.token} → ${second.token}`);
   fioReadBack(t, run, 16, (await run.exited).code);
+  t.equal(cluster.checkIntervals(SET), undefined, 'no two members served the set at the same time');
+  await cluster.killAll();
+});
+
+t.test('kill -9 the Primary under a libiscsi client: redirected to the Primary, then to the next one', async (t) => {
+  const cluster = await startAll(t);
+  const first = await cluster.primary(SET);
+  // The client names a member that is not the Primary: its login is redirected, and after
+  // the kill libiscsi logs in there again and is sent to whoever took over.
+  const entry = topo.members.find((m) => m.name !== first.id)!;
+  const uri = await libiscsiClient(t, `${entry.v4.f}:3260`);
+  const run = fio(uri, 8, 13);
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(run.child.exitCode, null, 'fio is writing when the Primary dies');
+  await cluster.kill(first.id);
+  const second = await cluster.primary(SET);
+  t.not(second.id, first.id, `${second.id} took over from ${first.id}`);
+  const { code } = await run.exited;
+  fioReadBack(t, run, 8, code);
+  const redirects = cluster.members.get(entry.name)!.process.lines.filter((l) => l.msg === 'login redirected').map((l) => String(l.reason));
+  t.match(redirects[0], `${topo.members.find((m) => m.name === first.id)!.v4.f}:3260`, `${entry.name} redirected the first login to ${first.id}`);
+  if (entry.name !== second.id) {
+    t.match(redirects.at(-1), `${topo.members.find((m) => m.name === second.id)!.v4.f}:3260`, `and the login after the kill to ${second.id}`);
+  }
+  if (code === 0) {
+    const job = (JSON.parse(run.output().slice(run.output().indexOf('{'))) as { jobs: Array<{ write: { lat_ns: { max: number } } }> }).jobs[0]!;
+    const pauseMs = job.write.lat_ns.max / 1e6;
+    t.comment(`client-visible pause (longest write): ${pauseMs.toFixed(0)} ms`);
+    t.ok(pauseMs < 15_000, `the longest write took ${pauseMs.toFixed(0)} ms (bound 15 s)`);
+  }
   t.equal(cluster.checkIntervals(SET), undefined, 'no two members served the set at the same time');
   await cluster.killAll();
 });

@@ -610,6 +610,25 @@ export function parseRtpg(data: Buffer): Map<number, number> {
   return groups;
 }
 
+/** RTPG through an initiator: group id → access state code (throws on anything but GOOD). */
+export async function rtpg(ini: TestInitiator): Promise<Map<number, number>> {
+  const r = await ini.scsi(rtpgCdb(), { read: 1024 });
+  if (r.status !== 0) throw new Error(`RTPG status ${r.status} sense ${r.sense?.toString('hex')}`);
+  return parseRtpg(r.data);
+}
+
+/** Run TEST UNIT READY until no unit attention is pending; returns the UAs seen (ASC/ASCQ). */
+export async function drainUnitAttentions(ini: TestInitiator): Promise<string[]> {
+  const seen: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await ini.scsi(TEST_UNIT_READY);
+    const s = senseOf(r.sense);
+    if (r.status !== 2 || s?.key !== 0x6) return seen;
+    seen.push(`${s.asc.toString(16)}/${s.ascq.toString(16).padStart(2, '0')}`);
+  }
+  return seen;
+}
+
 /** Sense key / ASC / ASCQ from fixed (0x70/0x71) or descriptor (0x72/0x73) sense data. */
 export function senseOf(sense: Buffer | undefined): { key: number; asc: number; ascq: number } | undefined {
   if (!sense || sense.length < 4) return undefined;

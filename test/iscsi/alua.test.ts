@@ -4,32 +4,15 @@
  * active-passive failover: transitioning, unit attention, new states.
  */
 import t from 'tap';
-import { parseRtpg, rtpgCdb, senseOf, startBlockgate, TARGET_IQN, TestInitiator, TEST_UNIT_READY, read10 } from '../helpers/iscsi.js';
+import { drainUnitAttentions, rtpg, senseOf, startBlockgate, TARGET_IQN, TestInitiator, read10 } from '../helpers/iscsi.js';
 
 const AO = 0x0;
 const STANDBY = 0x2;
 const UNAVAILABLE = 0x3;
 const TRANSITIONING = 0xf;
-const UNIT_ATTENTION = 0x6;
 const NOT_READY = 0x2;
 
-async function rtpg(ini: TestInitiator): Promise<Map<number, number>> {
-  const r = await ini.scsi(rtpgCdb(), { read: 1024 });
-  if (r.status !== 0) throw new Error(`RTPG status ${r.status} sense ${r.sense?.toString('hex')}`);
-  return parseRtpg(r.data);
-}
 
-/** Run a command until no unit attention is pending; returns the UAs seen (ASC/ASCQ). */
-async function drainUnitAttentions(ini: TestInitiator): Promise<string[]> {
-  const seen: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const r = await ini.scsi(TEST_UNIT_READY);
-    const s = senseOf(r.sense);
-    if (r.status !== 2 || s?.key !== UNIT_ATTENTION) return seen;
-    seen.push(`${s.asc.toString(16)}/${s.ascq.toString(16).padStart(2, '0')}`);
-  }
-  return seen;
-}
 
 t.test('active-passive: RTPG through both portals, failover with unit attention', async (t) => {
   const bg = await startBlockgate({ groups: 2, target: { aluaPolicy: 'active-passive' }, server: { aluaTransitionMs: 1500 } });

@@ -14,7 +14,7 @@ import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { IscsiServer } from '../../gateway/iscsi/server.js';
 import type { IscsiTargetConfig } from '../../gateway/iscsi/target-runtime.js';
-import { freePort, INITIATOR_IQN, LoginError, parseRtpg, read10, rtpgCdb, run, senseOf, TARGET_IQN, TestInitiator, TEST_UNIT_READY } from '../helpers/iscsi.js';
+import { drainUnitAttentions, freePort, INITIATOR_IQN, LoginError, read10, rtpg, run, senseOf, TARGET_IQN, TestInitiator } from '../helpers/iscsi.js';
 
 const AO = 0x0;
 const STANDBY = 0x2;
@@ -79,22 +79,7 @@ async function loginAt(port: number): Promise<TestInitiator> {
   return ini;
 }
 
-async function rtpg(ini: TestInitiator): Promise<Map<number, number>> {
-  const r = await ini.scsi(rtpgCdb(), { read: 1024 });
-  if (r.status !== 0) throw new Error(`RTPG status ${r.status} sense ${r.sense?.toString('hex')}`);
-  return parseRtpg(r.data);
-}
 
-async function drainUnitAttentions(ini: TestInitiator): Promise<string[]> {
-  const seen: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const r = await ini.scsi(TEST_UNIT_READY);
-    const s = senseOf(r.sense);
-    if (r.status !== 2 || s?.key !== 0x6) return seen;
-    seen.push(`${s.asc.toString(16)}/${s.ascq.toString(16).padStart(2, '0')}`);
-  }
-  return seen;
-}
 
 t.test('redirect mode: the non-Primary sends logins to the Primary; a login waits while nobody is Primary', async (t) => {
   const m = await startMembers(t, 'redirect');

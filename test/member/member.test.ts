@@ -109,6 +109,7 @@ t.test('the boot phase runs after the graph is built and before the ports; its g
         start: () => void events.push('roles start'),
         stop: async () => void events.push('roles stop'),
         roles: () => [{ set: 's', role: 'standby' }],
+        primaryOf: () => undefined,
       };
     },
   };

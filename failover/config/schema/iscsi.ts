@@ -102,7 +102,8 @@ export interface IscsiTargetConfig {
   readonly allowNoAuth?: boolean;
   readonly portalGroups: readonly PortalGroupConfig[];
   readonly aluaPolicy: AluaPolicy;
-  readonly standbyLogin: StandbyLogin;
+  /** Filled in for targets whose groups name cluster members. */
+  readonly standbyLogin?: StandbyLogin;
 }
 
 export interface IscsiConfig {
@@ -118,6 +119,10 @@ export function parsePortal(v: string): PortalAddress | undefined {
   return port <= 65535 ? { host: m[1] ?? m[2]!, port } : undefined;
 }
 
+function clustered(t: Static<typeof Target>): boolean {
+  return t.portalGroups?.some((g) => g.member !== undefined) ?? false;
+}
+
 export function normalizeIscsi(section: Static<typeof Iscsi>): IscsiConfig {
   return {
     targets: (section.targets ?? []).map((t) => ({
@@ -128,8 +133,8 @@ export function normalizeIscsi(section: Static<typeof Iscsi>): IscsiConfig {
         ...(g.member !== undefined && { member: g.member }),
       })),
       // Groups on different cluster members are active-passive unless asked otherwise (and refused then).
-      aluaPolicy: t.aluaPolicy ?? (t.portalGroups?.some((g) => g.member !== undefined) ? 'active-passive' : 'active-active'),
-      standbyLogin: t.standbyLogin ?? 'redirect',
+      aluaPolicy: t.aluaPolicy ?? (clustered(t) ? 'active-passive' : 'active-active'),
+      ...((t.standbyLogin !== undefined || clustered(t)) && { standbyLogin: t.standbyLogin ?? 'redirect' }),
     })),
     ...(section.discoveryChap && { discoveryChap: section.discoveryChap }),
   };
