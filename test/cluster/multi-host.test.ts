@@ -25,6 +25,9 @@ let topo: Topology;
 let etcd: EtcdCluster;
 let dir: string;
 let config: string;
+/** The same cluster with leases long enough to ride out an etcd leader election on a loaded machine. */
+let longLeaseConfig: string;
+const LONG_TTL_S = 6;
 
 t.before(async () => {
   topo = await createTopology(t);
@@ -36,8 +39,8 @@ t.before(async () => {
   const nbdkit = nsSpawn(topo.client.ns, 'nbdkit', ['-f', '-i', topo.client.v4.f, '-p', '10810', 'memory', '64M']);
   t.teardown(() => void nbdkit.kill('SIGKILL'));
   config = join(dir, 'cluster.json');
-  writeFileSync(
-    config,
+  longLeaseConfig = join(dir, 'cluster-long-lease.json');
+  const clusterConfig = (ttlSeconds: number) =>
     JSON.stringify({
       backends: [{ name: 'disk', type: 'nbd', address: `${topo.client.v4.f}:10810`, timeoutMs: 5000, connectTimeoutMs: 2000 }],
       exports: [{ name: 'disk', device: 'disk' }],
@@ -46,7 +49,7 @@ t.before(async () => {
       cluster: {
         name: 'bgc-multi',
         members: topo.members.map((m) => ({ id: m.name })),
-        arbitration: { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds: TTL_S },
+        arbitration: { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds },
         sets: [
           {
             name: SET,
@@ -57,24 +60,25 @@ t.before(async () => {
           },
         ],
       },
-    }),
-  );
+    });
+  writeFileSync(config, clusterConfig(TTL_S));
+  writeFileSync(longLeaseConfig, clusterConfig(LONG_TTL_S));
 });
 t.teardown(async () => {
   await etcd?.stop();
 });
 
-function newCluster(t: Tap.Test): TestCluster {
+function newCluster(t: Tap.Test, configFile = config): TestCluster {
   return new TestCluster(
     t,
-    config,
+    configFile,
     (id) => join(dir, `data-${id}`),
     (id) => ({ netns: topo.members.find((m) => m.name === id)!.ns }),
   );
 }
 
-async function startAll(t: Tap.Test): Promise<TestCluster> {
-  const cluster = newCluster(t);
+async function startAll(t: Tap.Test, configFile = config): Promise<TestCluster> {
+  const cluster = newCluster(t, configFile);
   t.teardown(() => {
     if (!t.passing()) t.comment(cluster.story());
   });
@@ -120,8 +124,14 @@ async function clientGateway(t: Tap.Test): Promise<string> {
   return `nbd+unix:///c?socket=${socket}`;
 }
 
-function fio(uri: string, sizeMiB: number, seed: number) {
+/**
+ * fio writes sizeMiB with crc32c in each block, then reads it all back. With rateIops it
+ * takes at least sizeMiB*256/rateIops seconds, so it is surely still writing when a test
+ * kills the Primary however fast the machine is.
+ */
+function fio(uri: string, sizeMiB: number, seed: number, rateIops?: number) {
   return startBackground('fio', [
+    ...(rateIops ? [`--rate_iops=${rateIops}`] : []),
     '--name=verify',
     '--ioengine=nbd',
     `--uri=${uri}`,
@@ -173,7 +183,7 @@ t.test('kill -9 the Primary under fio verify: the service address moves, the cli
   const cluster = await startAll(t);
   const first = await cluster.primary(SET);
   const uri = await clientGateway(t);
-  const run = fio(uri, 16, 11);
+  const run = fio(uri, 16, 11, 512);
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(run.child.exitCode, null, 'fio is writing when the Primary dies');
   await cluster.kill(first.id);
@@ -192,7 +202,7 @@ t.test('kill -9 the Primary under a libiscsi client: redirected to the Primary, 
   // the kill libiscsi logs in there again and is sent to whoever took over.
   const entry = topo.members.find((m) => m.name !== first.id)!;
   const uri = await libiscsiClient(t, `${entry.v4.f}:3260`);
-  const run = fio(uri, 8, 13);
+  const run = fio(uri, 8, 13, 256);
   await new Promise((r) => setTimeout(r, 2000));
   t.equal(run.child.exitCode, null, 'fio is writing when the Primary dies');
   await cluster.kill(first.id);
@@ -238,11 +248,14 @@ t.test('cut networks A and B of the Primary: it fences itself, another takes ove
 });
 
 t.test('kill -9 of the etcd leader changes no role', async (t) => {
-  const cluster = await startAll(t);
+  // etcd elects a new leader in about a second here (500 ms election timeout), but on a loaded
+  // 2-core machine a 2 s lease can lapse meanwhile; the claim is about leases that outlast an
+  // etcd election, so this cluster renews 6 s leases.
+  const cluster = await startAll(t, longLeaseConfig);
   const first = await cluster.primary(SET);
   const leader = await etcd.leader();
   await etcd.kill(leader);
-  await new Promise((r) => setTimeout(r, 4 * TTL_S * 1000));
+  await new Promise((r) => setTimeout(r, 2 * LONG_TTL_S * 1000));
   for (const m of cluster.members.values()) t.notOk(m.process.lines.some((l) => l.msg === 'stopped serving'), `${m.id} did not lose or change a role`);
   t.same(await cluster.primary(SET), first, `${first.id} is still Primary with token ${first.token}`);
   await cluster.killAll();
