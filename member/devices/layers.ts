@@ -31,6 +31,14 @@ export const createMirror: DeviceFactory<'mirror'> = async (spec, context, field
         rateMiBps: spec.resync?.rateMiBps,
         regionSize: spec.resync?.regionSize === undefined ? undefined : bytes(spec.resync.regionSize),
       },
+      assumeClean: spec.assumeClean ?? false,
+      activityLog:
+        spec.activityLog === false
+          ? false
+          : {
+              ...(spec.activityLog?.extentSize !== undefined && { extentSize: bytes(spec.activityLog.extentSize) }),
+              ...(spec.activityLog?.extents !== undefined && { extents: spec.activityLog.extents }),
+            },
     }),
   );
 };

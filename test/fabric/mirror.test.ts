@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { MirrorDevice } from '../../fabric/layers/mirror/mirror.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { buildDevices, buildGraph } from '../../member/devices/build.js';
 import { ConfigError } from '../../failover/config/errors.js';
@@ -163,7 +164,9 @@ t.test('config: at least 2 replicas, known read policy, region size', async (t) 
     return m.close();
   });
   t.equal(m.size, MiB);
-  t.equal(m.status().state, 'optimal');
+  await (m as MirrorDevice).resyncIdle();
+  t.equal(m.status().state, 'optimal', 'a new mirror: initial sync done');
+  t.same([(m as MirrorDevice).bytesResynced, (m as MirrorDevice).bytesSkipped], [0, MiB], 'fresh disks are all holes: nothing copied');
   const state = sets.get('m')!.state();
   t.same(state.members.map((r) => r.role), ['primary', 'secondary', 'alternate']);
   t.same(state.kind === 'mirror' && state.policy.failureLimit, { failures: 3, windowMs: 1000 }, 'the failure limit reaches the set');

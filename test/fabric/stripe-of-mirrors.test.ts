@@ -34,8 +34,8 @@ t.test('the stack builds from config: stripe → mirrors → memory', async (t) 
   const g = await buildGraph(
     [
       mem('a0'), mem('a1'), mem('b0'), mem('b1'),
-      { name: 'ma', type: 'mirror', replicas: ['a0', 'a1'], probeIntervalMs: 0 },
-      { name: 'mb', type: 'mirror', replicas: ['b0', 'b1'], probeIntervalMs: 0 },
+      { name: 'ma', type: 'mirror', replicas: ['a0', 'a1'], probeIntervalMs: 0, assumeClean: true },
+      { name: 'mb', type: 'mirror', replicas: ['b0', 'b1'], probeIntervalMs: 0, assumeClean: true },
       { name: 's', type: 'stripe', devices: ['ma', 'mb'], stripeUnit: '128k' },
     ],
     { dataDir: await tempDir(t) },

@@ -87,7 +87,7 @@ t.test('clearQuarantine refuses a replica that is not quarantined, with the reas
 t.test('addSpare and removeSpare: a free device of the graph, refused when in use or unfit; the change is stored', async (t) => {
   const dataDir = await tempDir(t);
   const [a, b] = faultyMemory(['a', 'b'], MiB);
-  const mirror = await MirrorDevice.open({ name: 'm', replicas: [a!, b!], dataDir, resync: { rateMiBps: 0, regionSize: REGION } });
+  const mirror = await MirrorDevice.open({ name: 'm', replicas: [a!, b!], dataDir, resync: { rateMiBps: 0, regionSize: REGION }, assumeClean: true });
   const free = new MemoryBackend({ name: 'free', size: MiB });
   const small = new MemoryBackend({ name: 'small', size: MiB / 2 });
   const exported = new MemoryBackend({ name: 'exported', size: MiB });

@@ -32,8 +32,8 @@ t.test('stripe of mirrors of multipath NBD replicas survives path and replica lo
     specs.push({ name, type: 'nbd', paths: pair.map((s) => s.address), policy: 'active-active', probeIntervalMs: 200, timeoutMs: 10_000, noPathRetryMs: 0 });
   }
   specs.push(
-    { name: 'ma', type: 'mirror', replicas: ['a0', 'a1'], probeIntervalMs: 200, resync: { regionSize: '64k' } },
-    { name: 'mb', type: 'mirror', replicas: ['b0', 'b1'], probeIntervalMs: 200, resync: { regionSize: '64k' } },
+    { name: 'ma', type: 'mirror', replicas: ['a0', 'a1'], probeIntervalMs: 200, resync: { regionSize: '64k' }, assumeClean: true },
+    { name: 'mb', type: 'mirror', replicas: ['b0', 'b1'], probeIntervalMs: 200, resync: { regionSize: '64k' }, assumeClean: true },
     { name: 'vol', type: 'stripe', devices: ['ma', 'mb'], stripeUnit: '64k' },
   );
   const { graph, sets } = await buildWithSets(t, specs, join(dir, 'data'));

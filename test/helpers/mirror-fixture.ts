@@ -44,14 +44,16 @@ const registryOfMirror = new WeakMap<MirrorDevice, FailoverSets>();
 
 /**
  * A mirror under its failover set, as a member runs it (probing off unless asked for, so
- * tests decide when replicas return). The set is stopped and the mirror closed at teardown.
+ * tests decide when replicas return; `assumeClean` unless said otherwise). The set is
+ * stopped and the mirror closed at teardown.
  */
 export async function openMirror(
   t: Tap,
   options: Partial<MirrorOptions> & Pick<MirrorOptions, 'replicas' | 'dataDir'> & Partial<MirrorPolicy>,
 ): Promise<MirrorDevice> {
   const { failureLimit, probeIntervalMs, ...mirrorOptions } = options;
-  const mirror = await MirrorDevice.open({ name: 'm0', resync: { rateMiBps: 0, regionSize: 64 * KiB }, ...mirrorOptions });
+  // Fresh memory disks are identical (all zeroes): tests that do not test the initial sync skip it.
+  const mirror = await MirrorDevice.open({ name: 'm0', resync: { rateMiBps: 0, regionSize: 64 * KiB }, assumeClean: true, ...mirrorOptions });
   const sets = new FailoverSets();
   const set = sets.addMirror(mirror, { probeIntervalMs: probeIntervalMs ?? 0, ...(failureLimit && { failureLimit }) });
   sets.start();

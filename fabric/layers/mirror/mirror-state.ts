@@ -20,6 +20,16 @@ export interface PersistedReplica {
 export interface PersistedMirror {
   readonly version: 1;
   readonly replicas: PersistedReplica[];
+  /**
+   * The mirror was stopped cleanly (replicas flushed, activity log emptied). Written false
+   * while it runs, so a crash leaves false. Absent in states written before it existed:
+   * taken as clean, since those versions kept no activity log to go by.
+   */
+  readonly clean?: boolean;
+}
+
+export function mirrorFile(dir: string, name: 'activity.log'): string {
+  return join(dir, name);
 }
 
 export function mirrorDirectory(dataDir: string, mirrorName: string): string {

@@ -14,7 +14,8 @@ import { underRangeLock } from '../range-locked.js';
 import { Replica, type ReplicaHold, type ReplicaSlot, type ReplicaState } from './replica.js';
 import { ReadBalancer, type ReadPolicy } from './read-policy.js';
 import { Resync, type ResyncHost, type ResyncProgress } from './resync.js';
-import { bitmapPath, loadMirrorState, mirrorDirectory, persistedState, restoredReplica, saveMirrorState, type PersistedReplica } from './mirror-state.js';
+import { bitmapPath, loadMirrorState, mirrorDirectory, mirrorFile, persistedState, restoredReplica, saveMirrorState, type PersistedMirror, type PersistedReplica } from './mirror-state.js';
+import { ACTIVITY_LOG_DEFAULTS, ActivityLog, type ActivityLogOptions } from './activity-log.js';
 import { spareProblem } from './spare-fit.js';
 
 export interface MirrorOptions {
@@ -33,6 +34,17 @@ export interface MirrorOptions {
     readonly regionSize?: number;
     readonly logIntervalMs?: number;
   };
+  /**
+   * A new mirror copies its first reachable replica to the others (an initial sync), since
+   * nothing says disks hold the same data; `assumeClean` says they do (fresh zeroed disks, a
+   * copy made outside), as `mdadm --assume-clean` and DRBD's skip of the initial sync.
+   */
+  readonly assumeClean?: boolean;
+  /**
+   * The activity log (activity-log.ts): its extent size and how many extents stay logged.
+   * `false` keeps none: after a crash every replica but one is then copied whole.
+   */
+  readonly activityLog?: Partial<ActivityLogOptions> | false;
 }
 
 export const MIRROR_DEFAULTS = {
@@ -64,6 +76,8 @@ export interface MirrorInfo {
   /** Current resync limit; 0 is unlimited. */
   readonly resyncRateMiBps: number;
   readonly bytesResynced: number;
+  /** Bytes resyncs brought in sync without copying: holes of the source. */
+  readonly bytesSkipped: number;
   readonly readRepairs: number;
   /** Times the mirror's own state (bitmaps, replica states) could not be read or written. */
   readonly metadataErrors: number;
@@ -114,6 +128,8 @@ export class MirrorDevice implements BlockDevice {
 
   /** Counters for operators and tests. */
   bytesResynced = 0;
+  /** Bytes resyncs brought in sync without copying: holes of the source. */
+  bytesSkipped = 0;
   readRepairs = 0;
   metadataErrors = 0;
 
@@ -135,6 +151,10 @@ export class MirrorDevice implements BlockDevice {
   private readonly background = new Set<Promise<unknown>>();
   private readonly metadataFaults = new Map<string, string>();
   private readonly probeBuffer: Buffer;
+  private activityLog: ActivityLog | undefined;
+  /** Extents a crash left logged that no in-sync replica could be found to repair from yet. */
+  private unrepaired: number[] = [];
+  private clean = false;
   private deviceState: DeviceState = 'optimal';
   private announced = false;
   private closing = false;
@@ -160,7 +180,7 @@ export class MirrorDevice implements BlockDevice {
     checkBitmapGeometry(this.size, this.regionSize);
     this.rate = bytesPerSecond(options.resync?.rateMiBps ?? MIRROR_DEFAULTS.rateMiBps);
     this.logIntervalMs = options.resync?.logIntervalMs;
-    this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted() }));
+    this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted(), clean: this.clean }));
     this.probeBuffer = Buffer.alloc(Math.min(Math.max(min, 4096), this.size));
     for (const r of replicas) this.trackUnflushed(r);
   }
@@ -188,7 +208,11 @@ export class MirrorDevice implements BlockDevice {
     try {
       await mirror.loadBitmaps();
       mirror.absentAtStart();
+      if (!saved) mirror.initialSync(options.assumeClean === true);
+      await mirror.openActivityLog(saved, options.activityLog);
+      // Running (not clean) and the repairs recorded before the log forgets what it held.
       await mirror.saveState();
+      await mirror.activityLog?.clearAll();
     } catch (err) {
       throw err instanceof BlockError ? err : new BlockError('EIO', `mirror ${options.name}: cannot restore state from ${dir}: ${String(err)}`, { cause: err });
     }
@@ -229,8 +253,10 @@ export class MirrorDevice implements BlockDevice {
   async flush(): Promise<void> {
     const targets = this.writeTargets;
     const tookOver = targets.map((r) => r.beginFlush());
+    const covering = this.activityLog?.flushStarted();
     try {
       await this.fanOut({ op: 'flush' }, 0, 0);
+      if (covering !== undefined) this.activityLog?.flushed(covering);
     } finally {
       targets.forEach((r, i) => r.endFlush(tookOver[i]!, r.state === 'in-sync' || r.state === 'resyncing'));
     }
@@ -247,12 +273,20 @@ export class MirrorDevice implements BlockDevice {
   private mutate(request: Exclude<MutatingRequest, { op: 'flush' }>, offset: number, length: number): Promise<void> {
     if (this.closing) return Promise.reject(new BlockError('ESHUTDOWN', `mirror ${this.name} is closing`));
     return underRangeLock(this.rangeLock, offset, offset + length, request.options, async () => {
-      // A replica that is away must learn of this write before any replica has it.
-      if (this.away.length > 0) {
-        const marked = this.markAway(offset, length);
-        if (marked) await marked;
+      // Its extent logged before any replica has it: a crash then resyncs just there.
+      const al = this.activityLog;
+      const logging = al?.enter(offset, length);
+      try {
+        if (logging) await this.guardMetadata('activity log', logging);
+        // A replica that is away must learn of this write before any replica has it.
+        if (this.away.length > 0) {
+          const marked = this.markAway(offset, length);
+          if (marked) await marked;
+        }
+        await this.fanOut(request, offset, length);
+      } finally {
+        al?.leave(offset, length);
       }
-      await this.fanOut(request, offset, length);
     });
   }
 
@@ -360,11 +394,16 @@ export class MirrorDevice implements BlockDevice {
         await this.replicaFault(source, err, 'read', offset, length, isTransportError(err));
         return;
       }
+      // A rewrite cut short by a crash could leave the copies different: log it like a host write.
+      const logging = this.activityLog?.enter(offset, length);
       try {
+        if (logging) await this.guardMetadata('activity log', logging);
         await bad.device.write(offset, [buffer]);
       } catch (err) {
         await this.replicaFault(bad, err, 'write', offset, length, true);
         return;
+      } finally {
+        this.activityLog?.leave(offset, length);
       }
       this.readRepairs++;
       bad.readRepairs++;
@@ -531,6 +570,9 @@ export class MirrorDevice implements BlockDevice {
       copied: (bytes) => {
         this.bytesResynced += bytes;
       },
+      skipped: (bytes) => {
+        this.bytesSkipped += bytes;
+      },
       progressed: (progress) => fabricEvents.resyncProgress.publish({ device: this, name: this.name, progress }),
       metadataFault: (what, err) => this.metadataFault(what, err),
     };
@@ -598,6 +640,20 @@ export class MirrorDevice implements BlockDevice {
     this.stopResync(r);
     const lacked = r.bitmap;
     const pending: Promise<unknown>[] = [];
+    if (this.unrepaired.length > 0) {
+      // A crash left extents that may differ: the others copy them from r too.
+      const extents = this.unrepaired;
+      this.unrepaired = [];
+      for (const other of this.all) {
+        if (other === r || other.slot !== 'member') continue;
+        other.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, other.name), this.geometry(), 'clean');
+        for (const x of extents) {
+          const size = this.activityLog?.extentSize ?? this.size;
+          const marked = other.bitmap.mark(x * size, Math.min(size, this.size - x * size));
+          if (marked) pending.push(this.guardMetadata(`bitmap of ${other.name}`, marked));
+        }
+      }
+    }
     if (lacked) {
       const regions = [...regionsOf(lacked)];
       for (const other of this.all) {
@@ -645,6 +701,7 @@ export class MirrorDevice implements BlockDevice {
       resync: [...this.resyncs.values()].map((x) => x.resync.progress()),
       resyncRateMiBps: this.rate === 0 ? 0 : this.rate / 2 ** 20,
       bytesResynced: this.bytesResynced,
+      bytesSkipped: this.bytesSkipped,
       readRepairs: this.readRepairs,
       metadataErrors: this.metadataErrors,
       metadataFaults: [...this.metadataFaults.keys()],
@@ -661,7 +718,9 @@ export class MirrorDevice implements BlockDevice {
     for (const { resync } of this.resyncs.values()) resync.stop();
     await Promise.allSettled([...this.resyncs.values()].map((x) => x.done));
     await this.settled();
+    await this.stopCleanly();
     await this.stateSaver.request().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'could not save mirror state'));
+    await this.activityLog?.close().catch(() => undefined);
     await Promise.allSettled(this.all.map((r) => r.bitmap?.persist().then(() => r.bitmap?.close())));
     await Promise.allSettled(this.all.map((r) => r.device.close()));
     this.log.info('mirror closed');
@@ -798,6 +857,94 @@ export class MirrorDevice implements BlockDevice {
 
   private saveState(): Promise<void> {
     return this.guardMetadata('replica states', this.stateSaver.request());
+  }
+
+  /**
+   * A new mirror: replicas are not known to hold the same data, so all but the first one
+   * that can be reached are copied from it (holes skipped), unless `assumeClean`.
+   */
+  private initialSync(assumeClean: boolean): void {
+    const members = this.all.filter((r) => r.slot === 'member');
+    const source = members.find((r) => r.state === 'in-sync');
+    if (assumeClean || !source) {
+      if (assumeClean) this.log.info('new mirror: replicas assumed identical (assumeClean)');
+      return;
+    }
+    for (const r of members) {
+      if (r === source || r.held) continue;
+      r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty');
+      if (r.state === 'in-sync') r.state = 'stale';
+    }
+    this.log.info({ source: source.name }, `new mirror: initial sync from ${source.name}`);
+  }
+
+  /**
+   * Open the activity log and repair what an unclean stop may have left different: the
+   * extents it logged (all of them with no usable log) are copied from one in-sync replica
+   * to every other member. The state is then saved as running (not clean).
+   */
+  private async openActivityLog(saved: PersistedMirror | undefined, option: Partial<ActivityLogOptions> | false | undefined): Promise<void> {
+    const extentSize = option === false ? undefined : Math.max(option?.extentSize ?? ACTIVITY_LOG_DEFAULTS.extentSize, this.regionSize);
+    let crashed: number[] | 'all' = [];
+    const unclean = saved !== undefined && saved.clean === false;
+    if (option !== false) {
+      const options = { extentSize: extentSize!, extents: option?.extents ?? ACTIVITY_LOG_DEFAULTS.extents };
+      const volatile = this.capabilities.flush;
+      const opened = await ActivityLog.open(mirrorFile(this.dir, 'activity.log'), this.size, options, {
+        volatile,
+        askFlush: () => this.track(this.flush()),
+      });
+      this.activityLog = opened.log;
+      if (unclean) {
+        if (opened.problem) this.metadataFault('activity log', opened.problem);
+        crashed = opened.found ? opened.logged : 'all';
+      }
+    } else if (unclean) crashed = 'all';
+    if (crashed === 'all' || crashed.length > 0) {
+      const extents = crashed === 'all' ? Array.from({ length: Math.ceil(this.size / (extentSize ?? this.size)) }, (_, i) => i) : crashed;
+      this.log.warn({ extents: extents.length, extentSize: extentSize ?? this.size }, 'the mirror was not stopped cleanly: resyncing what writes in flight may have left different');
+      await this.repairCrash(extents, extentSize ?? this.size);
+    }
+    this.clean = false;
+  }
+
+  /** Copy `extents` from one in-sync replica to every other member (via their bitmaps). */
+  private async repairCrash(extents: readonly number[], extentSize: number): Promise<void> {
+    const members = this.all.filter((r) => r.slot === 'member');
+    const source = members.find((r) => r.state === 'in-sync');
+    if (!source) {
+      // Nothing to copy from until an operator forces a replica in sync.
+      this.unrepaired = [...extents];
+      return;
+    }
+    const pending: Promise<unknown>[] = [];
+    for (const r of members) {
+      if (r === source) continue;
+      if (r.state === 'in-sync') r.state = 'stale';
+      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      for (const x of extents) {
+        const offset = x * extentSize;
+        const marked = r.bitmap.mark(offset, Math.min(extentSize, this.size - offset));
+        if (marked) pending.push(marked);
+      }
+      const saved = r.bitmap.persist();
+      pending.push(saved);
+    }
+    await Promise.all(pending);
+  }
+
+  /**
+   * Before closing: flush every replica, then empty the activity log and say the stop was
+   * clean. If any replica fails its flush, the log stays for the next start to repair from.
+   */
+  private async stopCleanly(): Promise<void> {
+    try {
+      if (this.capabilities.flush) await Promise.all(this.writeTargets.map((r) => r.device.flush()));
+      await this.activityLog?.clearAll();
+      this.clean = true;
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'mirror not stopped cleanly: the next start resyncs what the activity log holds');
+    }
   }
 
   private async loadBitmaps(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { BlockDevice } from '../../device.js';
 import type { Logger } from '../../log.js';
 import { checkChildRange } from '../../child-range.js';
 import type { RangeLock } from '../../range-lock.js';
@@ -14,6 +15,8 @@ export interface ResyncHost {
   sourceFailed(source: Replica, err: unknown, offset: number, length: number): Promise<void>;
   /** Count copied bytes into the mirror's counters. */
   copied(bytes: number): void;
+  /** Count bytes brought in sync without copying (the source reads zeroes there). */
+  skipped(bytes: number): void;
   /** Progress worth telling (at most every `logIntervalMs` or 10 %). */
   progressed(progress: ResyncProgress): void;
   /** The target's bitmap could not be saved: the mirror surfaces it, the copy goes on. */
@@ -32,7 +35,10 @@ export interface ResyncOptions {
 export interface ResyncProgress {
   readonly target: string;
   readonly percent: number;
+  /** Bytes read from a source and written to the target. */
   readonly bytesCopied: number;
+  /** Bytes brought in sync without copying: the source reads zeroes there. */
+  readonly bytesSkipped: number;
   readonly bytesTotal: number;
   readonly rateMiBps: number;
   readonly etaSeconds: number | null;
@@ -54,6 +60,8 @@ export class Resync {
   /** Where the current rate started counting: a rate change does not make up for the past. */
   private paceFrom = { at: this.startedAt, bytes: 0 };
   private bytesCopied = 0;
+  private bytesSkipped = 0;
+  private zeroes: Buffer | undefined;
   private readonly bytesTotal: number;
   private lastLogAt = 0;
   private lastLoggedPercent = 0;
@@ -79,16 +87,19 @@ export class Resync {
 
   progress(): ResyncProgress {
     const elapsed = Math.max((Date.now() - this.startedAt) / 1000, 0.001);
-    const rate = this.bytesCopied / elapsed;
     const remaining = this.target.bitmap ? this.target.bitmap.dirtyBytes : 0;
-    const percent = this.bytesTotal === 0 ? 100 : Math.min(100, Math.floor((1000 * (this.bytesTotal - remaining)) / this.bytesTotal) / 10);
+    const done = Math.max(this.bytesTotal - remaining, 0);
+    const percent = this.bytesTotal === 0 ? 100 : Math.min(100, Math.floor((1000 * done) / this.bytesTotal) / 10);
+    // The ETA goes by regions brought in sync (holes are quick); the rate shown is what was copied.
+    const pace = done / elapsed;
     return {
       target: this.target.name,
       percent: Math.max(percent, 0),
       bytesCopied: this.bytesCopied,
+      bytesSkipped: this.bytesSkipped,
       bytesTotal: this.bytesTotal,
-      rateMiBps: Math.round((rate / 2 ** 20) * 10) / 10,
-      etaSeconds: rate > 0 ? Math.ceil(remaining / rate) : null,
+      rateMiBps: Math.round((this.bytesCopied / elapsed / 2 ** 20) * 10) / 10,
+      etaSeconds: pace > 0 ? Math.ceil(remaining / pace) : null,
     };
   }
 
@@ -123,6 +134,11 @@ export class Resync {
     return this.stopped ? 'stopped' : 'done';
   }
 
+  /**
+   * Copy [start, end) from an in-sync replica, holding the range. Where the source reads
+   * zeroes (block status: a hole), nothing is read: the target is zeroed, or left alone when
+   * it reads zeroes there too (a fresh spare, a sparse file), so a rebuild skips holes.
+   */
   private async copyRegion(start: number, end: number): Promise<ResyncOutcome> {
     // A region past either device's end would be a bitmap geometry bug: caught here, not below.
     checkChildRange(`mirror resync of ${this.target.name}`, this.target.device, 'copy', start, end - start);
@@ -131,10 +147,17 @@ export class Resync {
       for (let at = start; at < end; ) {
         if (this.stopped) return 'stopped';
         const n = Math.min(this.buffer.length, end - at);
-        const piece = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
         const source = this.host.pickSource();
         if (!source) return 'no-source';
         checkChildRange(`mirror resync of ${this.target.name}`, source.device, 'read', at, n);
+        const hole = await this.zeroRun(source.device, at, n);
+        if (hole > 0) {
+          const outcome = await this.zeroTarget(at, hole);
+          if (outcome !== 'done') return outcome;
+          at += hole;
+          continue;
+        }
+        const piece = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
         source.outstanding += n;
         try {
           await source.device.read(at, piece);
@@ -160,6 +183,44 @@ export class Resync {
     } finally {
       hold.release();
     }
+  }
+
+  /** How many bytes from `at` (up to n, whole blocks) `device` says read as zeroes; 0 if it cannot tell. */
+  private async zeroRun(device: BlockDevice, at: number, n: number): Promise<number> {
+    if (!device.capabilities.blockStatus) return 0;
+    let extents;
+    try {
+      extents = await device.blockStatus(at, n);
+    } catch {
+      return 0; // no answer is no knowledge: copy
+    }
+    let run = 0;
+    for (const e of extents) {
+      if (!e.zero || run >= n) break;
+      run += e.length;
+    }
+    run = Math.min(run, n);
+    return run - (run % Math.max(device.blockSizes.minimum, this.target.device.blockSizes.minimum));
+  }
+
+  /** Make [at, at+n) of the target read zeroes, with as little I/O as it allows. */
+  private async zeroTarget(at: number, n: number): Promise<ResyncOutcome> {
+    const target = this.target.device;
+    try {
+      if ((await this.zeroRun(target, at, n)) < n) {
+        if (target.capabilities.writeZeroes) await target.writeZeroes(at, n);
+        else {
+          this.zeroes ??= Buffer.alloc(this.buffer.length);
+          for (let done = 0; done < n; done += this.zeroes.length) await target.write(at + done, [this.zeroes.subarray(0, Math.min(this.zeroes.length, n - done))]);
+        }
+      }
+    } catch (err) {
+      this.targetError = err;
+      return 'target-failed';
+    }
+    this.bytesSkipped += n;
+    this.host.skipped(n);
+    return 'done';
   }
 
   /** Sleep long enough that the average rate since the last rate change stays at the limit. */

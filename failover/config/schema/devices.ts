@@ -98,6 +98,27 @@ export const MirrorSpec = kind('mirror', 'an N-way mirror: a data-store failover
     ),
   ),
   probeIntervalMs: Type.Optional(Ms(0, 'how often failed replicas are probed for their return; 0: never')),
+  assumeClean: Type.Optional(
+    Type.Boolean({ default: false, description: 'the replicas already hold the same data: no initial sync when the mirror is created (mdadm --assume-clean)' }),
+  ),
+  activityLog: Type.Optional(
+    Type.Union(
+      [
+        Type.Literal(false),
+        Type.Object(
+          {
+            extentSize: Type.Optional(Type.Unsafe<number | string>({ ...Size, default: '4MiB', description: 'bytes per logged extent (at least the region size)' })),
+            extents: Type.Optional(Type.Integer({ minimum: 1, default: 1024, description: 'extents that may stay logged before idle ones are dropped' })),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      {
+        description: 'regions with writes in flight, recorded before the writes: after a crash exactly those are resynced; false: none (a crash then copies whole replicas)',
+        'x-problem': 'false or { extentSize, extents }',
+      },
+    ),
+  ),
 });
 
 export const ConcatSpec = kind('concat', 'devices end to end', {
