@@ -24,10 +24,12 @@ t.test('after an unclean stop, exactly the extents with writes in flight are res
   await m1.write(0, [pattern(4 * MiB, 1)]);
   await m1.flush();
   // A write in flight when the member dies: it reached a, not b.
-  b!.delayMs = 2_000;
+  b!.delayMs = 5_000;
   const inFlight = m1.write(5 * EXTENT + 4096, [pattern(8192, 2)]);
-  await new Promise((r) => setTimeout(r, 50));
-  t.ok(a!.writes.some(([o]) => o === 5 * EXTENT + 4096), 'a has the write, b not yet');
+  // Wait for a to get it (not a fixed sleep: a loaded machine may take longer).
+  const aHasIt = () => a!.writes.some(([o]) => o === 5 * EXTENT + 4096);
+  for (let waited = 0; !aHasIt() && waited < 4_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.ok(aHasIt() && !b!.writes.some(([o]) => o === 5 * EXTENT + 4096), 'a has the write, b not yet');
   b!.delayMs = 0;
   b!.down(); // the write never reaches b: the member "died"
   t.ok(existsSync(mirrorFile(mirrorDirectory(dataDir, 'm0'), 'activity.log')), 'the log is on disk');
