@@ -44,9 +44,14 @@ build() {
   find "$src/app/node_modules" \( -name '*musl*' -o -path '*/obj.target' -o -name '*.tsbuildinfo' -o -name test -o -name .github \
     -o -name .husky -o -name '.eslintrc*' -o -name .npmignore -o -name .gitattributes -o -name '*.sln' -o -name '*.html' \) -prune -exec rm -rf {} +
   find "$src/app/node_modules" -type d -empty -delete
+  # The package runs JavaScript only with its own runtime (usr/bin/blockgate execs it) and
+  # installs no module's command: a "#!/usr/bin/env node" line would name Debian's nodejs
+  # (version 18), which the package neither needs nor may depend on. The line becomes a
+  # comment (line numbers, and so source maps, stay right); node ignores both the same way.
+  grep -rlZ --include='*.js' --include='*.cjs' --include='*.mjs' -e '^#!' "$src/app/dist" "$src/app/node_modules" |
+    xargs -0r sed -i '1s|^#!\(.*\)$|// (was #!\1: runs under /usr/lib/blockgate/node/bin/node)|'
   # npm tarballs mark documents executable at times; only ELF add-ons and scripts with #! stay so.
-  find "$src/app/node_modules" -type f -perm /111 ! -name '*.node' -exec sh -c 'head -c2 "$1" | grep -q "#!" || chmod a-x "$1"' sh {} \;
-  chmod a+x "$src/app/dist/gateway/cli.js"
+  find "$src/app" -type f -perm /111 ! -name '*.node' -exec sh -c 'head -c2 "$1" | grep -q "#!" || chmod a-x "$1"' sh {} \;
   rm -f "$src/app/package-lock.json"
 
   # The runtime: Node.js $runtime from the npm registry (Debian 12 ships Node.js 18).
