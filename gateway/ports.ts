@@ -7,6 +7,13 @@ import { NbdServer } from './nbd/server.js';
 import type { FrontEndSession } from './sessions.js';
 import { setPorts } from './set-ports.js';
 import { setOfTarget } from '../failover/config/cluster-iscsi.js';
+import { connectionLimits } from './access/connection-limits.js';
+import { Refusals } from './access/refusals.js';
+import { DeviceReservations } from './scsi/device-reservations.js';
+import { LmdbReservationStore } from './scsi/reservation-store-lmdb.js';
+import { ReservationFence } from './scsi/reservation-fence.js';
+import { nbdSecurity } from './nbd/security.js';
+import type { BlockDevice } from '../fabric/device.js';
 
 /** A port of the gateway: also lists the clients connected to it now (NBD connections, iSCSI sessions) and the LUNs it maps. */
 interface GatewayPort extends Port {
@@ -14,11 +21,27 @@ interface GatewayPort extends Port {
   luns?(): LunMapping[];
 }
 
+/** What the gateway's ports share: one count of refused clients, one reservation state per device. */
+interface Shared {
+  /** Clients any front end turned away, shown by the metrics endpoint. */
+  readonly refusals: Refusals;
+  /**
+   * SCSI reservations are the device's, whichever target or front end reaches it; they live
+   * in the member store (so APTPL ones survive a restart) and NBD clients are held to them.
+   */
+  readonly reservations: DeviceReservations | undefined;
+}
+
 /** The gateway's ports, as the member starts them: NBD, iSCSI, then the management API. */
 export const gatewayPorts: PortProvider = {
   ports(context) {
-    const data = [nbdPort(context), iscsiPort(context)].filter((p): p is GatewayPort => p !== undefined);
-    const api = apiPort(context, {
+    const { config, store } = context;
+    const shared: Shared = {
+      refusals: new Refusals(),
+      reservations: config.iscsi && config.iscsi.targets.length > 0 ? new DeviceReservations(store ? new LmdbReservationStore(store.root) : undefined) : undefined,
+    };
+    const data = [nbdPort(context, shared), iscsiPort(context, shared)].filter((p): p is GatewayPort => p !== undefined);
+    const api = apiPort(context, shared, {
       sessions: () => data.flatMap((p) => p.sessions?.() ?? []),
       luns: () => data.flatMap((p) => p.luns?.() ?? []),
     });
@@ -27,12 +50,17 @@ export const gatewayPorts: PortProvider = {
   setPorts,
 };
 
-function nbdPort({ config, fabric }: PortContext): GatewayPort | undefined {
+function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Shared): GatewayPort | undefined {
   if (config.nbd.listen.length === 0) return undefined;
   const server = new NbdServer({
+    ...nbdSecurity(config),
     fabric,
     id: `${config.member}/nbd`,
     listen: config.nbd.listen.map(toNbdListen),
+    refusals,
+    connectionLimits: connectionLimits(config.nbd),
+    ...(reservations && { guard: (device: BlockDevice) => new ReservationFence(device, reservations) }),
+    ...(config.nbd.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: config.nbd.handshakeTimeoutMs }),
     // A client asking for the empty export name (NBD's default export) gets the first one.
     ...(config.exports[0] && { defaultExport: config.exports[0].name }),
   });
@@ -45,15 +73,13 @@ function nbdPort({ config, fabric }: PortContext): GatewayPort | undefined {
   };
 }
 
-function iscsiPort({ config, fabric, store, memberId, primaryOf }: PortContext): GatewayPort | undefined {
+function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refusals, reservations }: Shared): GatewayPort | undefined {
   const iscsi = config.iscsi;
   if (!iscsi || iscsi.targets.length === 0) return undefined;
   const server = new IscsiServer({
     fabric,
     targets: iscsi.targets,
     ...(iscsi.discoveryChap && { discoveryChap: iscsi.discoveryChap }),
-    // Persistent reservations live in the member store, so they survive a restart.
-    ...(store && { database: store.root }),
     // A set's targets are served by every member of the set, each on its own portal groups.
     ...(config.cluster && {
       cluster: {
@@ -64,6 +90,11 @@ function iscsiPort({ config, fabric, store, memberId, primaryOf }: PortContext):
         },
       },
     }),
+    refusals,
+    connectionLimits: connectionLimits(iscsi),
+    ...(iscsi.loginTimeoutMs !== undefined && { loginTimeoutMs: iscsi.loginTimeoutMs }),
+    ...(iscsi.queueDepth !== undefined && { queueDepth: iscsi.queueDepth }),
+    ...(reservations && { reservations }),
   });
   return {
     protocol: 'iscsi',
@@ -82,6 +113,7 @@ function iscsiPort({ config, fabric, store, memberId, primaryOf }: PortContext):
 
 function apiPort(
   { config, fabric, sets, dataDir, addresses }: PortContext,
+  { refusals }: Shared,
   dataPorts: { sessions(): FrontEndSession[]; luns(): LunMapping[] },
 ): Port | undefined {
   if (!config.api || config.api.listen.length === 0) return undefined;
@@ -93,6 +125,7 @@ function apiPort(
     dataDir,
     ...(config.api.tls && { tls: config.api.tls }),
     openMetrics: config.api.openMetrics,
+    refusals,
     addresses,
     sessions: () => dataPorts.sessions(),
     luns: () => dataPorts.luns(),

@@ -2,7 +2,7 @@ import type { Problems } from './errors.js';
 import type { ValidatedSpec } from './device-graph.js';
 import type { IscsiConfig } from './schema/iscsi.js';
 import { formatListen, type ListenAddress } from './schema/listen.js';
-import type { ExportConfig } from './schema/member-config.js';
+import type { ExportConfig, NbdConfig } from './schema/member-config.js';
 
 /** Checks of the sections that refer to each other: exports → devices, LUNs → exports, listeners. */
 
@@ -27,6 +27,18 @@ export function checkExports(exports: readonly ExportConfig[], graph: ReadonlyMa
     if (parent !== undefined) {
       problems.add(`${field}.device`, `${JSON.stringify(e.device)} is part of ${JSON.stringify(parent)}: export ${JSON.stringify(parent)} instead`);
     }
+  });
+}
+
+/** NBD TLS needs credentials, and an export that needs TLS needs TLS to be on. */
+export function checkNbdAccess(nbd: NbdConfig, exports: readonly ExportConfig[], problems: Problems): void {
+  const tls = nbd.tls;
+  if (tls && tls.certificates === undefined && tls.pskFile === undefined) problems.add('nbd.tls', 'needs certificates, pskFile or both');
+  if (tls?.verifyClients && tls.certificates === undefined) problems.add('nbd.tls.verifyClients', 'needs certificates (a directory with ca-cert.pem)');
+  if (tls) return;
+  exports.forEach((e, i) => {
+    if (e.requireTls) problems.add(`exports[${i}].requireTls`, 'needs nbd.tls: without TLS no client could use this export');
+    if (e.allow?.identities) problems.add(`exports[${i}].allow.identities`, 'needs nbd.tls: TLS identities exist only over TLS');
   });
 }
 
@@ -59,6 +71,17 @@ export function checkIscsi(iscsi: IscsiConfig, exports: readonly ExportConfig[],
     });
     if (t.allowNoAuth === false && !t.chap) problems.add(`${field}.allowNoAuth`, 'false needs chap credentials');
     if (t.chap) checkChap(t.chap, `${field}.chap`, problems);
+    const initiators = new Set<string>();
+    t.acls?.forEach((a, j) => {
+      const at = `${field}.acls[${j}]`;
+      const name = a.initiator.toLowerCase();
+      if (initiators.has(name)) problems.add(`${at}.initiator`, `${a.initiator} is listed twice`);
+      initiators.add(name);
+      a.luns?.forEach((lun, k) => {
+        if (!luns.has(lun)) problems.add(`${at}.luns[${k}]`, `LUN ${lun} is not one of the target's (${[...luns].join(', ')})`);
+      });
+      if (a.chap) checkChap(a.chap, `${at}.chap`, problems);
+    });
   });
   if (iscsi.discoveryChap) checkChap(iscsi.discoveryChap, 'iscsi.discoveryChap', problems);
 }

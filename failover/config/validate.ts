@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { checkExports, checkIscsi, checkListeners } from './checks.js';
 import { checkClusterIscsi } from './cluster-iscsi.js';
+import { checkExports, checkIscsi, checkListeners, checkNbdAccess } from './checks.js';
 import { checkCluster, normalizeCluster } from './cluster-section.js';
 import { checkDeviceRules } from './device-rules.js';
 import { deviceGraph, type ValidatedSpec } from './device-graph.js';
@@ -57,9 +57,26 @@ function normalize(doc: ConfigDocument, options: ValidateOptions, problems: Prob
     member: member ?? cluster?.name ?? hostname(),
     backends: (backends ?? []).map((spec, i) => absolutePaths(spec, `backends[${i}]`, options, problems)),
     devices: (devices ?? []).map((spec, i) => absolutePaths(spec, `devices[${i}]`, options, problems)),
-    exports: (exports ?? []).map((e) => ({ name: e.name, device: e.device, readOnly: e.readOnly ?? false, description: e.description ?? '' })),
+    exports: (exports ?? []).map((e) => ({
+      name: e.name,
+      device: e.device,
+      readOnly: e.readOnly ?? false,
+      description: e.description ?? '',
+      ...(e.requireTls && { requireTls: true }),
+      ...(e.allow && { allow: e.allow }),
+    })),
     // Without `listen` the default applies (none in a cluster: its sets say where); `listen: []` turns NBD off.
-    nbd: { listen: nbd?.listen !== undefined ? nbd.listen.map(toListenAddress) : cluster ? [] : DEFAULT_NBD_LISTEN },
+    nbd: {
+      ...nbd,
+      listen: nbd?.listen !== undefined ? nbd.listen.map(toListenAddress) : cluster ? [] : DEFAULT_NBD_LISTEN,
+      ...(nbd?.tls && {
+        tls: {
+          ...nbd.tls,
+          ...(nbd.tls.certificates !== undefined && { certificates: absolute(nbd.tls.certificates, 'nbd.tls.certificates', options, problems) }),
+          ...(nbd.tls.pskFile !== undefined && { pskFile: absolute(nbd.tls.pskFile, 'nbd.tls.pskFile', options, problems) }),
+        },
+      }),
+    },
     ...(iscsi !== undefined && { iscsi: normalizeIscsi(iscsi) }),
     ...(api !== undefined && {
       api: {
@@ -93,6 +110,7 @@ function checkConfig(config: MemberConfig, problems: Problems): { graph: Map<str
   checkDeviceRules(graph, problems);
   checkExports(config.exports, graph, problems);
   checkListeners(config.nbd.listen, 'nbd.listen', problems);
+  checkNbdAccess(config.nbd, config.exports, problems);
   if (config.api) checkListeners(config.api.listen, 'api.listen', problems);
   if (config.iscsi) checkIscsi(config.iscsi, config.exports, problems);
   if (config.cluster) checkCluster(config.cluster, config.exports.map((e) => e.name), problems);

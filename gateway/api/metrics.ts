@@ -3,6 +3,7 @@ import type { FabricSwitch } from '../../fabric/switch.js';
 import type { FailoverSets } from '../../failover/sets.js';
 import { Exposition } from './exposition.js';
 import { declareSetMetrics, DEVICE_STATES, renderSetMetrics, stateSeries } from './set-metrics.js';
+import type { Refusals } from '../access/refusals.js';
 
 /**
  * The switch's counters and every failover set's typed state as Prometheus metrics.
@@ -40,9 +41,11 @@ function renderIo(x: Exposition, scope: 'device' | 'port', name: string, stats: 
   }
 }
 
-/** The whole exposition for one member's switch. */
-export function renderMetrics(fabric: FabricSwitch, sets: FailoverSets): string {
+/** The whole exposition for one member's switch and the clients its front ends refused. */
+export function renderMetrics(fabric: FabricSwitch, sets: FailoverSets, refusals?: Refusals): string {
   const x = new Exposition();
+  x.family('blockgate_connections_refused_total', 'counter', 'Clients turned away, by protocol and reason (limits, timeouts, TLS, access lists, authentication).');
+  for (const r of refusals?.counts() ?? []) x.sample('blockgate_connections_refused_total', { protocol: r.protocol, reason: r.reason }, r.count);
   declareIo(x, 'device');
   x.family('blockgate_device_state', 'gauge', 'Device health: 1 for the current state (optimal, degraded, rebuilding, failed).');
   x.family('blockgate_device_size_bytes', 'gauge', 'Device size.');

@@ -16,6 +16,7 @@ import { admit } from './guard.js';
 import { SECURITY_HEADERS } from './headers.js';
 import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
+import type { Refusals } from '../access/refusals.js';
 import { memberStatus, type StatusSource } from './status.js';
 import type { FrontEndSession } from '../sessions.js';
 import { exportViews, type ExportView, type LunMapping } from './exports.js';
@@ -53,6 +54,8 @@ export interface ApiServerOptions extends StatusSource {
   sessions?(): FrontEndSession[];
   /** The iSCSI targets' LUNs and the exports behind them. */
   luns?(): LunMapping[];
+  /** Clients the front ends turned away, for /metrics. */
+  readonly refusals?: Refusals;
 }
 
 /** An action's body is a small JSON object; anything bigger is a mistake. */
@@ -171,7 +174,7 @@ export class ApiServer {
     switch (path) {
       case '/metrics':
         allow(method, 'GET');
-        send(res, 200, EXPOSITION_CONTENT_TYPE, renderMetrics(this.options.fabric, this.options.sets));
+        send(res, 200, EXPOSITION_CONTENT_TYPE, renderMetrics(this.options.fabric, this.options.sets, this.options.refusals));
         return;
       case '/api/v1/status':
         allow(method, 'GET');

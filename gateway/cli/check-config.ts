@@ -5,17 +5,29 @@ import type { ClusterConfig } from '../../failover/config/schema/cluster.js';
 import { formatListen } from '../../failover/config/schema/listen.js';
 import type { ValidatedConfig } from '../../failover/config/validate.js';
 import { EXIT_OK, reportError } from './exit.js';
+import type { ExportConfig } from '../../failover/config/schema/member-config.js';
+import { nbdSecurity } from '../nbd/security.js';
 
 /** `blockgate check-config FILE`: validate and print; never builds or stores anything. */
 export async function checkConfig(path: string): Promise<number> {
   try {
     const validated = await loadConfigFile(path);
     await checkBackingFiles(validated);
+    nbdSecurity(validated.config); // reads the TLS certificates and PSK file: a bad one is named here
     process.stdout.write(`configuration OK: ${path}\n${describeConfig(validated)}`);
     return EXIT_OK;
   } catch (err) {
     return reportError(err, path);
   }
+}
+
+/** How NBD clients are admitted to an export, when it says anything about it. */
+function accessOf(e: ExportConfig): string {
+  const parts: string[] = [];
+  if (e.requireTls) parts.push('TLS only');
+  if (e.allow?.addresses) parts.push(`from ${e.allow.addresses.join(', ')}`);
+  if (e.allow?.identities) parts.push(`for ${e.allow.identities.map((i) => JSON.stringify(i)).join(', ')}`);
+  return parts.length ? ` [NBD: ${parts.join('; ')}]` : '';
 }
 
 /** The member, its device graph as trees (top layers first), exports and listeners. */
@@ -30,9 +42,14 @@ export function describeConfig({ config, graph }: ValidatedConfig): string {
   if (config.exports.length === 0) lines.push('  (none)');
   for (const e of config.exports) {
     const mode = e.readOnly ? 'read-only' : 'read-write';
-    lines.push(`  ${e.name} -> ${e.device} (${mode})${e.description ? ` ${JSON.stringify(e.description)}` : ''}`);
+    lines.push(`  ${e.name} -> ${e.device} (${mode})${e.description ? ` ${JSON.stringify(e.description)}` : ''}${accessOf(e)}`);
   }
   lines.push(`nbd listen: ${config.nbd.listen.map(formatListen).join(', ') || '(disabled)'}`);
+  const tls = config.nbd.tls;
+  if (tls) {
+    const kinds = [tls.certificates && `certificates in ${tls.certificates}${tls.verifyClients ? ', client certificates verified' : ''}`, tls.pskFile && `PSK keys in ${tls.pskFile}`];
+    lines.push(`nbd tls: ${tls.require ? 'required' : 'offered'}; ${kinds.filter(Boolean).join('; ')}`);
+  }
   lines.push(`api listen: ${config.api?.listen.map(formatListen).join(', ') || '(disabled)'}`);
   const iscsi = config.iscsi;
   lines.push(`iscsi: ${iscsi ? '' : '(not configured)'}`);

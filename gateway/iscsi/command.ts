@@ -2,20 +2,16 @@ import { logger } from '../../fabric/log.js';
 import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
 import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
 import type { ConnectionLink } from './connection-link.js';
-import { encodeLun, isFinal, itt, lunOf, newBhs, releaseHolds, releasePdu, sliceData, type Pdu } from './pdu.js';
+import { encodeLun, isFinal, isImmediate, itt, lunOf, newBhs, releaseHolds, releasePdu, sliceData, type Pdu } from './pdu.js';
 import { newTask, type Task } from './task.js';
 import { fixedSense } from '../scsi/sense.js';
+import { MAX_TRANSFER_BYTES } from '../scsi/logical-unit.js';
 import * as op from '../scsi/opcodes.js';
 
 const log = logger('iscsi');
 
 /** Tags of recently aborted tasks, so their late Data-Out is dropped quietly. */
 const ABORTED_MEMORY = 64;
-/**
- * Largest data-out one command may ask us to buffer: data-out is gathered whole before the
- * SCSI layer runs, so a huge EDTL would be a memory exhaustion vector.
- */
-export const MAX_WRITE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The SCSI command path of one connection (RFC 7143 §11.3–11.8): SCSI Command with immediate
@@ -26,6 +22,8 @@ export const MAX_WRITE_BYTES = 64 * 1024 * 1024;
 export class CommandPath {
   private nextTtt = 1;
   private readonly recentlyAborted: number[] = [];
+  /** Writes waiting for room in the session's write budget before their first R2T, oldest first. */
+  private readonly awaitingR2T: Task[] = [];
 
   constructor(private readonly conn: ConnectionLink) {}
 
@@ -67,11 +65,15 @@ export class CommandPath {
       conn.reject(b, RejectReason.PROTOCOL_ERROR);
       return false;
     }
-    if (writeLength > MAX_WRITE_BYTES) {
-      // Refuse before buffering anything; unsolicited data that still follows is dropped.
-      this.forget(tag);
-      const refused = newTask({ itt: tag, lun: lunOf(b), cmdSN: 0, cdb, direction, writeLength, readLength, unsolicitedLength: 0 });
-      this.sendResponse(refused, SamStatus.CHECK_CONDITION, fixedSense(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_CDB), 0, 0);
+    // Refused before anything is buffered: no command writes more than the Block Limits VPD
+    // page advertises. Unsolicited data that still follows is dropped.
+    if (writeLength > MAX_TRANSFER_BYTES) {
+      this.refuse(tag, b, cdb, SamStatus.CHECK_CONDITION, fixedSense(op.ILLEGAL_REQUEST, op.ASC_INVALID_FIELD_IN_CDB));
+      return false;
+    }
+    // An immediate command skips the CmdSN window, so it is held to the queue depth here.
+    if (isImmediate(b) && session.budget.full) {
+      this.refuse(tag, b, cdb, op.SAM_STAT_TASK_SET_FULL, undefined);
       return false;
     }
     const unsolicitedLength = final ? immediate : Math.min(writeLength, p.firstBurstLength);
@@ -83,8 +85,25 @@ export class CommandPath {
     }
     task.holds.push(...pdu.holds);
     session.tasks.set(tag, task);
+    session.budget.admit(dataInCharge(task));
     this.progress(task);
     return true;
+  }
+
+  /** Answer a command without running it (no task is created, no window slot taken). */
+  private refuse(tag: number, bhs: Buffer, cdb: Buffer, status: number, sense: Buffer | undefined): void {
+    this.forget(tag);
+    const refused = newTask({ itt: tag, lun: lunOf(bhs), cmdSN: 0, cdb, direction: 'none', writeLength: 0, readLength: 0, unsolicitedLength: 0 });
+    this.sendResponse(refused, status, sense, 0, 0);
+  }
+
+  /** The task left the session (answered or aborted): its window slot and data budget are free. */
+  private release(task: Task): void {
+    const session = this.conn.session;
+    if (session?.tasks.get(task.itt) !== task) return;
+    session.tasks.delete(task.itt);
+    session.budget.finish(dataInCharge(task), task.dataOutReserved);
+    task.dataOutReserved = 0;
   }
 
   /** Takes over the PDU: its holds go to the task it belongs to, or are released. */
@@ -146,6 +165,16 @@ export class CommandPath {
   private progress(task: Task): void {
     if (task.received === task.writeLength) return this.execute(task);
     if (!task.unsolicitedDone) return;
+    if (task.dataOutReserved === 0 && task.nextR2TOffset < task.writeLength) {
+      // Everything still to solicit is reserved at once, so a write that got its first R2T
+      // always completes; the others wait without holding more than their unsolicited data.
+      const rest = task.writeLength - task.nextR2TOffset;
+      if (this.awaitingR2T.length > 0 || !this.conn.session!.budget.reserveDataOut(rest)) {
+        if (!this.awaitingR2T.includes(task)) this.awaitingR2T.push(task);
+        return;
+      }
+      task.dataOutReserved = rest;
+    }
     const p = this.conn.params;
     const r2ts = [];
     while (task.r2ts.size < p.maxOutstandingR2T && task.nextR2TOffset < task.writeLength) {
@@ -164,6 +193,23 @@ export class CommandPath {
       task.nextR2TOffset += length;
     }
     if (r2ts.length) this.conn.sendPdus(r2ts);
+  }
+
+  /** Room freed in the write budget: the oldest waiting writes get their R2Ts. */
+  resumeWrites(): void {
+    const session = this.conn.session;
+    while (session && this.awaitingR2T.length > 0) {
+      const task = this.awaitingR2T[0]!;
+      if (task.aborted || session.tasks.get(task.itt) !== task) {
+        this.awaitingR2T.shift();
+        continue;
+      }
+      const rest = task.writeLength - task.nextR2TOffset;
+      if (!session.budget.reserveDataOut(rest)) return;
+      this.awaitingR2T.shift();
+      task.dataOutReserved = rest;
+      this.progress(task);
+    }
   }
 
   private allocateTtt(): number {
@@ -208,22 +254,30 @@ export class CommandPath {
   /** The SCSI layer is done with the command (its data-out too): answer it, unless aborted. */
   private respond(task: Task, result: ScsiResult | undefined): void {
     releaseHolds(task.holds);
+    try {
+      this.answer(task, result);
+    } finally {
+      this.release(task);
+    }
+  }
+
+  private answer(task: Task, result: ScsiResult | undefined): void {
     const conn = this.conn;
-    const session = conn.session;
-    if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
     // Aborted by task management, or inside the SCSI layer (e.g. PREEMPT AND ABORT from
     // another nexus): no response.
     if (task.aborted || conn.closed || result?.status === SamStatus.TASK_ABORTED) return result?.release?.();
     if (!result) return this.sendResponse(task, SamStatus.CHECK_CONDITION, undefined, 0, 0, ScsiResponseCode.TARGET_FAILURE);
     const data = result.dataIn === undefined ? [] : Buffer.isBuffer(result.dataIn) ? [result.dataIn] : result.dataIn;
-    let total = 0;
-    for (const d of data) total += d.length;
+    let available = 0;
+    for (const d of data) available += d.length;
+    // The SCSI layer may produce only what the EDTL lets through and say how much the CDB asked for.
+    const total = result.dataInLength ?? available;
 
     let flags = 0;
     let residual = 0;
     let dataInLength = 0;
     if (task.readLength > 0 || task.direction === 'read' || task.direction === 'bidirectional') {
-      dataInLength = Math.min(total, task.readLength);
+      dataInLength = Math.min(total, task.readLength, available);
       if (total > task.readLength) [flags, residual] = [ResponseFlag.OVERFLOW, total - task.readLength];
       else if (total < task.readLength) [flags, residual] = [ResponseFlag.UNDERFLOW, task.readLength - total];
     } else if (result.dataOutLength !== undefined) {
@@ -290,8 +344,7 @@ export class CommandPath {
     task.aborted = true;
     // A task still collecting data-out lets go of it now; one executing, once the SCSI layer is done.
     if (!task.executing) releaseHolds(task.holds);
-    const session = this.conn.session;
-    if (session?.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
+    this.release(task);
     this.forget(task.itt);
   }
 
@@ -313,6 +366,9 @@ export class CommandPath {
     await Promise.allSettled([...session.tasks.values()].map((t) => t.done ?? Promise.resolve()));
   }
 }
+
+/** Read data a task may make us hold: the SCSI layer produces no more than the EDTL, nor than a transfer can be. */
+const dataInCharge = (task: Task): number => Math.min(task.readLength, MAX_TRANSFER_BYTES);
 
 /** The CDB: 16 bytes of the BHS, extended by an Extended CDB AHS for longer ones (§11.3.5). */
 function commandDescriptorBlock(bhs: Buffer, ahs: Buffer | undefined): Buffer | undefined {

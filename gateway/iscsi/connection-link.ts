@@ -1,3 +1,4 @@
+import type { Logger } from '../../fabric/log.js';
 import type { OperationalParams } from './negotiation.js';
 import type { Session } from './session.js';
 import type { Task } from './task.js';
@@ -11,6 +12,8 @@ export interface ConnectionLink {
   readonly session: Session | undefined;
   readonly params: OperationalParams;
   readonly closed: boolean;
+  /** The connection's logger (bound to its id and peer). */
+  readonly log: Logger;
   readonly commands: { abortTask(task: Task): void };
   fillCounters(bhs: Buffer, advanceStatSN?: boolean): void;
   sendPdus(pdus: readonly { bhs: Buffer; data?: readonly Buffer[]; length?: number }[], onSent?: () => void): void;

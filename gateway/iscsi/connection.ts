@@ -6,7 +6,9 @@ import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG
 import { Login, type LoginContext, type LoginResult, type LoginStep } from './login.js';
 import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
 import { detachPdu, encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, releasePdu, sliceData, type Pdu } from './pdu.js';
-import { COMMAND_WINDOW, type Session } from './session.js';
+import type { Session } from './session.js';
+import { MAX_UNSENT_BYTES } from './budget.js';
+import type { RefusalReason, Refusals } from '../access/refusals.js';
 import { encodeText, type TextPairs } from './text.js';
 import { CommandPath } from './command.js';
 import { handleTaskManagement } from './tmf.js';
@@ -26,9 +28,20 @@ export interface ConnectionHost {
   readonly nopIntervalMs: number;
   /** Where full-feature connections read: pooled receive arenas, or 'data' events (forced by tests). */
   readonly receive: ReceivePath;
+  /** Commands a session may have outstanding (its CmdSN window). */
+  readonly queueDepth: number;
+  /** A connection still logging in after this long is dropped; 0 never. */
+  readonly loginTimeoutMs: number;
+  readonly refusals: Refusals;
 }
 
 type Phase = 'login' | 'full' | 'logout' | 'closed';
+
+/** Login failures that are the target turning a client away (counted), rather than a broken login. */
+const REFUSAL_OF_STATUS: Partial<Record<number, RefusalReason>> = {
+  [LoginStatus.AUTHENTICATION_FAILURE]: 'authentication',
+  [LoginStatus.AUTHORIZATION_FAILURE]: 'not-allowed',
+};
 
 let nextConnectionId = 1;
 
@@ -60,6 +73,8 @@ export class Connection {
   /** A login waits for its cluster to say where the session goes: read nothing meanwhile. */
   private held = false;
   private loginHeldSince: number | undefined;
+  private loginTimer: NodeJS.Timeout | undefined;
+  private stopWatchingBudget: (() => void) | undefined;
   readonly log;
 
   constructor(
@@ -78,6 +93,14 @@ export class Connection {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('peer closed'));
     socket.on('drain', () => this.resume());
+    if (host.loginTimeoutMs > 0) {
+      // A client that connects and never finishes logging in holds a socket and a login state.
+      this.loginTimer = setTimeout(() => {
+        host.refusals.refuse('iscsi', 'timeout', this.log, { afterMs: host.loginTimeoutMs });
+        this.close(`login not complete after ${host.loginTimeoutMs} ms`);
+      }, host.loginTimeoutMs);
+      this.loginTimer.unref();
+    }
   }
 
   get closed(): boolean {
@@ -91,7 +114,10 @@ export class Connection {
   private pump(): void {
     try {
       let pdu: Pdu | undefined;
-      while (this.phase !== 'closed' && !this.paused && !this.held && (pdu = this.reader.next())) this.dispatch(pdu);
+      while (this.phase !== 'closed' && !this.paused && !this.held && (pdu = this.reader.next())) {
+        this.dispatch(pdu);
+        if (this.overloaded()) this.pause();
+      }
     } catch (err) {
       if (err instanceof FramingError) {
         if (err.kind === 'data-digest' && err.bhs) this.reject(err.bhs, RejectReason.DATA_DIGEST_ERROR);
@@ -184,7 +210,7 @@ export class Connection {
     const cmdSN = b.readUInt32BE(24);
     bhs.writeUInt32BE(this.nextStatSN(), 24);
     bhs.writeUInt32BE(cmdSN, 28);
-    bhs.writeUInt32BE((cmdSN + COMMAND_WINDOW - 1) >>> 0, 32);
+    bhs.writeUInt32BE((cmdSN + this.host.queueDepth - 1) >>> 0, 32);
     let status = step.status;
     let session: Session | undefined;
     if (status === LoginStatus.SUCCESS && step.result) {
@@ -196,7 +222,10 @@ export class Connection {
       bhs[1] = (step.csg << 2) & 0x0c;
       bhs.writeUInt16BE(status, 36); // Status-Class, Status-Detail
       const redirect = status >> 8 === LoginStatus.TARGET_MOVED_TEMPORARILY >> 8;
-      this.log.info({ status: `0x${status.toString(16).padStart(4, '0')}`, reason: this.login?.failureReason || 'rejected by session rules' }, redirect ? 'login redirected' : 'login failed');
+      const details = { status: `0x${status.toString(16).padStart(4, '0')}`, why: this.login?.failureReason || 'rejected by session rules' };
+      const refusal = REFUSAL_OF_STATUS[status];
+      if (refusal) this.host.refusals.refuse('iscsi', refusal, this.log, details);
+      else this.log.info(details, redirect ? 'login redirected' : 'login failed');
       // A redirect carries where to go (TargetAddress); other failures carry nothing.
       const text = encodeText(status === step.status ? step.pairs : []);
       this.send(frame(bhs, [text], text.length, false, false));
@@ -245,6 +274,11 @@ export class Connection {
     this.framing.maxDataSegment = this.params.targetMaxRecvDataSegmentLength;
     this.phase = 'full';
     this.login = undefined;
+    clearTimeout(this.loginTimer);
+    this.stopWatchingBudget = session.budget.onRelease(() => {
+      this.commands.resumeWrites();
+      this.resume();
+    });
     // Discovery sessions exchange a few text PDUs: not worth an arena.
     if (session.type === 'Normal') this.receiver.established(this.host.receive === 'arenas' ? readBufferPool : null);
     this.log.info(
@@ -298,15 +332,10 @@ export class Connection {
       this.socket.cork();
       setImmediate(this.uncork);
     }
-    let ok = true;
     const last = parts.length - 1;
-    for (let i = 0; i < last; i++) ok = this.socket.write(parts[i]!);
-    ok = onSent ? this.socket.write(parts[last]!, onSent) : this.socket.write(parts[last]!);
-    if (!ok && !this.paused) {
-      // Backpressure: stop reading requests until the initiator drains our replies.
-      this.paused = true;
-      this.socket.pause();
-    }
+    for (let i = 0; i < last; i++) this.socket.write(parts[i]!);
+    if (onSent) this.socket.write(parts[last]!, onSent);
+    else this.socket.write(parts[last]!);
   }
 
   private corked = false;
@@ -315,8 +344,22 @@ export class Connection {
     this.socket.uncork();
   };
 
+  /**
+   * Backpressure: reading stops while the session has too much read data in flight or
+   * this socket holds too many unsent replies (an initiator that does not read them).
+   */
+  private overloaded(): boolean {
+    return this.socket.writableLength >= MAX_UNSENT_BYTES || this.session?.budget.readsFull === true;
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
   private resume(): void {
-    if (!this.paused) return;
+    if (!this.paused || this.phase === 'closed' || this.overloaded()) return;
     this.paused = false;
     this.socket.resume();
     this.pump();
@@ -402,6 +445,8 @@ export class Connection {
     const wasFull = this.phase === 'full' || this.phase === 'logout';
     this.phase = 'closed';
     if (this.nopTimer) clearInterval(this.nopTimer);
+    clearTimeout(this.loginTimer);
+    this.stopWatchingBudget?.();
     if (wasFull && reason !== 'peer closed') this.log.info({ reason }, 'connection closed');
     else this.log.debug({ reason }, 'connection closed');
     this.socket.destroySoon();

@@ -1,5 +1,6 @@
 import { ChapAuthenticator, ChapFailure, type ChapCredentials } from './chap.js';
 import type { LoginRoute } from './cluster-placement.js';
+import type { InitiatorAccess } from './acl.js';
 import { ISCSI_VERSION, LoginFlag, LoginStatus, MAX_TEXT_BYTES, Stage } from './constants.js';
 import { INITIATOR_DECLARATIVE, NegotiationError, OperationalNegotiation, SECURITY_KEYS, type OperationalParams, type TargetLimits } from './negotiation.js';
 import { joined, type Pdu } from './pdu.js';
@@ -18,8 +19,8 @@ export type SessionType = 'Discovery' | 'Normal';
 export interface LoginTarget {
   readonly name: string;
   readonly alias?: string;
-  readonly chap?: ChapCredentials;
-  readonly allowNoAuth: boolean;
+  /** This initiator's credentials and rights here; undefined: it may not log in (0x0202). */
+  accessOf(initiatorName: string): InitiatorAccess | undefined;
 }
 
 export interface LoginContext {
@@ -88,6 +89,7 @@ export class Login {
   private cmdSN = 0;
   private type: SessionType = 'Normal';
   private target: LoginTarget | undefined;
+  private access: InitiatorAccess | undefined;
   private tpgt: number | undefined;
   private authMethod: 'None' | 'CHAP' | undefined;
   private chap: ChapAuthenticator | undefined;
@@ -223,6 +225,10 @@ export class Login {
     if (!target) throw new LoginFailure(LoginStatus.NOT_FOUND, `no target ${targetName}`);
     const tpgt = this.ctx.portalGroupTag(target);
     if (tpgt === undefined) throw new LoginFailure(LoginStatus.NOT_FOUND, `target ${targetName} is not reachable through this portal`);
+    // The access list first: an initiator not let in learns nothing, not even where the target is served.
+    const access = target.accessOf(name);
+    if (!access) throw new LoginFailure(LoginStatus.AUTHORIZATION_FAILURE, `initiator ${name} is not in the access list of ${targetName}`);
+    this.access = access;
     const route = this.ctx.route?.(target);
     if (route?.kind === 'wait') throw new LoginDeferred(route.until);
     if (route?.kind === 'redirect') {
@@ -236,12 +242,12 @@ export class Login {
   }
 
   private credentials(): ChapCredentials | undefined {
-    return this.type === 'Discovery' ? this.ctx.discoveryChap : this.target?.chap;
+    return this.type === 'Discovery' ? this.ctx.discoveryChap : this.access?.chap;
   }
 
   private authRequired(): boolean {
     if (this.type === 'Discovery') return this.ctx.discoveryChap !== undefined;
-    return !this.target!.allowNoAuth;
+    return !this.access!.allowNoAuth;
   }
 
   private security(map: Map<string, string>, reply: TextPairs): void {

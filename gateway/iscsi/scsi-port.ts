@@ -17,7 +17,8 @@ export interface ScsiTargetPort {
   targetReset(nexus: Nexus, cold: boolean): void | Promise<void>;
   /** The I_T nexus is gone (logout, dropped connection, reinstatement). */
   nexusLoss(nexus: Nexus): void | Promise<void>;
-  hasLun(lun: number): boolean;
+  /** The LUN exists and this nexus may see it (LUN masking). */
+  hasLun(nexus: Nexus, lun: number): boolean;
   close(): Promise<void>;
 }
 
@@ -30,7 +31,7 @@ export function scsiTargetPort(target: ScsiTarget): ScsiTargetPort {
     lunReset: (_nexus, lun) => target.lunReset(lun),
     targetReset: () => target.targetReset(),
     nexusLoss: (nexus) => target.nexusLost(nexus),
-    hasLun: (lun) => target.logicalUnit(lun) !== undefined,
+    hasLun: (nexus, lun) => target.unitFor(nexus, lun) !== undefined,
     close: async () => target.close(),
   };
 }

@@ -8,6 +8,7 @@ import type { ReceivePath } from '../../fabric/socket-receiver.js';
 import { ScsiTarget } from '../scsi/target.js';
 import { MemoryReservationStore } from '../scsi/reservation-store.js';
 import { LmdbReservationStore } from '../scsi/reservation-store-lmdb.js';
+import { DeviceReservations } from '../scsi/device-reservations.js';
 import type { LunConfig } from '../scsi/logical-unit.js';
 import type { Nexus } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
@@ -22,16 +23,24 @@ import { scsiTargetPort } from './scsi-port.js';
 import { Session } from './session.js';
 import { iscsiSessions } from './session-list.js';
 import type { FrontEndSession } from '../sessions.js';
+import { DEFAULT_QUEUE_DEPTH } from './budget.js';
+import { ConnectionLimiter, type ConnectionLimits } from '../access/connection-limits.js';
+import { Refusals } from '../access/refusals.js';
 import type { TextPairs } from './text.js';
-import { TargetRuntime, type IscsiTargetConfig } from './target-runtime.js';
+import { TargetRuntime, targetAclOf, type IscsiTargetConfig } from './target-runtime.js';
 
 const log = logger('iscsi');
+
+/** LIO drops a connection that has not logged in within 15 s (TA_LOGIN_TIMEOUT). */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 15_000;
 
 export interface IscsiServerOptions {
   readonly fabric: FabricSwitch;
   readonly targets: readonly IscsiTargetConfig[];
   /** LMDB root for persistent reservations; memory when absent. */
   readonly database?: RootDatabase;
+  /** Reservations per device, shared with the member's other front ends (`database` is then unused). */
+  readonly reservations?: DeviceReservations;
   /** CHAP credentials discovery sessions must present (none: discovery is open). */
   readonly discoveryChap?: ChapCredentials;
   readonly limits?: Partial<TargetLimits>;
@@ -50,6 +59,14 @@ export interface IscsiServerOptions {
    * target belongs to no set and is served here like a standalone one).
    */
   readonly cluster?: { readonly memberId: string; primaryOf(target: IscsiTargetConfig): PrimaryWatch | undefined };
+  /** Commands one session may have outstanding (its CmdSN window); default 128. */
+  readonly queueDepth?: number;
+  /** A connection that has not completed login after this long is dropped; default 15 s (as LIO), 0 never. */
+  readonly loginTimeoutMs?: number;
+  /** Connections per portal and per initiator address. */
+  readonly connectionLimits?: ConnectionLimits;
+  /** Where refused clients are counted; the member shares one with its other front ends and metrics. */
+  readonly refusals?: Refusals;
 }
 
 export interface PortalAddress {
@@ -76,6 +93,10 @@ export class IscsiServer implements ConnectionHost {
   readonly limits: TargetLimits;
   readonly nopIntervalMs: number;
   readonly receive: ReceivePath;
+  readonly queueDepth: number;
+  readonly loginTimeoutMs: number;
+  readonly refusals: Refusals;
+  private readonly limiter: ConnectionLimiter;
   private readonly targets = new Map<string, TargetRuntime<Session>>();
   private readonly listeners = new Map<string, Listener>();
   private readonly sessions = new Map<number, Session>();
@@ -89,12 +110,17 @@ export class IscsiServer implements ConnectionHost {
     this.limits = { ...DEFAULT_TARGET_LIMITS, ...options.limits };
     this.nopIntervalMs = options.nopIntervalMs ?? 30_000;
     this.receive = options.receive ?? 'arenas';
+    this.queueDepth = options.queueDepth ?? DEFAULT_QUEUE_DEPTH;
+    this.loginTimeoutMs = options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
+    this.refusals = options.refusals ?? new Refusals();
+    this.limiter = new ConnectionLimiter(options.connectionLimits);
   }
 
   async start(): Promise<void> {
     if (this.started) throw new BlockError('EINVAL', 'iSCSI server already started');
     this.started = true;
-    const reservations = this.options.database ? new LmdbReservationStore(this.options.database) : new MemoryReservationStore();
+    const reservations =
+      this.options.reservations ?? new DeviceReservations(this.options.database ? new LmdbReservationStore(this.options.database) : new MemoryReservationStore());
     for (const config of this.options.targets) {
       if (this.targets.has(config.name)) throw new BlockError('EINVAL', `iSCSI target ${config.name} defined twice`);
       const luns = new Map<number, LunConfig>();
@@ -105,8 +131,9 @@ export class IscsiServer implements ConnectionHost {
       const watch = this.options.cluster?.primaryOf(config);
       // A set's target: the states follow the set's Primary, hosts cannot choose them.
       const alua = aluaStateFor(config, this.options.aluaTransitionMs, watch === undefined);
-      const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations });
-      const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua);
+      const acl = targetAclOf(config);
+      const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations, lunMask: (nexus) => acl.accessOf(nexus.initiatorName)?.luns });
+      const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua, acl);
       this.targets.set(config.name, runtime);
       if (watch) {
         runtime.placement = new ClusterPlacement(config, this.options.cluster!.memberId, watch, alua, () => this.dropSessions(runtime, 'no longer Primary'));
@@ -166,6 +193,13 @@ export class IscsiServer implements ConnectionHost {
 
   private accept(listener: Listener, socket: Socket): void {
     socket.on('error', () => undefined); // the connection's own handler logs; never crash
+    const place = this.limiter.admit(listener.id, socket);
+    if ('refused' in place) {
+      this.refusals.refuse('iscsi', place.refused, log, { portal: listener.id, peer: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    socket.once('close', place.release);
     const conn = new Connection(socket, this, listener.id);
     this.connections.add(conn);
     this.since.set(conn, new Date());
@@ -233,7 +267,7 @@ export class IscsiServer implements ConnectionHost {
       relativeTargetPortId: target.relativePortOf(tpgt),
       targetPortGroupId: tpgt,
     };
-    const session = new Session(tsih, result.isid, result.initiatorName, result.type, target, nexus, result.params, result.cmdSN);
+    const session = new Session(tsih, result.isid, result.initiatorName, result.type, target, nexus, result.params, result.cmdSN, this.queueDepth);
     session.connections.add(conn);
     this.sessions.set(tsih, session);
     this.since.set(session, new Date());
@@ -276,6 +310,9 @@ export class IscsiServer implements ConnectionHost {
     if (value === 'All') chosen = discovery ? [...this.targets.values()] : conn.session?.target ? [conn.session.target] : [];
     else if (value === '') chosen = conn.session?.target ? [conn.session.target] : [];
     else chosen = this.targets.has(value) ? [this.targets.get(value)!] : [];
+    // An initiator learns only of the targets it may log in to.
+    const initiator = conn.session?.initiatorName ?? '';
+    chosen = chosen.filter((t) => t.accessOf(initiator) !== undefined);
     const pairs: TextPairs = [];
     for (const target of chosen) {
       pairs.push(['TargetName', target.name]);

@@ -3,10 +3,8 @@ import type { Task } from './task.js';
 import type { SessionType } from './login.js';
 import type { TargetRuntime } from './target-runtime.js';
 import type { OperationalParams } from './negotiation.js';
+import { SessionBudget } from './budget.js';
 import { seqAdd, seqInWindow, seqLt } from './sequence.js';
-
-/** Commands the initiator may have outstanding beyond ExpCmdSN: MaxCmdSN = ExpCmdSN + depth - 1. */
-export const COMMAND_WINDOW = 128;
 
 
 /** A session's connection, as the session needs it: to close it and abort its tasks. */
@@ -29,6 +27,10 @@ export class Session {
   readonly tasks = new Map<number, Task>();
   /** Commands that arrived ahead of ExpCmdSN (multi-connection ordering), by CmdSN. */
   private readonly early = new Map<number, () => void>();
+  /** The command window and the data this session may make us hold. */
+  readonly budget: SessionBudget;
+  /** The highest MaxCmdSN told to the initiator: it never moves back (§4.2.2.1). */
+  private advertisedMaxCmdSN: number;
   closed = false;
 
   constructor(
@@ -41,19 +43,29 @@ export class Session {
     readonly nexus: Nexus | undefined,
     readonly params: OperationalParams,
     firstCmdSN: number,
+    queueDepth?: number,
   ) {
     this.expCmdSN = firstCmdSN >>> 0;
+    this.budget = new SessionBudget(queueDepth);
+    this.advertisedMaxCmdSN = seqAdd(this.expCmdSN, this.budget.queueDepth - 1);
   }
 
+  /**
+   * The window closes as commands arrive and opens as they are answered: ExpCmdSN moves on
+   * receipt, MaxCmdSN only on completion. An initiator never learns of a smaller MaxCmdSN
+   * than one it was given (it would ignore it), so the value only ever grows.
+   */
   get maxCmdSN(): number {
-    return seqAdd(this.expCmdSN, COMMAND_WINDOW - 1);
+    const open = seqAdd(this.expCmdSN, this.budget.queueDepth - 1 - this.budget.outstanding);
+    if (seqLt(this.advertisedMaxCmdSN, open)) this.advertisedMaxCmdSN = open;
+    return this.advertisedMaxCmdSN;
   }
 
   /** Where a non-immediate command with this CmdSN stands in the window (§4.2.2.1). */
   verdict(cmdSN: number): CmdSnVerdict {
-    if (cmdSN === this.expCmdSN) return 'now';
-    if (seqLt(cmdSN, this.expCmdSN) || !seqInWindow(cmdSN, this.expCmdSN, this.maxCmdSN)) return 'drop';
-    return 'queue';
+    // A closed window (MaxCmdSN = ExpCmdSN - 1) takes nothing, not even ExpCmdSN itself.
+    if (!seqInWindow(cmdSN, this.expCmdSN, this.maxCmdSN)) return 'drop';
+    return cmdSN === this.expCmdSN ? 'now' : 'queue';
   }
 
   /** Accept the command at ExpCmdSN and run any queued successors that became due. */

@@ -1,6 +1,7 @@
 import type { AluaState } from '../scsi/alua.js';
 import type { ClusterPlacement } from './cluster-placement.js';
 import type { ChapCredentials } from './chap.js';
+import { TargetAcl, type InitiatorAccess, type InitiatorAclConfig } from './acl.js';
 import type { LoginTarget } from './login.js';
 import type { ScsiTargetPort } from './scsi-port.js';
 import type { Task } from './task.js';
@@ -29,6 +30,21 @@ export interface IscsiTargetConfig {
   readonly aluaPolicy: 'active-active' | 'active-passive';
   /** In a cluster, a login at a non-Primary member: redirected to the Primary, or accepted on a standby path. */
   readonly standbyLogin?: 'redirect' | 'accept';
+  /**
+   * Let an initiator's TARGET WARM/COLD RESET abort every other initiator's tasks; default
+   * false (LIO's tmr_warm_reset / tmr_cold_reset, off unless set): refused as not authorized.
+   */
+  readonly allowTargetReset?: boolean;
+  /** Only these initiators may log in, each with its CHAP, LUNs and reset permission; absent: any. */
+  readonly acls?: readonly InitiatorAclConfig[];
+}
+
+/** The target's access list from its configuration. */
+export function targetAclOf(config: IscsiTargetConfig): TargetAcl {
+  return new TargetAcl(
+    { ...(config.chap && { chap: config.chap }), allowNoAuth: config.allowNoAuth ?? config.chap === undefined, allowTargetReset: config.allowTargetReset === true },
+    config.acls,
+  );
 }
 
 /**
@@ -45,8 +61,6 @@ export interface TargetSession {
 export class TargetRuntime<S extends TargetSession = TargetSession> implements LoginTarget {
   readonly name: string;
   readonly alias?: string;
-  readonly chap?: ChapCredentials;
-  readonly allowNoAuth: boolean;
   /** Listener id → portal group tag. */
   readonly groupOfListener = new Map<string, number>();
   /** Normal sessions logged in to this target. */
@@ -58,11 +72,14 @@ export class TargetRuntime<S extends TargetSession = TargetSession> implements L
     readonly config: IscsiTargetConfig,
     readonly scsi: ScsiTargetPort,
     readonly alua: AluaState,
+    readonly acl: TargetAcl = targetAclOf(config),
   ) {
     this.name = config.name;
     this.alias = config.alias;
-    this.chap = config.chap;
-    this.allowNoAuth = config.allowNoAuth ?? config.chap === undefined;
+  }
+
+  accessOf(initiatorName: string): InitiatorAccess | undefined {
+    return this.acl.accessOf(initiatorName);
   }
 
   relativePortOf(groupId: number): number {

@@ -37,6 +37,8 @@ export interface Task {
   nextR2TOffset: number;
   nextR2TSN: number;
   readonly r2ts: Map<number, PendingR2T>;
+  /** Write data reserved in the session's budget for R2Ts (0 until the first R2T). */
+  dataOutReserved: number;
   /** Aborted by task management: no response may go out. */
   aborted: boolean;
   executing: boolean;
@@ -62,6 +64,7 @@ export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'dire
     nextR2TOffset: init.unsolicitedLength,
     nextR2TSN: 0,
     r2ts: new Map(),
+    dataOutReserved: 0,
     aborted: false,
     executing: false,
     done: undefined,

@@ -37,7 +37,7 @@ export async function handleTaskManagement(conn: ConnectionLink, pdu: Pdu): Prom
     }
     case TmfFunction.ABORT_TASK_SET:
     case TmfFunction.CLEAR_TASK_SET:
-      if (!target.scsi.hasLun(lun)) {
+      if (!target.scsi.hasLun(nexus, lun)) {
         response = TmfResponse.LUN_DOES_NOT_EXIST;
         break;
       }
@@ -45,7 +45,7 @@ export async function handleTaskManagement(conn: ConnectionLink, pdu: Pdu): Prom
       await target.scsi.abortTaskSet(nexus, lun);
       break;
     case TmfFunction.LOGICAL_UNIT_RESET:
-      if (!target.scsi.hasLun(lun)) {
+      if (!target.scsi.hasLun(nexus, lun)) {
         response = TmfResponse.LUN_DOES_NOT_EXIST;
         break;
       }
@@ -54,6 +54,12 @@ export async function handleTaskManagement(conn: ConnectionLink, pdu: Pdu): Prom
       break;
     case TmfFunction.TARGET_WARM_RESET:
     case TmfFunction.TARGET_COLD_RESET:
+      // One initiator resetting the target aborts everyone's tasks: only where allowed.
+      if (target.accessOf(session.initiatorName)?.allowTargetReset !== true) {
+        conn.log.warn({ initiator: session.initiatorName, function: fn === TmfFunction.TARGET_COLD_RESET ? 'target cold reset' : 'target warm reset' }, 'target reset not authorized');
+        response = TmfResponse.FUNCTION_AUTHORIZATION_FAILED;
+        break;
+      }
       abortTargetTasks(target, undefined);
       await target.scsi.targetReset(nexus, fn === TmfFunction.TARGET_COLD_RESET);
       break;

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { BlockDevice } from '../../fabric/device.js';
 import type { BufferPool } from '../../fabric/buffers.js';
 import { ExactReader } from '../../fabric/exact-reader.js';
 import type { Logger } from '../../fabric/log.js';
@@ -9,6 +10,7 @@ import { advertisedBlockSizes, transmissionFlags } from './export-info.js';
 import { handshake, type NegotiationIo } from './handshake.js';
 import { negotiateOptions, type Negotiated, type NegotiationContext } from './options.js';
 import { ReplyWriter } from './reply-writer.js';
+import type { NbdTls, TlsPeer } from './tls.js';
 import { Transmission } from './transmission.js';
 
 export interface ConnectionContext extends NegotiationContext {
@@ -17,6 +19,12 @@ export interface ConnectionContext extends NegotiationContext {
   readonly pool: BufferPool;
   /** 'data-events' keeps every connection off the receive arenas (tests of the fallback). */
   readonly receive: ReceivePath;
+  /** A client still negotiating after this long is dropped; 0 never. */
+  readonly handshakeTimeoutMs: number;
+  /** STARTTLS is offered when set. */
+  readonly tls?: NbdTls;
+  /** Wraps each connection's view of its export (e.g. to enforce SCSI reservations); none: as it is. */
+  readonly guard?: (device: BlockDevice) => BlockDevice;
 }
 
 /** During negotiation, stop reading when a client sends this much ahead of our replies. */
@@ -34,38 +42,64 @@ class PeerGone extends Error {}
 export class NbdConnection {
   /** Settles when the socket has closed, whatever the reason. */
   readonly closed: Promise<void>;
-  private readonly receiver: SocketReceiver;
-  private readonly reader: ExactReader;
+  /** The client's socket: the TCP or Unix one, then the TLS one over it after STARTTLS. */
+  private socket: Socket;
+  private receiver: SocketReceiver;
+  private reader: ExactReader;
+  private tls: TlsPeer | undefined;
   private transmission: Transmission | null = null;
   private inputEnded = false;
   private isClosed = false;
   private drainTimer: NodeJS.Timeout | null = null;
   /** The export chosen at the end of negotiation, for the session list. */
   exportName: string | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+
+  private readonly markClosed: () => void;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly ctx: ConnectionContext,
     private readonly log: Logger,
   ) {
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => (markClosed = resolve));
+    this.markClosed = markClosed;
+    this.socket = socket;
     this.receiver = new SocketReceiver(socket, () => this.onData());
     this.reader = new ExactReader(this.receiver.queue);
-    socket.on('end', () => this.onInputEnd());
-    socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+    this.watch(socket);
+  }
+
+  /** End of input, errors and the close, for the socket in use (the TLS one replaces the first). */
+  private watch(socket: Socket): void {
+    socket.on('end', () => {
+      if (socket === this.socket) this.onInputEnd();
+    });
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => {
+      if (this.isClosed) return;
       this.isClosed = true;
       if (this.drainTimer) clearTimeout(this.drainTimer);
+      clearTimeout(this.handshakeTimer);
       this.reader.fail(new PeerGone('connection closed'));
       this.receiver.close();
-      log.debug('connection closed');
-      markClosed();
+      this.log.debug('connection closed');
+      this.markClosed();
     });
   }
 
   start(): void {
     this.log.debug('connection opened');
+    const timeoutMs = this.ctx.handshakeTimeoutMs;
+    if (timeoutMs > 0) {
+      // A client that connects and never negotiates would hold its socket for ever.
+      this.handshakeTimer = setTimeout(() => {
+        this.ctx.refusals.refuse('nbd', 'timeout', this.log, { afterMs: timeoutMs });
+        this.socket.destroy();
+      }, timeoutMs);
+      this.handshakeTimer.unref();
+    }
     this.socket.resume();
     this.negotiate().catch((err: unknown) => this.drop(`negotiation: ${nbdErrorMessage(err)}`));
   }
@@ -87,11 +121,15 @@ export class NbdConnection {
   }
 
   private async negotiate(): Promise<void> {
+    const tls = this.ctx.tls;
+    const address = this.socket.remoteAddress;
     const io: NegotiationIo = {
       read: (n) => this.read(n),
       write: (data) => {
         if (!this.socket.destroyed) this.socket.write(data);
       },
+      ...(address !== undefined && { address }),
+      ...(tls && { startTls: () => this.startTls(tls) }),
     };
     let negotiated: Negotiated | null;
     try {
@@ -116,10 +154,13 @@ export class NbdConnection {
   }
 
   private enterTransmission(n: Negotiated): void {
-    const channel = this.ctx.fabric.openChannel(n.entry.name, { id: this.ctx.portId, protocol: 'nbd' });
+    clearTimeout(this.handshakeTimer);
+    const opened = this.ctx.fabric.openChannel(n.entry.name, { id: this.ctx.portId, protocol: 'nbd' });
+    const channel = this.ctx.guard ? this.ctx.guard(opened) : opened;
     this.exportName = n.entry.name;
     const writer = new ReplyWriter(this.socket, n.structuredReplies, this.ctx.pool);
-    this.receiver.established(this.ctx.receive === 'arenas' ? this.ctx.pool : null);
+    // TLS connections read decrypted 'data' events: only plaintext ones can use receive arenas.
+    this.receiver.established(this.ctx.receive === 'arenas' && !this.tls ? this.ctx.pool : null);
     this.transmission = new Transmission({
       socket: this.socket,
       queue: this.receiver.queue,
@@ -175,6 +216,35 @@ export class NbdConnection {
   private read(n: number): Promise<Buffer> {
     if (this.receiver.queue.length < n && this.socket.isPaused()) this.socket.resume();
     return this.reader.read(n);
+  }
+
+  /**
+   * After our ACK to NBD_OPT_STARTTLS: the handshake over the same socket, then negotiation
+   * goes on over TLS. Bytes the client sent after STARTTLS but before the handshake would be
+   * plaintext smuggled into the TLS session: the connection is dropped instead.
+   */
+  private async startTls(tls: NbdTls): Promise<TlsPeer> {
+    const raw = this.socket;
+    if (this.receiver.queue.length > 0 || raw.readableLength > 0) {
+      throw new NbdProtocolError('the client sent data after NBD_OPT_STARTTLS before the TLS handshake');
+    }
+    this.receiver.close();
+    if (raw.isPaused()) raw.resume();
+    let upgraded;
+    try {
+      upgraded = await tls.upgrade(raw);
+    } catch (err) {
+      this.ctx.refusals.refuse('nbd', 'tls-failed', this.log, { why: nbdErrorMessage(err), ...(raw.remoteAddress && { address: raw.remoteAddress }) });
+      throw new NbdProtocolError(`TLS handshake failed: ${nbdErrorMessage(err)}`);
+    }
+    const { socket, peer } = upgraded;
+    this.socket = socket;
+    this.receiver = new SocketReceiver(socket, () => this.onData());
+    this.reader = new ExactReader(this.receiver.queue);
+    this.watch(socket);
+    this.tls = peer;
+    this.log.info({ tls: peer.protocol, cipher: peer.cipher, ...(peer.identity !== undefined && { identity: peer.identity }) }, 'TLS started');
+    return peer;
   }
 
   private drop(reason: string): void {

@@ -5,6 +5,7 @@ import {
   NBD_FLAG_NO_ZEROES,
 } from '../../fabric/protocols/nbd.js';
 import { NbdProtocolError } from './errors.js';
+import type { TlsPeer } from './tls.js';
 import { greeting } from './wire.js';
 
 /** What a negotiation phase reads and writes through; the connection provides it. */
@@ -12,6 +13,13 @@ export interface NegotiationIo {
   /** Exactly `n` bytes, as one buffer; rejects if the peer goes away first. */
   read(n: number): Promise<Buffer>;
   write(data: Buffer): void;
+  /** The client's IP address; none on a Unix socket. */
+  readonly address?: string;
+  /**
+   * Turn the connection into TLS (our ACK to NBD_OPT_STARTTLS is written first) and resolve
+   * with who the client proved to be; rejects if the handshake fails. Absent: no TLS here.
+   */
+  startTls?(): Promise<TlsPeer>;
 }
 
 export interface ClientFlags {

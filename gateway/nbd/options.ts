@@ -20,6 +20,7 @@ import {
   NBD_REP_ERR_INVALID,
   NBD_REP_ERR_POLICY,
   NBD_REP_ERR_SHUTDOWN,
+  NBD_REP_ERR_TLS_REQD,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
@@ -28,6 +29,9 @@ import {
   OPTION_HEADER_SIZE,
 } from '../../fabric/protocols/nbd.js';
 import { NbdProtocolError } from './errors.js';
+import type { NbdAccess, Verdict } from './access.js';
+import type { TlsPeer } from './tls.js';
+import type { Refusals } from '../access/refusals.js';
 import { advertisedBlockSizes, transmissionFlags } from './export-info.js';
 import type { ClientFlags, NegotiationIo } from './handshake.js';
 import {
@@ -46,6 +50,9 @@ export interface NegotiationContext {
   /** True once the server is shutting down: options are refused with ERR_SHUTDOWN. */
   stopping(): boolean;
   readonly log: Logger;
+  /** Which client may use which export, and where TLS is required; none: every export to everyone. */
+  readonly access?: NbdAccess;
+  readonly refusals: Refusals;
 }
 
 /** The outcome of option haggling that leads to transmission. */
@@ -61,12 +68,14 @@ export const ALLOCATION_CONTEXT_ID = 1;
 
 const EMPTY = Buffer.alloc(0);
 
-/** Per-connection negotiation state, reset as the spec asks (meta contexts per export). */
+/** Per-connection negotiation state, reset as the spec asks (meta contexts per export, all of it at STARTTLS). */
 interface State {
   structuredReplies: boolean;
   /** Export the last SET_META_CONTEXT referred to, and whether it selected base:allocation. */
   metaExport: string | null;
   metaAllocation: boolean;
+  /** Set once STARTTLS succeeded. */
+  tls: TlsPeer | undefined;
 }
 
 /**
@@ -78,7 +87,9 @@ export async function negotiateOptions(
   client: ClientFlags,
   ctx: NegotiationContext,
 ): Promise<Negotiated | null> {
-  const state: State = { structuredReplies: false, metaExport: null, metaAllocation: false };
+  const state: State = { structuredReplies: false, metaExport: null, metaAllocation: false, tls: undefined };
+  const judge = (entry: ExportEntry): Verdict => ctx.access?.verdict(entry.name, { ...(io.address !== undefined && { address: io.address }), ...(state.tls && { tls: state.tls }) }) ?? 'allowed';
+  const identity = () => ({ ...(io.address !== undefined && { address: io.address }), ...(state.tls?.identity !== undefined && { identity: state.tls.identity }) });
   for (;;) {
     const header = await io.read(OPTION_HEADER_SIZE);
     if (header.readBigUInt64BE(0) !== IHAVEOPT) throw new NbdProtocolError('bad option magic');
@@ -95,6 +106,12 @@ export async function negotiateOptions(
       ctx.log.info({ option, reason: message }, 'option refused');
       reply(type, Buffer.from(message, 'utf8'));
     };
+    /** The client may not use this export: NBD's own refusal, logged and counted. */
+    const refuse = (verdict: Exclude<Verdict, 'allowed'>, name: string) => {
+      ctx.refusals.refuse('nbd', verdict, ctx.log, { export: name, ...identity() });
+      if (verdict === 'tls-required') reply(NBD_REP_ERR_TLS_REQD, Buffer.from(`export ${JSON.stringify(name)} needs TLS: send NBD_OPT_STARTTLS first`, 'utf8'));
+      else reply(NBD_REP_ERR_POLICY, Buffer.from(`this client may not use export ${JSON.stringify(name)}`, 'utf8'));
+    };
 
     if (option === NBD_OPT_ABORT) {
       reply(NBD_REP_ACK);
@@ -105,12 +122,24 @@ export async function negotiateOptions(
       fail(NBD_REP_ERR_SHUTDOWN, 'server is shutting down');
       continue;
     }
+    if (ctx.access?.tlsForced && !state.tls && option !== NBD_OPT_STARTTLS) {
+      // Forced TLS: nothing but STARTTLS (and ABORT) before it, not even the export list.
+      ctx.refusals.refuse('nbd', 'tls-required', ctx.log, { option, ...identity() });
+      if (option === NBD_OPT_EXPORT_NAME) throw new NbdProtocolError('NBD_OPT_EXPORT_NAME before STARTTLS on a server that requires TLS');
+      reply(NBD_REP_ERR_TLS_REQD, Buffer.from('this server requires TLS: send NBD_OPT_STARTTLS first', 'utf8'));
+      continue;
+    }
     switch (option) {
       case NBD_OPT_EXPORT_NAME: {
         const name = data.toString('utf8');
         const entry = lookup(ctx, name);
         // This option cannot return an error: the spec has the server end the session.
         if (!entry || data.length > MAX_STRING_LENGTH) throw new NbdProtocolError(`unknown export ${JSON.stringify(name)}`);
+        const verdict = judge(entry);
+        if (verdict !== 'allowed') {
+          ctx.refusals.refuse('nbd', verdict, ctx.log, { export: entry.name, ...identity() });
+          throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: ${verdict}`);
+        }
         const flags = transmissionFlags(entry.device.capabilities, state.structuredReplies);
         io.write(exportNameReply(entry.device.size, flags, client.noZeroes));
         return finish(state, entry);
@@ -120,13 +149,21 @@ export async function negotiateOptions(
           fail(NBD_REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
           break;
         }
-        for (const e of ctx.fabric.listExports()) reply(NBD_REP_SERVER, serverEntry(e.name, e.description));
+        // Only what this client may use now: a TLS-only export is not even named before TLS.
+        for (const e of ctx.fabric.listExports()) if (judge(e) === 'allowed') reply(NBD_REP_SERVER, serverEntry(e.name, e.description));
         reply(NBD_REP_ACK);
         break;
       }
       case NBD_OPT_STARTTLS:
         if (length !== 0) fail(NBD_REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
-        else fail(NBD_REP_ERR_POLICY, 'TLS is not configured on this server');
+        else if (!io.startTls) fail(NBD_REP_ERR_POLICY, 'TLS is not configured on this server');
+        else if (state.tls) fail(NBD_REP_ERR_INVALID, 'TLS is already on');
+        else {
+          reply(NBD_REP_ACK);
+          state.tls = await io.startTls();
+          // Nothing negotiated in plaintext carries over into TLS (nbdkit CVE-2021-3716).
+          Object.assign(state, { structuredReplies: false, metaExport: null, metaAllocation: false });
+        }
         break;
       case NBD_OPT_INFO:
       case NBD_OPT_GO: {
@@ -138,6 +175,11 @@ export async function negotiateOptions(
         const entry = lookup(ctx, request.name);
         if (!entry) {
           fail(NBD_REP_ERR_UNKNOWN, `no export named ${JSON.stringify(request.name)}`);
+          break;
+        }
+        const verdict = judge(entry);
+        if (verdict !== 'allowed') {
+          refuse(verdict, entry.name);
           break;
         }
         const device = entry.device;
@@ -182,6 +224,11 @@ export async function negotiateOptions(
         const entry = lookup(ctx, request.name);
         if (!entry) {
           fail(NBD_REP_ERR_UNKNOWN, `no export named ${JSON.stringify(request.name)}`);
+          break;
+        }
+        const verdict = judge(entry);
+        if (verdict !== 'allowed') {
+          refuse(verdict, entry.name);
           break;
         }
         const matches = setting

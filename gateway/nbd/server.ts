@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { BlockDevice } from '../../fabric/device.js';
 import { unlink } from 'node:fs/promises';
 import { readBufferPool, type BufferPool } from '../../fabric/buffers.js';
 import { logger, type Logger } from '../../fabric/log.js';
@@ -7,6 +8,10 @@ import type { ReceivePath } from '../../fabric/socket-receiver.js';
 import type { FabricSwitch } from '../../fabric/switch.js';
 import { socketEnd, type FrontEndSession } from '../sessions.js';
 import { NbdConnection, type ConnectionContext } from './connection.js';
+import { ConnectionLimiter, type ConnectionLimits } from '../access/connection-limits.js';
+import { Refusals } from '../access/refusals.js';
+import type { NbdAccess } from './access.js';
+import type { NbdTls } from './tls.js';
 
 export type NbdListenAddress = { host: string; port: number } | { socketPath: string };
 
@@ -23,9 +28,23 @@ export interface NbdServerOptions {
    * allows it) or plain 'data' events (the fallback, forced by tests).
    */
   readonly receive?: ReceivePath;
+  /** STARTTLS with these credentials; none: TLS is refused (NBD_REP_ERR_POLICY). */
+  readonly tls?: NbdTls;
+  /** Per-export access lists and TLS requirements; none: every export to every client. */
+  readonly access?: NbdAccess;
+  /** Wraps each connection's view of its export (the member enforces SCSI reservations with it). */
+  readonly guard?: (device: BlockDevice) => BlockDevice;
+  /** A client that has not finished negotiating after this long is dropped; default 10 s (as qemu-nbd), 0 never. */
+  readonly handshakeTimeoutMs?: number;
+  /** Connections per listener and per client address. */
+  readonly connectionLimits?: ConnectionLimits;
+  /** Where refused clients are counted; the member shares one with its other front ends and metrics. */
+  readonly refusals?: Refusals;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
+/** qemu-nbd drops a client that has not finished the handshake within 10 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** The NBD front end: TCP and Unix listeners, one NbdConnection per client. */
 export class NbdServer {
@@ -35,6 +54,8 @@ export class NbdServer {
   private readonly connections = new Map<NbdConnection, { id: number; client: string; portal: string; since: Date }>();
   private readonly ctx: ConnectionContext;
   private readonly log: Logger;
+  private readonly limiter: ConnectionLimiter;
+  readonly refusals: Refusals;
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private nextConnection = 1;
@@ -42,7 +63,11 @@ export class NbdServer {
   constructor(private readonly options: NbdServerOptions) {
     const id = options.id ?? 'nbd';
     this.log = logger('nbd', { port: id });
+    this.limiter = new ConnectionLimiter(options.connectionLimits);
+    this.refusals = options.refusals ?? new Refusals();
     this.ctx = {
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      refusals: this.refusals,
       fabric: options.fabric,
       defaultExport: options.defaultExport,
       stopping: () => this.stopping,
@@ -50,6 +75,9 @@ export class NbdServer {
       portId: id,
       pool: options.pool ?? readBufferPool,
       receive: options.receive ?? 'arenas',
+      ...(options.guard && { guard: options.guard }),
+      ...(options.tls && { tls: options.tls }),
+      ...(options.access && { access: options.access }),
     };
   }
 
@@ -70,7 +98,8 @@ export class NbdServer {
 
   private async listenOn(address: NbdListenAddress): Promise<void> {
     const unixPath = 'socketPath' in address ? address.socketPath : undefined;
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket, unixPath));
+    const listenerId = 'socketPath' in address ? `unix:${address.socketPath}` : `${address.host}:${address.port}/${this.servers.length}`;
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket, unixPath, listenerId));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     if ('socketPath' in address) {
       // A leftover socket file from a previous run would make listen fail.
@@ -121,11 +150,18 @@ export class NbdServer {
     this.log.info('NBD server stopped');
   }
 
-  private accept(socket: net.Socket, unixPath: string | undefined): void {
+  private accept(socket: net.Socket, unixPath: string | undefined, listenerId: string): void {
     if (this.stopping) {
       socket.destroy();
       return;
     }
+    const place = this.limiter.admit(listenerId, socket);
+    if ('refused' in place) {
+      this.refusals.refuse('nbd', place.refused, this.log, { listener: listenerId, peer: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    socket.once('close', place.release);
     socket.setNoDelay(true);
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
     const id = this.nextConnection++;

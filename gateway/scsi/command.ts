@@ -15,6 +15,8 @@ export interface TargetContext {
   readonly commands: CommandTable;
   readonly unitAttentions: UnitAttentions;
   lunNumbers(): number[];
+  /** The LUNs this nexus may see (LUN masking). */
+  lunsVisibleTo(nexus: Nexus): number[];
   /** Why media commands through this nexus' port cannot run now (ALUA state), if so. */
   accessProblem(nexus: Nexus): Asc | undefined;
   /** Aborts every task of these nexuses on a LUN (PREEMPT AND ABORT). */

@@ -3,8 +3,8 @@ import type { BlockDevice } from '../../fabric/device.js';
 import { BlockError } from '../../fabric/errors.js';
 import { RangeLockedDevice } from '../../fabric/layers/range-locked.js';
 import type { RangeLock } from '../../fabric/range-lock.js';
-import { PersistentReservations } from './reservations.js';
-import type { ReservationStore } from './reservation-store.js';
+import type { DeviceReservation, DeviceReservations } from './device-reservations.js';
+import type { PersistentReservations } from './reservations.js';
 import { lbaOutOfRange } from './sense.js';
 
 export type LogicalBlockSize = 512 | 4096;
@@ -16,8 +16,11 @@ export interface LunConfig {
   readonly blockSize?: LogicalBlockSize;
 }
 
-/** Largest transfer of one command we accept (data-out is buffered whole by the transport). */
-const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest transfer of one command (VPD page B0h MAXIMUM TRANSFER LENGTH): the transport
+ * refuses write data beyond it before buffering any.
+ */
+export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
 
 /**
  * A locally administered company ID (CID, first octet xxxx1010b) for NAA 6 designators:
@@ -34,24 +37,21 @@ export class LogicalUnit {
   readonly naa: Buffer;
   /** Unit serial number (VPD page 80h). */
   readonly serial: string;
-  /** Key of this unit's persistent reservations in the store. */
-  readonly key: string;
   /** Caching mode page WCE: off makes every write FUA. */
   writeCacheEnabled: boolean;
-  /** RESERVE(6)/(10) holder's nexus key (SPC-2 reservations do not persist). */
-  spc2Holder: string | undefined;
+  /** The device's reservations, shared with every other LUN (of any target) mapping it. */
+  readonly reservation: DeviceReservation;
   /**
    * The device's range lock, shared with every other front end of the export: COMPARE AND
    * WRITE and the other read-modify-write commands hold their range exclusively.
    */
   readonly lock: RangeLock;
-  readonly pr: PersistentReservations;
 
   constructor(
     readonly lun: number,
     targetName: string,
     config: LunConfig,
-    store: ReservationStore,
+    reservations: DeviceReservations,
   ) {
     // A device from the switch comes with its lock; one given directly gets its own.
     const device = config.device.rangeLock ? config.device : new RangeLockedDevice(config.device);
@@ -76,9 +76,13 @@ export class LogicalUnit {
     this.naa[3]! |= hash[0]! & 0x0f;
     hash.copy(this.naa, 4, 1, 13);
     this.serial = hash.subarray(0, 16).toString('hex');
-    this.key = `${targetName}|${this.exportName}`;
     this.writeCacheEnabled = this.device.capabilities.flush;
-    this.pr = new PersistentReservations(this.key, store);
+    // Before reservations were per device, each LUN kept its own under this key.
+    this.reservation = reservations.of(config.device.name, { key: `${targetName}|${this.exportName}`, targetName });
+  }
+
+  get pr(): PersistentReservations {
+    return this.reservation.pr;
   }
 
   get blockCount(): number {

@@ -2,7 +2,7 @@ import { allocationLength, truncate, uint } from './cdb.js';
 import type { CommandContext, CommandSpec } from './command.js';
 import { contiguous, dataOut } from './io.js';
 import * as op from './opcodes.js';
-import type { Registration } from './reservation-store.js';
+import { isHolderOf, type Registration } from './reservation-store.js';
 import { allRegistrants } from './reservations.js';
 import { invalidFieldInParameterList, parameterListLengthError } from './sense.js';
 import type { ScsiResult } from './types.js';
@@ -27,9 +27,7 @@ function readReservation(ctx: CommandContext): Buffer {
   if (!r) return withHeader(s.generation, Buffer.alloc(0));
   const d = Buffer.alloc(16);
   if (!allRegistrants(r.type)) {
-    const holder = s.registrations.find(
-      (x) => x.initiatorPort === r.holder?.initiatorPort && x.relativeTargetPortId === r.holder.relativeTargetPortId,
-    );
+    const holder = s.registrations.find((x) => isHolderOf(r.holder, x));
     if (holder) keyBytes(holder.key).copy(d, 0);
   }
   d[13] = (r.scope << 4) | r.type;
@@ -64,10 +62,7 @@ function readFullStatus(ctx: CommandContext): Buffer {
     const tid = transportId(reg);
     const d = Buffer.alloc(24);
     keyBytes(reg.key).copy(d, 0);
-    const holds =
-      r !== undefined &&
-      (allRegistrants(r.type) ||
-        (r.holder?.initiatorPort === reg.initiatorPort && r.holder.relativeTargetPortId === reg.relativeTargetPortId));
+    const holds = r !== undefined && (allRegistrants(r.type) || isHolderOf(r.holder, reg));
     d[12] = (reg.allTargetPorts ? 0x02 : 0) | (holds ? 0x01 : 0);
     if (holds) d[13] = (r.scope << 4) | r.type;
     d.writeUInt16BE(reg.allTargetPorts ? 0 : reg.relativeTargetPortId, 18);
@@ -102,8 +97,8 @@ async function persistentReserveOut(ctx: CommandContext): Promise<ScsiResult> {
     allTargetPorts: (list[20]! & 0x04) !== 0,
     aptpl: (list[20]! & 0x01) !== 0,
   });
-  for (const ua of outcome.unitAttentions) ctx.target.unitAttentions.queue(ua.nexusKey, lu.lun, ua.asc);
-  if (outcome.abort.size) ctx.target.abortTasksOf(lu.lun, outcome.abort);
+  // Every target mapping the device hears of it, through its own LUN number.
+  lu.reservation.deliver(outcome);
   return { status: op.SAM_STAT_GOOD, dataOutLength: length };
 }
 

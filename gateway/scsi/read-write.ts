@@ -23,14 +23,20 @@ async function read(ctx: CommandContext): Promise<ScsiResult> {
   const { lba, blocks } = blockRange(ctx.cdb);
   checkBlockRange(ctx, lba, blocks);
   if (blocks === 0) return GOOD;
-  const buffer = readBufferPool.acquire(blocks * ctx.lu.blockSize);
+  // Only what the initiator will take is read and held: a READ whose Expected Data Transfer
+  // Length is shorter than its transfer must not make the target buffer the whole transfer.
+  // The transport still reports the difference as an overflow residual.
+  const size = ctx.lu.blockSize;
+  const wanted = Math.min(blocks, Math.ceil(ctx.cmd.expectedDataInLength / size));
+  if (wanted === 0) return { status: op.SAM_STAT_GOOD, dataInLength: blocks * size };
+  const buffer = readBufferPool.acquire(wanted * size);
   try {
-    await readBlocks(ctx, lba, blocks, buffer);
+    await readBlocks(ctx, lba, wanted, buffer);
   } catch (err) {
     readBufferPool.release(buffer);
     throw err;
   }
-  return { status: op.SAM_STAT_GOOD, dataIn: buffer, release: () => readBufferPool.release(buffer) };
+  return { status: op.SAM_STAT_GOOD, dataIn: buffer, dataInLength: blocks * size, release: () => readBufferPool.release(buffer) };
 }
 
 async function write(ctx: CommandContext): Promise<ScsiResult> {

@@ -20,7 +20,7 @@ function reportLuns(ctx: CommandContext<LogicalUnit | undefined>): ScsiResult {
   if (alloc < 16) throw invalidFieldInCdb(6);
   // SELECT REPORT 0 and 2 list our logical units; 1 (well-known only) lists none.
   let luns: number[];
-  if (select === 0x00 || select === 0x02) luns = ctx.target.lunNumbers();
+  if (select === 0x00 || select === 0x02) luns = ctx.target.lunsVisibleTo(ctx.nexus);
   else if (select === 0x01 || select === 0x10 || select === 0x11 || select === 0x12) luns = [];
   else throw invalidFieldInCdb(2);
   const data = Buffer.alloc(8 + 8 * luns.length);

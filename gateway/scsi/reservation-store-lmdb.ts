@@ -9,11 +9,11 @@ export class LmdbReservationStore implements ReservationStore {
     this.db = root.openDB<ReservationState, string>({ name: 'scsi-reservations' });
   }
 
-  load(lunKey: string): ReservationState | undefined {
-    return this.db.get(lunKey);
+  load(key: string): ReservationState | undefined {
+    return this.db.get(key);
   }
 
-  async save(lunKey: string, state: ReservationState): Promise<void> {
-    await this.db.put(lunKey, state);
+  async save(key: string, state: ReservationState): Promise<void> {
+    await this.db.put(key, state);
   }
 }

@@ -2,6 +2,8 @@ import * as op from './opcodes.js';
 import type { Asc } from './opcodes.js';
 import {
   EMPTY_RESERVATION_STATE,
+  fromTargetRecord,
+  isHolderOf,
   type PersistentReservation,
   type Registration,
   type ReservationState,
@@ -28,7 +30,7 @@ export const allRegistrants = (type: number) =>
   type === op.PR_TYPE_WRITE_EXCLUSIVE_ALL_REGISTRANTS || type === op.PR_TYPE_EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
 const registrantsOnly = (type: number) =>
   type === op.PR_TYPE_WRITE_EXCLUSIVE_REGISTRANTS_ONLY || type === op.PR_TYPE_EXCLUSIVE_ACCESS_REGISTRANTS_ONLY;
-const exclusiveAccess = (type: number) =>
+export const exclusiveAccess = (type: number): boolean =>
   type === op.PR_TYPE_EXCLUSIVE_ACCESS ||
   type === op.PR_TYPE_EXCLUSIVE_ACCESS_REGISTRANTS_ONLY ||
   type === op.PR_TYPE_EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
@@ -44,12 +46,29 @@ export interface ProutParameters {
   readonly aptpl: boolean;
 }
 
-/** Side effects of a PERSISTENT RESERVE OUT on other nexuses. */
-export interface ProutOutcome {
-  readonly unitAttentions: ReadonlyArray<{ readonly nexusKey: string; readonly asc: Asc }>;
-  /** Nexuses whose tasks PREEMPT AND ABORT aborts. */
-  readonly abort: ReadonlySet<string>;
+/**
+ * An I_T nexus a PERSISTENT RESERVE OUT affects: its initiator port (the unit attention
+ * key) and the target it is registered through (any target of the device when undefined:
+ * an ALL_TG_PT registration).
+ */
+export interface AffectedNexus {
+  readonly nexusKey: string;
+  readonly targetName: string | undefined;
 }
+
+/** Side effects of a PERSISTENT RESERVE OUT on other nexuses, on every target mapping the device. */
+export interface ProutOutcome {
+  readonly unitAttentions: ReadonlyArray<AffectedNexus & { readonly asc: Asc }>;
+  /** Nexuses whose tasks PREEMPT AND ABORT aborts. */
+  readonly abort: readonly AffectedNexus[];
+}
+
+/** Whether a registration is the one of this I_T nexus (or covers it: ALL_TG_PT). */
+function registers(r: Registration, port: string, nexus: Nexus): boolean {
+  return r.initiatorPort === port && (r.allTargetPorts || (r.relativeTargetPortId === nexus.relativeTargetPortId && r.targetName === nexus.targetName));
+}
+
+const affected = (r: Registration): AffectedNexus => ({ nexusKey: r.initiatorPort, targetName: r.allTargetPorts ? undefined : r.targetName });
 
 const ZERO_KEY = '0000000000000000';
 
@@ -61,9 +80,10 @@ interface Draft {
 }
 
 /**
- * SPC-4 persistent reservations of one logical unit. PERSISTENT RESERVE OUT commands run
- * one at a time; each computes a new state, stores it, and only then makes it current.
- * State persists through a restart only with APTPL, as SPC-4 5.13.5 prescribes.
+ * SPC-4 persistent reservations of one device, whichever LUN of whichever target maps it
+ * (as LIO keeps them per backstore). PERSISTENT RESERVE OUT commands run one at a time;
+ * each computes a new state, stores it, and only then makes it current. State persists
+ * through a restart only with APTPL, as SPC-4 5.13.5 prescribes.
  */
 export class PersistentReservations {
   private state: ReservationState | undefined;
@@ -72,31 +92,37 @@ export class PersistentReservations {
   constructor(
     private readonly key: string,
     private readonly store: ReservationStore,
+    /** Where the state was kept when it was per target and LUN, read if the device has none yet. */
+    private readonly legacy?: { readonly key: string; readonly targetName: string },
   ) {}
 
   get current(): ReservationState {
     if (!this.state) {
-      const loaded = this.store.load(this.key);
+      let loaded = this.store.load(this.key);
+      if (!loaded && this.legacy) {
+        const old = this.store.load(this.legacy.key);
+        if (old) loaded = fromTargetRecord(old, this.legacy.targetName);
+      }
       this.state = loaded?.aptpl ? loaded : EMPTY_RESERVATION_STATE;
     }
     return this.state;
   }
 
+  /** Any persistent reservation is held (by whatever nexus). */
+  get reservation(): PersistentReservation | undefined {
+    return this.current.reservation;
+  }
+
   registrationOf(nexus: Nexus): Registration | undefined {
     const port = initiatorPortOf(nexus);
-    return this.current.registrations.find(
-      (r) => r.initiatorPort === port && (r.allTargetPorts || r.relativeTargetPortId === nexus.relativeTargetPortId),
-    );
+    return this.current.registrations.find((r) => registers(r, port, nexus));
   }
 
   isHolder(nexus: Nexus): boolean {
     const r = this.current.reservation;
     const reg = this.registrationOf(nexus);
     if (!r || !reg) return false;
-    if (allRegistrants(r.type)) return true;
-    return (
-      r.holder?.initiatorPort === reg.initiatorPort && r.holder.relativeTargetPortId === reg.relativeTargetPortId
-    );
+    return allRegistrants(r.type) || isHolderOf(r.holder, reg);
   }
 
   /** Whether the command must end in RESERVATION CONFLICT (SPC-4 table 66). */
@@ -131,20 +157,15 @@ export class PersistentReservations {
 
   private apply(d: Draft, nexus: Nexus, p: ProutParameters): ProutOutcome & { changed: boolean } {
     const port = initiatorPortOf(nexus);
-    const regIndex = d.registrations.findIndex(
-      (r) => r.initiatorPort === port && (r.allTargetPorts || r.relativeTargetPortId === nexus.relativeTargetPortId),
-    );
+    const regIndex = d.registrations.findIndex((r) => registers(r, port, nexus));
     const reg = d.registrations[regIndex];
-    const uas: Array<{ nexusKey: string; asc: Asc }> = [];
-    const abort = new Set<string>();
+    const uas: Array<AffectedNexus & { asc: Asc }> = [];
+    const abort: AffectedNexus[] = [];
     const done = (changed: boolean) => ({ unitAttentions: uas, abort, changed });
     const holderIs = (r: Registration) =>
-      d.reservation !== undefined &&
-      (allRegistrants(d.reservation.type) ||
-        (d.reservation.holder?.initiatorPort === r.initiatorPort &&
-          d.reservation.holder.relativeTargetPortId === r.relativeTargetPortId));
+      d.reservation !== undefined && (allRegistrants(d.reservation.type) || isHolderOf(d.reservation.holder, r));
     const notifyOthers = (asc: Asc, except: ReadonlySet<Registration> = new Set()) => {
-      for (const r of d.registrations) if (r !== reg && !except.has(r)) uas.push({ nexusKey: r.initiatorPort, asc });
+      for (const r of d.registrations) if (r !== reg && !except.has(r)) uas.push({ ...affected(r), asc });
     };
 
     if (p.serviceAction === op.PRO_REGISTER || p.serviceAction === op.PRO_REGISTER_AND_IGNORE_EXISTING_KEY) {
@@ -154,6 +175,7 @@ export class PersistentReservations {
         if (p.serviceActionKey === ZERO_KEY) return done(false);
         d.registrations.push({
           initiatorPort: port,
+          targetName: nexus.targetName,
           relativeTargetPortId: nexus.relativeTargetPortId,
           allTargetPorts: p.allTargetPorts,
           key: p.serviceActionKey,
@@ -236,8 +258,8 @@ export class PersistentReservations {
         }
         const gone = new Set(removed);
         for (const x of removed) {
-          uas.push({ nexusKey: x.initiatorPort, asc: op.ASC_REGISTRATIONS_PREEMPTED });
-          if (withAbort) abort.add(x.initiatorPort);
+          uas.push({ ...affected(x), asc: op.ASC_REGISTRATIONS_PREEMPTED });
+          if (withAbort) abort.push(affected(x));
         }
         d.registrations = d.registrations.filter((x) => !gone.has(x));
         if (d.reservation && !d.registrations.some(holderIs)) d.reservation = undefined;
@@ -252,13 +274,17 @@ export class PersistentReservations {
 
 function holderKey(d: Draft): string | undefined {
   const h = d.reservation?.holder;
-  return h && d.registrations.find((r) => r.initiatorPort === h.initiatorPort && r.relativeTargetPortId === h.relativeTargetPortId)?.key;
+  return h && d.registrations.find((r) => isHolderOf(h, r))?.key;
 }
 
 function reservationFor(reg: Registration, p: ProutParameters): PersistentReservation {
   return allRegistrants(p.type)
     ? { type: p.type, scope: p.scope }
-    : { type: p.type, scope: p.scope, holder: { initiatorPort: reg.initiatorPort, relativeTargetPortId: reg.relativeTargetPortId } };
+    : {
+        type: p.type,
+        scope: p.scope,
+        holder: { initiatorPort: reg.initiatorPort, targetName: reg.targetName, relativeTargetPortId: reg.relativeTargetPortId },
+      };
 }
 
 function checkScopeAndType(p: ProutParameters): void {

@@ -13,7 +13,7 @@ function reserve(ctx: CommandContext): ScsiResult {
   // Third-party and extent reservations are obsolete.
   if (cdb[0] === op.RESERVE_10 ? cdb[1]! & 0x12 : cdb[1]! & 0x1f) throw invalidFieldInCdb(1);
   if (lu.pr.hasRegistrations()) throw reservationConflict();
-  lu.spc2Holder = ctx.nexusKey;
+  lu.reservation.reserveSpc2(ctx.nexusKey, ctx.target.targetName);
   return GOOD;
 }
 
@@ -22,7 +22,7 @@ function release(ctx: CommandContext): ScsiResult {
   if (cdb[0] === op.RELEASE_10 ? cdb[1]! & 0x12 : cdb[1]! & 0x1f) throw invalidFieldInCdb(1);
   if (lu.pr.hasRegistrations()) throw reservationConflict();
   // Releasing someone else's reservation (or none) succeeds and changes nothing.
-  if (lu.spc2Holder === ctx.nexusKey) lu.spc2Holder = undefined;
+  lu.reservation.releaseSpc2(ctx.nexusKey, ctx.target.targetName);
   return GOOD;
 }
 

@@ -7,7 +7,7 @@ import { LogicalUnit, type LunConfig } from './logical-unit.js';
 import * as op from './opcodes.js';
 import type { Asc } from './opcodes.js';
 import { initiatorPortOf } from './reservations.js';
-import type { ReservationStore } from './reservation-store.js';
+import type { DeviceReservations } from './device-reservations.js';
 import { fixedSense, invalidFieldInCdb, invalidOpcode, notReady, reservationConflict, ScsiError, toScsiError } from './sense.js';
 import type { Nexus, ScsiCommand, ScsiResult } from './types.js';
 import { UnitAttentions } from './unit-attention.js';
@@ -16,7 +16,13 @@ export interface ScsiTargetOptions {
   readonly targetName: string;
   readonly luns: ReadonlyMap<number, LunConfig>;
   readonly alua: AluaState;
-  readonly reservations: ReservationStore;
+  /** Reservations per device, shared with the other targets and front ends of the member. */
+  readonly reservations: DeviceReservations;
+  /**
+   * LUN masking: the LUNs an initiator may see (REPORT LUNS lists only them; any other is
+   * LOGICAL UNIT NOT SUPPORTED to it). Undefined, or undefined for a nexus: every LUN.
+   */
+  readonly lunMask?: (nexus: Nexus) => ReadonlySet<number> | undefined;
   /** INQUIRY T10 VENDOR IDENTIFICATION (8 chars) and PRODUCT IDENTIFICATION (16 chars). */
   readonly vendor?: string;
   readonly product?: string;
@@ -103,8 +109,11 @@ export class ScsiTarget implements TargetContext {
   readonly commands = new CommandTable(ALL_COMMANDS);
   readonly unitAttentions = new UnitAttentions();
   private readonly units = new Map<number, LogicalUnit>();
+  /** Each unit's tie to its device's reservations (unit attentions, aborts), undone on removal. */
+  private readonly unmap = new Map<number, () => void>();
   private readonly tasks = new Map<string, Task>();
-  private readonly store: ReservationStore;
+  private readonly reservations: DeviceReservations;
+  private readonly lunMask: ((nexus: Nexus) => ReadonlySet<number> | undefined) | undefined;
   private readonly onAluaChange = () =>
     this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_ASYMMETRIC_ACCESS_STATE_CHANGED);
 
@@ -114,9 +123,17 @@ export class ScsiTarget implements TargetContext {
     this.product = options.product ?? 'blockgate';
     this.revision = options.revision ?? '0001';
     this.alua = options.alua;
-    this.store = options.reservations;
-    for (const [lun, config] of options.luns) this.units.set(lun, new LogicalUnit(lun, this.targetName, config, this.store));
+    this.reservations = options.reservations;
+    this.lunMask = options.lunMask;
+    for (const [lun, config] of options.luns) this.mapUnit(lun, config);
     this.alua.on('change', this.onAluaChange);
+  }
+
+  private mapUnit(lun: number, config: LunConfig): void {
+    this.unmap.get(lun)?.();
+    const lu = new LogicalUnit(lun, this.targetName, config, this.reservations);
+    this.units.set(lun, lu);
+    this.unmap.set(lun, lu.reservation.map(this, lun));
   }
 
   lunNumbers(): number[] {
@@ -127,14 +144,29 @@ export class ScsiTarget implements TargetContext {
     return this.units.get(lun);
   }
 
+  /** The LUNs this nexus may see (all of them without LUN masking). */
+  lunsVisibleTo(nexus: Nexus): number[] {
+    const mask = this.lunMask?.(nexus);
+    const all = this.lunNumbers();
+    return mask ? all.filter((lun) => mask.has(lun)) : all;
+  }
+
+  /** The logical unit at `lun` as this nexus sees it: none when masked from it. */
+  unitFor(nexus: Nexus, lun: number): LogicalUnit | undefined {
+    const mask = this.lunMask?.(nexus);
+    return mask && !mask.has(lun) ? undefined : this.units.get(lun);
+  }
+
   /** Adds a LUN at run time; every nexus is told REPORTED LUNS DATA HAS CHANGED. */
   addLun(lun: number, config: LunConfig): void {
-    this.units.set(lun, new LogicalUnit(lun, this.targetName, config, this.store));
+    this.mapUnit(lun, config);
     this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
   }
 
   removeLun(lun: number): void {
     if (!this.units.delete(lun)) return;
+    this.unmap.get(lun)?.();
+    this.unmap.delete(lun);
     this.abortWhere((t) => t.lun === lun);
     this.unitAttentions.dropLun(lun);
     this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
@@ -163,7 +195,7 @@ export class ScsiTarget implements TargetContext {
   private async dispatch(cmd: ScsiCommand, nexusKey: string, signal: AbortSignal): Promise<ScsiResult> {
     const opcode = cmd.cdb[0];
     if (opcode === undefined) return invalidOpcode().toResult();
-    const lu = this.units.get(cmd.lun);
+    const lu = this.unitFor(cmd.nexus, cmd.lun);
     const hasActions = this.commands.hasServiceActions(opcode);
     const length = cdbLengthOf(opcode);
     const spec =
@@ -198,7 +230,7 @@ export class ScsiTarget implements TargetContext {
     }
     const access = STATE_NEEDS[this.alua.stateFor(nexus.targetPortGroupId, nexus.relativeTargetPortId)];
     if (access.rank > ALUA_RANK[spec.alua]) throw notReady(access.asc);
-    if (lu.spc2Holder !== undefined && lu.spc2Holder !== nexusKey && !spec.ignoresSpc2Reservation) {
+    if (!spec.ignoresSpc2Reservation && lu.reservation.spc2HeldByOther(nexusKey, this.targetName)) {
       throw reservationConflict();
     }
     if (lu.pr.conflicts(nexus, spec.reservation)) throw reservationConflict();
@@ -231,14 +263,14 @@ export class ScsiTarget implements TargetContext {
     const lu = this.units.get(lun);
     if (!lu) return;
     this.abortWhere((t) => t.lun === lun);
-    lu.spc2Holder = undefined;
+    lu.reservation.clearSpc2();
     this.unitAttentions.queueAll([lun], op.ASC_BUS_DEVICE_RESET_FUNCTION_OCCURRED);
     log.info({ target: this.targetName, lun }, 'logical unit reset');
   }
 
   targetReset(): void {
     this.abortWhere(() => true);
-    for (const lu of this.units.values()) lu.spc2Holder = undefined;
+    for (const lu of this.units.values()) lu.reservation.clearSpc2();
     this.unitAttentions.queueAll(this.lunNumbers(), op.ASC_POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED);
     log.info({ target: this.targetName }, 'target reset');
   }
@@ -250,7 +282,7 @@ export class ScsiTarget implements TargetContext {
   nexusLost(nexus: Nexus): void {
     const key = initiatorPortOf(nexus);
     this.abortWhere((t) => t.nexusKey === key);
-    for (const lu of this.units.values()) if (lu.spc2Holder === key) lu.spc2Holder = undefined;
+    for (const lu of this.units.values()) lu.reservation.releaseSpc2(key, this.targetName);
     this.unitAttentions.forget(key);
   }
 
@@ -258,6 +290,8 @@ export class ScsiTarget implements TargetContext {
   close(): void {
     this.alua.off('change', this.onAluaChange);
     this.abortWhere(() => true);
+    for (const undo of this.unmap.values()) undo();
+    this.unmap.clear();
   }
 
   private abortWhere(predicate: (t: Task) => boolean): void {

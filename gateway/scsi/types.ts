@@ -61,6 +61,11 @@ export interface ScsiResult {
   readonly dataIn?: Buffer | readonly Buffer[];
   /** Fixed-format sense data (0x70) for CHECK CONDITION. */
   readonly sense?: Buffer;
+  /**
+   * Data-in bytes the CDB called for, when `dataIn` holds less (a READ produces no more than
+   * the initiator's expected length); the transport reports the overflow residual from it.
+   */
+  readonly dataInLength?: number;
   /** Data-out bytes the CDB called for (SPDTL), set by commands that take data-out. */
   readonly dataOutLength?: number;
   /**

@@ -7,18 +7,30 @@ import { checkBlockRange } from './read-write.js';
 import { GOOD, invalidFieldInCdb } from './sense.js';
 import type { ScsiResult } from './types.js';
 
-/** Compares the medium with `expected` (the whole range, or one block repeated for BYTCHK 11b). */
-async function compareMedium(ctx: CommandContext, lba: number, blocks: number, expected: Buffer): Promise<void> {
-  const current = await readBlocks(ctx, lba, blocks);
-  if (expected.length === current.length) {
-    const at = firstDifference(current, expected);
-    if (at >= 0) throw miscompare(at);
-    return;
-  }
-  const size = expected.length;
-  for (let pos = 0; pos < current.length; pos += size) {
-    const at = firstDifference(current.subarray(pos, pos + size), expected);
-    if (at >= 0) throw miscompare(pos + at);
+/** The medium is checked this much at a time: a VERIFY of the largest range holds 1 MiB, not 8. */
+const VERIFY_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * Reads the range and compares it with `expected` (the whole range, or one block repeated
+ * for BYTCHK 11b); without `expected` it only checks that the medium reads.
+ */
+async function compareMedium(ctx: CommandContext, lba: number, blocks: number, expected?: Buffer): Promise<void> {
+  const size = ctx.lu.blockSize;
+  const perPiece = Math.max(1, Math.floor(VERIFY_PIECE_BYTES / size));
+  const whole = expected !== undefined && expected.length === blocks * size;
+  for (let done = 0; done < blocks; done += perPiece) {
+    const current = await readBlocks(ctx, lba + done, Math.min(perPiece, blocks - done));
+    if (!expected) continue;
+    const base = done * size;
+    if (whole) {
+      const at = firstDifference(current, expected.subarray(base, base + current.length));
+      if (at >= 0) throw miscompare(base + at);
+      continue;
+    }
+    for (let pos = 0; pos < current.length; pos += size) {
+      const at = firstDifference(current.subarray(pos, pos + size), expected);
+      if (at >= 0) throw miscompare(base + pos + at);
+    }
   }
 }
 
@@ -30,7 +42,7 @@ async function verify(ctx: CommandContext): Promise<ScsiResult> {
   checkBlockRange(ctx, lba, blocks);
   if (blocks === 0) return GOOD;
   if (bytchk === 0) {
-    await readBlocks(ctx, lba, blocks);
+    await compareMedium(ctx, lba, blocks);
     return GOOD;
   }
   const needed = bytchk === 1 ? blocks * ctx.lu.blockSize : ctx.lu.blockSize;

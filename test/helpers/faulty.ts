@@ -24,6 +24,12 @@ export class FaultyDevice extends Layer {
   code: BlockErrorCode = 'EIO';
   /** Delay every operation by this many ms (to build up outstanding I/O). */
   delayMs = 0;
+  /** Operations held until `release()`, to catch requests in flight. */
+  readonly holding = new Set<FaultOp>();
+  /** Operations waiting in `holding` right now, and the largest single request seen, per op. */
+  readonly held: Record<FaultOp, number> = { read: 0, write: 0, flush: 0, trim: 0, writeZeroes: 0, blockStatus: 0, cache: 0 };
+  readonly largest: Record<FaultOp, number> = { read: 0, write: 0, flush: 0, trim: 0, writeZeroes: 0, blockStatus: 0, cache: 0 };
+  private readonly waiting: Array<() => void> = [];
 
   constructor(next: BlockDevice, name = next.name) {
     super(next, name);
@@ -43,6 +49,18 @@ export class FaultyDevice extends Layer {
     this.pending.clear();
     this.always.clear();
     this.ranges.length = 0;
+    return this;
+  }
+
+  hold(...ops: FaultOp[]): this {
+    for (const op of ops) this.holding.add(op);
+    return this;
+  }
+
+  /** Let every held operation go on, and stop holding. */
+  release(): this {
+    this.holding.clear();
+    for (const w of this.waiting.splice(0)) w();
     return this;
   }
 
@@ -99,6 +117,12 @@ export class FaultyDevice extends Layer {
   }
 
   private async gate(op: FaultOp, offset: number, length: number): Promise<void> {
+    this.largest[op] = Math.max(this.largest[op], length);
+    if (this.holding.has(op)) {
+      this.held[op]++;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      this.held[op]--;
+    }
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.isDown) throw new BlockError(this.code, `${this.name}: injected fault (device down)`);
     const always = this.always.get(op);

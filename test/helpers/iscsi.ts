@@ -39,11 +39,17 @@ export async function startBlockgate(
     groups?: number;
     /** The LUN's device (named `disk`); default a memory device of `size`. */
     device?: BlockDevice;
+    /** More exports (each with its own device) for targets with more LUNs. */
+    extraExports?: { name: string; device: BlockDevice }[];
   } = {},
 ): Promise<Blockgate> {
   const fabric = new FabricSwitch();
   fabric.addDevice(options.device ?? new MemoryBackend({ name: 'disk', size: options.size ?? 64 * 1024 * 1024 }));
   fabric.addExport({ name: 'disk', device: 'disk' });
+  for (const e of options.extraExports ?? []) {
+    fabric.addDevice(e.device);
+    fabric.addExport({ name: e.name, device: e.device.name });
+  }
   const groups = Array.from({ length: options.groups ?? 1 }, (_, i) => ({ id: i + 1, portals: [{ host: '127.0.0.1', port: 0 }] }));
   const target: IscsiTargetConfig = {
     name: TARGET_IQN,
@@ -292,9 +298,9 @@ export class TestInitiator {
     });
   }
 
-  static connect(port: number, isid?: Buffer): Promise<TestInitiator> {
+  static connect(port: number, isid?: Buffer, localAddress?: string): Promise<TestInitiator> {
     return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new TestInitiator(s, isid)));
+      const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new TestInitiator(s, isid)));
       s.once('error', reject);
     });
   }
@@ -484,7 +490,7 @@ export class TestInitiator {
   }
 
   /** Run one SCSI command; write data goes immediate (≤ FirstBurst) and through R2Ts. */
-  async scsi(cdb: Buffer, o: { lun?: number; read?: number; write?: Buffer; cmdSN?: number } = {}): Promise<ScsiReply> {
+  async scsi(cdb: Buffer, o: { lun?: number; read?: number; write?: Buffer; cmdSN?: number; timeoutMs?: number } = {}): Promise<ScsiReply> {
     const tag = this.itt++;
     const b = this.bhs(0x01, 0x80 | (o.read ? 0x40 : 0) | (o.write ? 0x20 : 0) | 1);
     b[9] = o.lun ?? 0;
@@ -496,7 +502,7 @@ export class TestInitiator {
     this.send(b);
     const chunks: Buffer[] = [];
     for (;;) {
-      const p = await this.next((x) => x.bhs.readUInt32BE(16) === tag);
+      const p = await this.next((x) => x.bhs.readUInt32BE(16) === tag, o.timeoutMs);
       const op = p.bhs[0]! & 0x3f;
       if (op === 0x31 && o.write) {
         const offset = p.bhs.readUInt32BE(40);
@@ -551,6 +557,29 @@ export class TestInitiator {
   /** Whether a PDU for task `tag` arrived and was not consumed yet. */
   hasPduFor(tag: number): boolean {
     return this.queue.some((p) => p.bhs.readUInt32BE(16) === tag);
+  }
+
+  /** Send a SCSI command and wait for nothing; its task tag comes back. */
+  command(cdb: Buffer, o: { lun?: number; read?: number; write?: number; cmdSN?: number; immediate?: boolean } = {}): number {
+    const tag = this.itt++;
+    const b = this.bhs(0x01 | (o.immediate ? 0x40 : 0), 0x80 | (o.read ? 0x40 : 0) | (o.write ? 0x20 : 0) | 1);
+    b[9] = o.lun ?? 0;
+    b.writeUInt32BE(tag, 16);
+    b.writeUInt32BE(o.read ?? o.write ?? 0, 20);
+    b.writeUInt32BE(o.cmdSN ?? (o.immediate ? this.cmdSN : this.cmdSN++), 24);
+    b.writeUInt32BE(this.expStatSN, 28);
+    cdb.copy(b, 32);
+    this.send(b);
+    return tag;
+  }
+
+  /** The SCSI Response (or final Data-In with status) of a task sent with command(). */
+  async response(tag: number, timeoutMs = 5000): Promise<RawPdu> {
+    for (;;) {
+      const p = await this.next((x) => x.bhs.readUInt32BE(16) === tag, timeoutMs);
+      const op = p.bhs[0]! & 0x3f;
+      if (op === 0x21 || (op === 0x25 && p.bhs[1]! & 0x01)) return p;
+    }
   }
 
   async nop(data = Buffer.alloc(0)): Promise<RawPdu> {
@@ -647,6 +676,18 @@ export function read10(lba: number, blocks: number): Buffer {
   cdb.writeUInt16BE(blocks, 7);
   return cdb;
 }
+
+/** A 16-byte CDB with an LBA and a TRANSFER LENGTH (READ(16) 0x88, WRITE(16) 0x8a, VERIFY(16) 0x8f). */
+export function cdb16(opcode: number, lba: number, blocks: number): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = opcode;
+  cdb.writeBigUInt64BE(BigInt(lba), 2);
+  cdb.writeUInt32BE(blocks, 10);
+  return cdb;
+}
+
+export const read16 = (lba: number, blocks: number): Buffer => cdb16(0x88, lba, blocks);
+export const write16 = (lba: number, blocks: number): Buffer => cdb16(0x8a, lba, blocks);
 
 export function write10(lba: number, blocks: number): Buffer {
   const cdb = Buffer.alloc(10);

@@ -44,7 +44,7 @@ export interface RunningNbd {
 export const nbdServerDefaults: Partial<Pick<NbdServerOptions, 'receive' | 'pool'>> = {};
 
 /** An NBD server on 127.0.0.1 (ephemeral port) and on a Unix socket in a fresh temp dir. */
-export async function startNbdServer(exports: TestExport[], options: Partial<Pick<NbdServerOptions, 'receive' | 'pool'>> = {}): Promise<RunningNbd> {
+export async function startNbdServer(exports: TestExport[], options: Partial<NbdServerOptions> = {}): Promise<RunningNbd> {
   const fabric = new FabricSwitch();
   for (const e of exports) {
     if (!fabric.device(e.device.name)) fabric.addDevice(e.device);
@@ -115,10 +115,12 @@ export class RawNbdClient {
     );
   }
 
-  static connect(target: { port: number } | { socketPath: string }): Promise<RawNbdClient> {
+  static connect(target: { port: number; localAddress?: string } | { socketPath: string }): Promise<RawNbdClient> {
     return new Promise((resolve, reject) => {
       const socket =
-        'port' in target ? net.connect({ host: '127.0.0.1', port: target.port }) : net.connect({ path: target.socketPath });
+        'port' in target
+          ? net.connect({ host: '127.0.0.1', port: target.port, localAddress: target.localAddress })
+          : net.connect({ path: target.socketPath });
       socket.once('connect', () => resolve(new RawNbdClient(socket)));
       socket.once('error', reject);
     });
@@ -126,7 +128,7 @@ export class RawNbdClient {
 
   /** Connects, reads the greeting, sends client flags; returns the handshake flags. */
   static async open(
-    target: { port: number } | { socketPath: string },
+    target: { port: number; localAddress?: string } | { socketPath: string },
     clientFlags = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES,
   ): Promise<RawNbdClient> {
     const c = await RawNbdClient.connect(target);
@@ -295,7 +297,7 @@ export function metaRequest(name: string, queries: string[]): Buffer {
 }
 
 /** Proves the server still serves: a fresh client negotiates and reads 512 bytes. */
-export async function stillServes(target: { port: number } | { socketPath: string }, exportName = ''): Promise<boolean> {
+export async function stillServes(target: { port: number; localAddress?: string } | { socketPath: string }, exportName = ''): Promise<boolean> {
   const c = await RawNbdClient.open(target);
   try {
     await c.go(exportName);

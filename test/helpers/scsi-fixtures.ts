@@ -7,6 +7,7 @@ import { AluaState, type AluaOptions } from '../../gateway/scsi/alua.js';
 import type { LunConfig } from '../../gateway/scsi/logical-unit.js';
 import { MemoryReservationStore, type ReservationStore } from '../../gateway/scsi/reservation-store.js';
 import { ScsiTarget } from '../../gateway/scsi/target.js';
+import { DeviceReservations } from '../../gateway/scsi/device-reservations.js';
 import type { Nexus, ScsiResult } from '../../gateway/scsi/types.js';
 
 export const TARGET = 'iqn.2026-11.test.blockgate:t1';
@@ -46,7 +47,7 @@ export function makeTarget(
   const store = options.store ?? new MemoryReservationStore();
   const luns = new Map<number, LunConfig>([[0, { device, exportName: 'disk0', blockSize: options.blockSize }]]);
   for (const [n, c] of options.extraLuns ?? []) luns.set(n, c);
-  const target = new ScsiTarget({ targetName: TARGET, luns, alua, reservations: store });
+  const target = new ScsiTarget({ targetName: TARGET, luns, alua, reservations: new DeviceReservations(store) });
   return {
     target,
     memory,

@@ -66,8 +66,9 @@ let reference = new Map<string, CuResult>();
 t.test('iscsi-test-cu ALL: blockgate passes and runs every test tgtd passes and runs', async (t) => {
   // The same backing as tgtd's: a file in /dev/shm.
   const disk = await FileBackend.open({ name: 'disk', path: join(shm, 'blockgate.img'), size: SIZE, create: true });
-  // Two active-active portal groups, so the MultipathIO suite runs over two real paths.
-  const bg = await startBlockgate({ device: disk, groups: 2 });
+  // Two active-active portal groups, so the MultipathIO suite runs over two real paths. The
+  // reset tests (Reserve6, PreventAllow) reset the target: allowed here, as tgtd always does.
+  const bg = await startBlockgate({ device: disk, groups: 2, target: { allowTargetReset: true } });
   t.teardown(() => bg.stop());
   const tgtd = await startTgtd(join(shm, 'tgtd.img'), SIZE);
   t.teardown(() => tgtd.stop());

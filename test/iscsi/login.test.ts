@@ -169,7 +169,7 @@ t.test('digests, sessions, reinstatement, NOP, TMF, logout request on stop', asy
   t.equal(await tmf(1, 0, 0x7777), 1, 'ABORT TASK of an unknown, not yet received task: task does not exist');
   t.equal(await tmf(5, 9), 2, 'LUN RESET of a missing LUN: LUN does not exist');
   t.equal(await tmf(5, 0), 0, 'LUN RESET: function complete');
-  t.equal(await tmf(6, 0), 0, 'TARGET WARM RESET: function complete');
+  t.equal(await tmf(6, 0), 6, 'TARGET WARM RESET, not allowed on this target: function authorization failed');
   t.equal(await tmf(8, 0), 4, 'TASK REASSIGN at ERL 0: not supported');
 
   // Stopping with a drain asks every initiator to log out (Async event 1).

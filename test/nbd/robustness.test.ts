@@ -30,8 +30,10 @@ t.test('500 idle connections, then a normal client is served', async (t) => {
   const idle: RawNbdClient[] = [];
   t.teardown(() => idle.forEach((c) => c.destroy()));
   for (let i = 0; i < 500; i++) {
-    // A mix of states: fresh (greeting unread), mid-handshake and in transmission.
-    const c = i % 3 === 0 ? await RawNbdClient.connect({ port: nbd.port }) : await RawNbdClient.open({ port: nbd.port });
+    // A mix of states: fresh (greeting unread), mid-handshake and in transmission, from
+    // four client addresses (one address may hold at most 256 connections).
+    const from = { port: nbd.port, localAddress: `127.0.0.${1 + (i % 4)}` };
+    const c = i % 3 === 0 ? await RawNbdClient.connect(from) : await RawNbdClient.open(from);
     if (i % 3 === 2) await c.go('disk');
     idle.push(c);
   }

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NonEmpty } from './listen.js';
+import { ConnectionLimitFields, Milliseconds } from './limits.js';
 
 /** The `iscsi` section: targets, their LUNs (exports), CHAP, portal groups and ALUA policy. */
 
@@ -64,6 +65,17 @@ export const AluaPolicy = Type.Union([Type.Literal('active-active'), Type.Litera
     "active-passive: the first portal group is active/optimized, the others standby (in a cluster: the Primary's groups). Default: active-active, or active-passive when the groups name cluster members",
 });
 
+/** One initiator a target admits (LIO's node ACL). */
+export const InitiatorAcl = Type.Object(
+  {
+    initiator: Type.String({ pattern: ISCSI_NAME.source, description: "the initiator's iSCSI name", 'x-problem': 'an iSCSI name such as iqn.1994-05.com.redhat:host1' }),
+    chap: Type.Optional(Type.Unsafe<Static<typeof Chap>>({ ...Chap, description: "this initiator's CHAP credentials, required of it, instead of the target's" })),
+    luns: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 16383 }), { description: 'the LUNs it sees (LUN masking); absent: all' })),
+    allowTargetReset: Type.Optional(Type.Boolean({ description: "it may reset the target (default: the target's allowTargetReset)" })),
+  },
+  { additionalProperties: false },
+);
+
 export const Target = Type.Object(
   {
     name: Type.String({ pattern: ISCSI_NAME.source, 'x-problem': 'an iSCSI name such as iqn.2026-11.com.example:disk1' }),
@@ -74,6 +86,10 @@ export const Target = Type.Object(
     portalGroups: Type.Optional(Type.Array(PortalGroup, { minItems: 1, default: [{ id: 1, portals: ['127.0.0.1:3260'] }] })),
     aluaPolicy: Type.Optional(AluaPolicy),
     standbyLogin: Type.Optional(StandbyLogin),
+    allowTargetReset: Type.Optional(
+      Type.Boolean({ default: false, description: "an initiator's TARGET WARM/COLD RESET may abort every other initiator's tasks (refused by default, as LIO)" }),
+    ),
+    acls: Type.Optional(Type.Array(InitiatorAcl, { description: 'only these initiators may log in (and discover the target); absent: any' })),
   },
   { additionalProperties: false },
 );
@@ -82,6 +98,10 @@ export const Iscsi = Type.Object(
   {
     targets: Type.Optional(Type.Array(Target, { default: [] })),
     discoveryChap: Type.Optional(Type.Unsafe<Static<typeof Chap>>({ ...Chap, description: 'CHAP required for SendTargets (discovery) sessions' })),
+    loginTimeoutMs: Type.Optional(Milliseconds('a connection that has not logged in after this long is dropped; default 15000 (as LIO)')),
+    // RFC 7143 §4.2.2.1 allows up to 2^31 - 1; a few thousand is already generous.
+    queueDepth: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, description: 'commands one session may have outstanding (its CmdSN window); default 128', 'x-problem': 'a whole number from 1 to 4096' })),
+    ...ConnectionLimitFields,
   },
   { additionalProperties: false },
 );
@@ -104,11 +124,20 @@ export interface IscsiTargetConfig {
   readonly aluaPolicy: AluaPolicy;
   /** Filled in for targets whose groups name cluster members. */
   readonly standbyLogin?: StandbyLogin;
+  readonly allowTargetReset?: boolean;
+  readonly acls?: readonly Static<typeof InitiatorAcl>[];
 }
 
 export interface IscsiConfig {
   readonly targets: readonly IscsiTargetConfig[];
   readonly discoveryChap?: ChapConfig;
+  /** A connection still logging in after this long is dropped (default 15000, 0 never). */
+  readonly loginTimeoutMs?: number;
+  /** Commands one session may have outstanding (default 128). */
+  readonly queueDepth?: number;
+  /** Connections per portal (default 1024) and per initiator address (default 256). */
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerClient?: number;
 }
 
 /** `"host:port"`, `"[v6]:port"` or `"host"`; undefined if not that shape. */
@@ -137,5 +166,9 @@ export function normalizeIscsi(section: Static<typeof Iscsi>): IscsiConfig {
       ...((t.standbyLogin !== undefined || clustered(t)) && { standbyLogin: t.standbyLogin ?? 'redirect' }),
     })),
     ...(section.discoveryChap && { discoveryChap: section.discoveryChap }),
+    ...(section.loginTimeoutMs !== undefined && { loginTimeoutMs: section.loginTimeoutMs }),
+    ...(section.queueDepth !== undefined && { queueDepth: section.queueDepth }),
+    ...(section.maxConnections !== undefined && { maxConnections: section.maxConnections }),
+    ...(section.maxConnectionsPerClient !== undefined && { maxConnectionsPerClient: section.maxConnectionsPerClient }),
   };
 }

@@ -3,6 +3,8 @@ import { Cluster, type ClusterConfig } from './cluster.js';
 import { Device, type DeviceSpec } from './devices.js';
 import { Iscsi, type IscsiConfig } from './iscsi.js';
 import { ListenList, type ListenAddress } from './listen.js';
+import { ConnectionLimitFields, Milliseconds } from './limits.js';
+import { ExportAllow, NbdTls, type NbdTlsConfig } from './access.js';
 
 /**
  * The member configuration document: the one declaration its TypeScript types, its
@@ -26,6 +28,8 @@ export const Export = Type.Object(
     device: Type.String({ minLength: 1, description: 'a backend or device declared above, not one wrapped by a layer', 'x-problem': 'a non-empty string' }),
     readOnly: Type.Optional(Type.Boolean({ default: false, description: 'writes fail with EPERM' })),
     description: Type.Optional(Type.String({ default: '', description: 'shown to NBD clients (nbdinfo)' })),
+    requireTls: Type.Optional(Type.Boolean({ default: false, description: 'offered to NBD clients only over TLS (not even listed before STARTTLS)' })),
+    allow: Type.Optional(ExportAllow),
   },
   { additionalProperties: false },
 );
@@ -54,7 +58,12 @@ export const MemberConfigSchema = Type.Object(
     exports: Type.Optional(Type.Array(Export, { default: [], description: 'what hosts see' })),
     nbd: Type.Optional(
       Type.Object(
-        { listen: Type.Optional(ListenList) },
+        {
+          listen: Type.Optional(ListenList),
+          handshakeTimeoutMs: Type.Optional(Milliseconds('a client still negotiating after this long is dropped; default 10000 (as qemu-nbd)')),
+          tls: Type.Optional(NbdTls),
+          ...ConnectionLimitFields,
+        },
         { additionalProperties: false, description: 'NBD front end; default listen: 127.0.0.1:10809; listen: [] disables it' },
       ),
     ),
@@ -82,7 +91,18 @@ export const MemberConfigSchema = Type.Object(
 /** A document as written (every optional key may be absent). */
 export type ConfigDocument = Static<typeof MemberConfigSchema>;
 
-export type ExportConfig = Required<Static<typeof Export>>;
+export type ExportConfig = Required<Omit<Static<typeof Export>, 'allow' | 'requireTls'>> & Pick<Static<typeof Export>, 'allow' | 'requireTls'>;
+
+/** The NBD front end as the running configuration holds it. */
+export interface NbdConfig {
+  readonly listen: readonly ListenAddress[];
+  /** A client still negotiating after this long is dropped (default 10000, 0 never). */
+  readonly handshakeTimeoutMs?: number;
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerClient?: number;
+  /** STARTTLS credentials, paths absolute. */
+  readonly tls?: NbdTlsConfig;
+}
 
 /** A validated configuration with its defaults filled in: what a member runs. */
 /** The management API as the running configuration holds it. */
@@ -99,7 +119,7 @@ export type MemberConfig = Readonly<Omit<ConfigDocument, 'member' | 'backends' |
   readonly backends: readonly DeviceSpec[];
   readonly devices: readonly DeviceSpec[];
   readonly exports: readonly ExportConfig[];
-  readonly nbd: { readonly listen: readonly ListenAddress[] };
+  readonly nbd: NbdConfig;
   readonly iscsi?: IscsiConfig;
   readonly api?: ApiConfig;
   /** Members that take over from each other; absent: a lone member. */

@@ -4,6 +4,7 @@ import { parseNbdAddress } from '../../../fabric/backends/nbd-client/address.js'
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { NBD_ADDRESS_FORMAT } from './devices.js';
 import { PORTAL_FORMAT, parsePortal } from './iscsi.js';
+import { CIDR_FORMAT, isAddressOrBlock } from './access.js';
 import { HOST_PORT_FORMAT, isHostPort } from './listen.js';
 import { SIZE_FORMAT, parseSize } from './units.js';
 
@@ -21,6 +22,7 @@ ajv.addFormat(SIZE_FORMAT, { type: 'string', validate: (v: string) => parseSize(
 ajv.addFormat(HOST_PORT_FORMAT, { type: 'string', validate: isHostPort });
 ajv.addFormat(NBD_ADDRESS_FORMAT, { type: 'string', validate: (v: string) => parseNbdAddress(v) !== undefined });
 ajv.addFormat(PORTAL_FORMAT, { type: 'string', validate: (v: string) => parsePortal(v) !== undefined });
+ajv.addFormat(CIDR_FORMAT, { type: 'string', validate: isAddressOrBlock });
 
 export interface Validator<T> {
   /** `doc` if it matches, else a ConfigError listing every problem. */
