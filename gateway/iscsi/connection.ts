@@ -222,10 +222,12 @@ export class Connection {
       bhs[1] = (step.csg << 2) & 0x0c;
       bhs.writeUInt16BE(status, 36); // Status-Class, Status-Detail
       const redirect = status >> 8 === LoginStatus.TARGET_MOVED_TEMPORARILY >> 8;
-      const details = { status: `0x${status.toString(16).padStart(4, '0')}`, why: this.login?.failureReason || 'rejected by session rules' };
+      const status16 = `0x${status.toString(16).padStart(4, '0')}`;
+      const why = this.login?.failureReason || 'rejected by session rules';
       const refusal = REFUSAL_OF_STATUS[status];
-      if (refusal) this.host.refusals.refuse('iscsi', refusal, this.log, details);
-      else this.log.info(details, redirect ? 'login redirected' : 'login failed');
+      // A refusal's log line has the refusal as its reason, and the login's failure as why.
+      if (refusal) this.host.refusals.refuse('iscsi', refusal, this.log, { status: status16, why });
+      else this.log.info({ status: status16, reason: why }, redirect ? 'login redirected' : 'login failed');
       // A redirect carries where to go (TargetAddress); other failures carry nothing.
       const text = encodeText(status === step.status ? step.pairs : []);
       this.send(frame(bhs, [text], text.length, false, false));
