@@ -17,6 +17,7 @@ import { Resync, type ResyncHost, type ResyncProgress } from './resync.js';
 import { bitmapPath, loadMirrorState, mirrorDirectory, mirrorFile, persistedState, restoredReplica, saveMirrorState, type PersistedMirror, type PersistedReplica } from './mirror-state.js';
 import { ACTIVITY_LOG_DEFAULTS, ActivityLog, type ActivityLogOptions } from './activity-log.js';
 import { spareProblem } from './spare-fit.js';
+import { WriteOrder } from './write-order.js';
 
 export interface MirrorOptions {
   readonly name: string;
@@ -149,6 +150,7 @@ export class MirrorDevice implements BlockDevice {
   private readonly stateSaver: SerialFlush;
   private readonly resyncs = new Map<Replica, { resync: Resync; done: Promise<void> }>();
   private readonly background = new Set<Promise<unknown>>();
+  private readonly writeOrder = new WriteOrder();
   private readonly metadataFaults = new Map<string, string>();
   private readonly probeBuffer: Buffer;
   private activityLog: ActivityLog | undefined;
@@ -272,7 +274,8 @@ export class MirrorDevice implements BlockDevice {
 
   private mutate(request: Exclude<MutatingRequest, { op: 'flush' }>, offset: number, length: number): Promise<void> {
     if (this.closing) return Promise.reject(new BlockError('ESHUTDOWN', `mirror ${this.name} is closing`));
-    return underRangeLock(this.rangeLock, offset, offset + length, request.options, async () => {
+    // Overlapping writes in flight reach every replica in one order (write-order.ts).
+    return underRangeLock(this.rangeLock, offset, offset + length, request.options, () => this.writeOrder.run(offset, offset + length, async () => {
       // Its extent logged before any replica has it: a crash then resyncs just there.
       const al = this.activityLog;
       const logging = al?.enter(offset, length);
@@ -287,7 +290,7 @@ export class MirrorDevice implements BlockDevice {
       } finally {
         al?.leave(offset, length);
       }
-    });
+    }));
   }
 
   private async fanOut(request: MutatingRequest, offset: number, length: number): Promise<void> {
