@@ -79,6 +79,25 @@ export class FabricSwitch {
     return entry;
   }
 
+  /**
+   * Take an export away (a live configuration change): new clients no longer find it. Its
+   * connected clients are the front ends' to disconnect, before its device closes.
+   */
+  removeExport(name: string): void {
+    if (!this.exports.delete(name)) return;
+    this.exportStats.delete(name);
+    log.info({ export: name }, 'export removed');
+  }
+
+  /** Forget a device that its owner closes (a live configuration change); no export may still use it. */
+  removeDevice(name: string): void {
+    const user = [...this.exports.values()].find((e) => e.device.name === name);
+    if (user) throw new BlockError('EINVAL', `device ${name} is still exported as ${user.name}`);
+    this.devices.delete(name);
+    this.locked.delete(name);
+    this.deviceStats.delete(name);
+  }
+
   lookupExport(name: string): ExportEntry | undefined {
     return this.exports.get(name);
   }

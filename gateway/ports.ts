@@ -1,5 +1,8 @@
+import { canonicalJson } from '../failover/config/canonical.js';
+import type { IscsiConfig, IscsiTargetConfig } from '../failover/config/schema/iscsi.js';
 import type { ListenAddress } from '../failover/config/schema/listen.js';
-import type { Port, PortContext, PortProvider } from '../member/ports.js';
+import type { MemberConfig } from '../failover/config/schema/member-config.js';
+import type { InUse, Port, PortContext, PortProvider } from '../member/ports.js';
 import type { LunMapping } from './api/exports.js';
 import { ApiServer } from './api/server.js';
 import { IscsiServer } from './iscsi/server.js';
@@ -14,6 +17,7 @@ import { LmdbReservationStore } from './scsi/reservation-store-lmdb.js';
 import { ReservationFence } from './scsi/reservation-fence.js';
 import { nbdSecurity } from './nbd/security.js';
 import type { BlockDevice } from '../fabric/device.js';
+import type { FabricSwitch } from '../fabric/switch.js';
 
 /** A port of the gateway: also lists the clients connected to it now (NBD connections, iSCSI sessions) and the LUNs it maps. */
 interface GatewayPort extends Port {
@@ -32,26 +36,47 @@ interface Shared {
   readonly reservations: DeviceReservations | undefined;
 }
 
-/** The gateway's ports, as the member starts them: NBD, iSCSI, then the management API. */
-export const gatewayPorts: PortProvider = {
-  ports(context) {
-    const { config, store } = context;
-    const shared: Shared = {
+/** How long a client of a removed or rebuilt export may finish its requests before it is cut. */
+const RELEASE_DRAIN_MS = 5000;
+
+/** One Shared per member (a member has one fabric), for the ports it starts then and on a reload. */
+const sharedOfMember = new WeakMap<FabricSwitch, Shared>();
+
+function sharedOf({ config, store, fabric }: PortContext): Shared {
+  let shared = sharedOfMember.get(fabric);
+  if (!shared) {
+    shared = {
       refusals: new Refusals(),
       reservations: config.iscsi && config.iscsi.targets.length > 0 ? new DeviceReservations(store ? new LmdbReservationStore(store.root) : undefined) : undefined,
     };
-    const data = [nbdPort(context, shared), iscsiPort(context, shared)].filter((p): p is GatewayPort => p !== undefined);
-    const api = apiPort(context, shared, {
-      sessions: () => data.flatMap((p) => p.sessions?.() ?? []),
-      luns: () => data.flatMap((p) => p.luns?.() ?? []),
-    });
-    return api ? [...data, api] : data;
+    sharedOfMember.set(fabric, shared);
+  }
+  return shared;
+}
+
+/** The gateway's ports, as the member starts them: NBD, iSCSI, then the management API. */
+export const gatewayPorts: PortProvider = {
+  protocols: (config) => [
+    ...(config.nbd.listen.length > 0 ? ['nbd'] : []),
+    ...(config.iscsi && config.iscsi.targets.length > 0 ? ['iscsi'] : []),
+    ...(config.api && config.api.listen.length > 0 ? ['api'] : []),
+  ],
+  port(protocol, context) {
+    switch (protocol) {
+      case 'nbd':
+        return nbdPort(context, sharedOf(context));
+      case 'iscsi':
+        return iscsiPort(context, sharedOf(context));
+      case 'api':
+        return apiPort(context, sharedOf(context));
+      default:
+        throw new Error(`no ${protocol} port in the gateway`);
+    }
   },
   setPorts,
 };
 
-function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Shared): GatewayPort | undefined {
-  if (config.nbd.listen.length === 0) return undefined;
+function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Shared): GatewayPort {
   const server = new NbdServer({
     ...nbdSecurity(config),
     fabric,
@@ -70,12 +95,18 @@ function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Sh
     stop: (options) => server.stop(options),
     addresses: () => server.addresses().map(formatAddress),
     sessions: () => server.sessionList(),
+    inUse: () => inUseBy(server.sessionList()),
+    release: (exports) => server.release(exports, RELEASE_DRAIN_MS),
+    async reconfigure(next) {
+      // New connections get the new exports' access lists; the listeners follow nbd.listen.
+      server.reconfigure({ defaultExport: next.exports[0]?.name, access: nbdSecurity(next).access });
+      await server.relisten(next.nbd.listen.map(toNbdListen));
+    },
   };
 }
 
-function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refusals, reservations }: Shared): GatewayPort | undefined {
-  const iscsi = config.iscsi;
-  if (!iscsi || iscsi.targets.length === 0) return undefined;
+function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refusals, reservations }: Shared): GatewayPort {
+  let iscsi: IscsiConfig = config.iscsi!;
   const server = new IscsiServer({
     fabric,
     targets: iscsi.targets,
@@ -102,33 +133,56 @@ function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refus
     stop: (options) => server.stop(options),
     addresses: () => server.addresses().map((a) => `${formatAddress(a)} ${a.target} tpg ${a.portalGroup}`),
     sessions: () => server.sessionList(),
+    inUse: () => inUseBy(server.sessionList()),
     luns: () => {
       const portals = server.addresses();
       return iscsi.targets.flatMap((t) =>
         t.luns.map((l) => ({ target: t.name, lun: l.lun, export: l.export, portals: portals.filter((p) => p.target === t.name).map(formatAddress) })),
       );
     },
+    // A target goes (its sessions logged out) when it is removed, changed, or maps an export that goes.
+    async release(exports, next) {
+      const after = new Map((next.iscsi?.targets ?? []).map((t) => [t.name, t]));
+      const leaving = iscsi.targets.filter((t) => !sameTarget(t, after.get(t.name)) || t.luns.some((l) => exports.has(l.export)));
+      for (const t of leaving) await server.removeTarget(t.name, RELEASE_DRAIN_MS);
+    },
+    async reconfigure(next: MemberConfig) {
+      iscsi = next.iscsi!;
+      const serving = new Set(server.targetNames());
+      for (const t of iscsi.targets) if (!serving.has(t.name)) await server.addTarget(t);
+    },
   };
 }
 
-function apiPort(
-  { config, fabric, sets, dataDir, addresses }: PortContext,
-  { refusals }: Shared,
-  dataPorts: { sessions(): FrontEndSession[]; luns(): LunMapping[] },
-): Port | undefined {
-  if (!config.api || config.api.listen.length === 0) return undefined;
+/** What the sessions that reached an export or logged in to a target hold open. */
+function inUseBy(sessions: readonly FrontEndSession[]): InUse {
+  const serving = sessions.filter((s) => s.kind === 'normal' && s.state === 'serving');
+  return { exports: serving.flatMap((s) => s.exports), targets: serving.flatMap((s) => (s.target === undefined ? [] : [s.target])) };
+}
+
+function sameTarget(a: IscsiTargetConfig, b: IscsiTargetConfig | undefined): boolean {
+  return b !== undefined && canonicalJson(a) === canonicalJson(b);
+}
+
+function apiPort({ config, fabric, sets, dataDir, addresses, ports, configControl }: PortContext, { refusals }: Shared): GatewayPort {
+  const api = config.api!;
+  const dataPorts = () => ports() as readonly GatewayPort[];
   const server = new ApiServer({
     fabric,
-    sets,
+    // Read on every use: a live configuration change rebuilds the sets.
+    get sets() {
+      return sets();
+    },
     member: config.member,
-    listen: config.api.listen,
+    listen: api.listen,
     dataDir,
-    ...(config.api.tls && { tls: config.api.tls }),
-    openMetrics: config.api.openMetrics,
+    ...(api.tls && { tls: api.tls }),
+    openMetrics: api.openMetrics,
     refusals,
     addresses,
-    sessions: () => dataPorts.sessions(),
-    luns: () => dataPorts.luns(),
+    sessions: () => dataPorts().flatMap((p) => p.sessions?.() ?? []),
+    luns: () => dataPorts().flatMap((p) => p.luns?.() ?? []),
+    configControl,
   });
   return {
     protocol: 'api',

@@ -6,6 +6,7 @@ import { loadConfigFile } from '../failover/config/file.js';
 import type { MemberConfig } from '../failover/config/schema/member-config.js';
 import type { ConfigStore } from '../failover/config/store.js';
 import { validateMemberConfig } from '../failover/config/validate.js';
+import { LiveConfig } from './live-config.js';
 import { Member } from './member.js';
 import { withOverrides, type RunOverrides } from './overrides.js';
 import type { PortProvider } from './ports.js';
@@ -36,6 +37,10 @@ export interface RunningMember {
   readonly member: Member;
   readonly store: MemberStore;
   readonly dataDir: string;
+  /** Apply, diff and roll back configurations while it runs. */
+  readonly live: LiveConfig;
+  /** The config file it was started with, if any (read again on SIGHUP). */
+  readonly configPath: string | undefined;
   /** Stop the member, then close its store (releasing the data directory). */
   stop(options?: { drainMs?: number }): Promise<void>;
 }
@@ -100,10 +105,14 @@ export async function startMember(options: StartupOptions): Promise<RunningMembe
       throw new StartupError('cannot store the configuration', err);
     }
   }
+  const live = new LiveConfig(member, store, options.overrides ?? {});
+  member.configControl = live;
   return {
     member,
     store,
     dataDir,
+    live,
+    configPath: options.configPath === undefined ? undefined : resolve(options.configPath),
     async stop(stopOptions) {
       try {
         await member.stop(stopOptions);

@@ -56,3 +56,10 @@ export function topDevices(graph: ReadonlyMap<string, ValidatedSpec>): string[] 
   const wrapped = new Set([...graph.values()].flatMap((v) => v.children));
   return [...graph.keys()].filter((n) => !wrapped.has(n));
 }
+
+/** Every device of the tree under `top`, top first. */
+export function subtree(graph: ReadonlyMap<string, ValidatedSpec>, top: string): string[] {
+  const out = [top];
+  for (let i = 0; i < out.length; i++) out.push(...(graph.get(out[i]!)?.children ?? []));
+  return out;
+}

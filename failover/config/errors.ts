@@ -9,7 +9,7 @@ export interface ConfigProblem {
  * naming its field. `field` and `problem` are the first one's, for callers that show one.
  */
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   readonly field: string;
   readonly problem: string;
   readonly problems: readonly ConfigProblem[];

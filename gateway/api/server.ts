@@ -6,7 +6,9 @@ import { isBlockError, type BlockErrorCode } from '../../fabric/errors.js';
 import { logger } from '../../fabric/log.js';
 import { InvalidArgument, Refused } from '../../failover/action.js';
 import type { ListenAddress } from '../../failover/config/schema/listen.js';
+import type { ConfigControl } from '../../member/config-control.js';
 import { actionNames, deviceAction } from './actions.js';
+import { routeConfig } from './config.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { JobError } from '../image/errors.js';
 import { ImageJobs } from '../image/jobs.js';
@@ -38,6 +40,7 @@ import { ApiTokens } from './tokens.js';
  *   GET  /api/v1/whoami                             the caller's role
  *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
  *   GET|POST /api/v1/jobs, GET|DELETE /api/v1/jobs/ID   image import/export jobs (see jobs.ts)
+ *   GET  /api/v1/config, POST /api/v1/config/diff|apply|rollback   live configuration (see config.ts)
  *   GET  /                                          dashboard
  *
  * Every request passes guard.ts first (origin, bearer token, role, content type).
@@ -56,6 +59,8 @@ export interface ApiServerOptions extends StatusSource {
   luns?(): LunMapping[];
   /** Clients the front ends turned away, for /metrics. */
   readonly refusals?: Refusals;
+  /** The member's live configuration (show, diff, apply, roll back), once it runs. */
+  configControl?(): ConfigControl | undefined;
 }
 
 /** An action's body is a small JSON object; anything bigger is a mistake. */
@@ -154,9 +159,10 @@ export class ApiServer {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
     const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http' }, this.isPublic(path));
-    const job = await routeJobs(this.jobs, method, path, () => readJson(req));
-    if (job) {
-      sendJson(res, job.status, job.body, job.headers);
+    const reply = (await routeJobs(this.jobs, method, path, () => readJson(req))) ?? (await routeConfig(this.options.configControl?.(), method, path, (limit) => readJson(req, limit)));
+    if (reply) {
+      if (path.startsWith('/api/v1/config/') && method === 'POST') this.log.info({ path, status: reply.status }, 'configuration request');
+      sendJson(res, reply.status, reply.body, reply.headers);
       return;
     }
     const action = ACTION_PATH.exec(path);
@@ -254,12 +260,12 @@ function decode(segment: string): string {
 }
 
 /** The body as JSON; an empty body is `{}` (actions without arguments need none). */
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
+    if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();

@@ -1,5 +1,7 @@
 import { logger } from '../../fabric/log.js';
 import type { ListenAddress } from '../../failover/config/schema/listen.js';
+import { ConfigError } from '../../failover/config/errors.js';
+import { ReloadRefused } from '../../member/reload-check.js';
 import { startMember, StartupError, type RunningMember } from '../../member/startup.js';
 import { gatewayPorts } from '../ports.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
@@ -33,6 +35,10 @@ export async function serve(options: ServeOptions): Promise<number> {
   const keep = (signal: NodeJS.Signals): void => void (early ??= signal);
   process.on('SIGTERM', keep);
   process.on('SIGINT', keep);
+  // A reload asked for during start-up (Node's default for SIGHUP is to exit) is done once started.
+  let reloadAsked = false;
+  const keepReload = (): void => void (reloadAsked = true);
+  process.on('SIGHUP', keepReload);
   let running: RunningMember;
   try {
     running = await startMember({
@@ -51,9 +57,39 @@ export async function serve(options: ServeOptions): Promise<number> {
   } finally {
     process.off('SIGTERM', keep);
     process.off('SIGINT', keep);
+    process.off('SIGHUP', keepReload);
   }
+  const reload = (): void => reloadConfigFile(running);
+  process.on('SIGHUP', reload);
   log.info({ member: options.memberId ?? running.member.config.member, dataDir: running.dataDir, listen: running.member.addresses() }, 'ready');
-  return waitForStopSignal(running, early);
+  if (reloadAsked) reload();
+  try {
+    return await waitForStopSignal(running, early);
+  } finally {
+    process.off('SIGHUP', reload);
+  }
+}
+
+/**
+ * SIGHUP (`systemctl reload`): read the config file again and apply it live (what did not
+ * change keeps serving). A file that is invalid, or a change the member cannot make live,
+ * is logged with every problem and changes nothing.
+ */
+function reloadConfigFile(running: RunningMember): void {
+  const path = running.configPath;
+  if (path === undefined) {
+    log.warn('SIGHUP: this member was started without --config, so there is no file to read again (apply one with the API: POST /api/v1/config/apply)');
+    return;
+  }
+  log.info({ config: path }, 'SIGHUP: reading the configuration file again');
+  running.live.applyFile(path).then(
+    (r) => log.info({ generation: r.generation, changes: r.changes }, r.applied ? 'configuration reloaded' : 'configuration reloaded: nothing changed'),
+    (err: unknown) =>
+      log.error(
+        { err, config: path, ...(err instanceof ConfigError && { problems: err.problems }) },
+        `configuration reload ${err instanceof ReloadRefused ? 'refused' : 'failed'}: the member runs on with its configuration unchanged`,
+      ),
+  );
 }
 
 function waitForStopSignal(running: RunningMember, early: NodeJS.Signals | undefined): Promise<number> {

@@ -104,6 +104,7 @@ export class IscsiServer implements ConnectionHost {
   /** When each connection and session began, for the session list. */
   private readonly since = new WeakMap<object, Date>();
   private nextTsih = 1;
+  private readonly reservations: DeviceReservations;
   private started = false;
 
   constructor(private readonly options: IscsiServerOptions) {
@@ -114,42 +115,13 @@ export class IscsiServer implements ConnectionHost {
     this.loginTimeoutMs = options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
     this.refusals = options.refusals ?? new Refusals();
     this.limiter = new ConnectionLimiter(options.connectionLimits);
+    this.reservations = options.reservations ?? new DeviceReservations(options.database ? new LmdbReservationStore(options.database) : new MemoryReservationStore());
   }
 
   async start(): Promise<void> {
     if (this.started) throw new BlockError('EINVAL', 'iSCSI server already started');
     this.started = true;
-    const reservations =
-      this.options.reservations ?? new DeviceReservations(this.options.database ? new LmdbReservationStore(this.options.database) : new MemoryReservationStore());
-    for (const config of this.options.targets) {
-      if (this.targets.has(config.name)) throw new BlockError('EINVAL', `iSCSI target ${config.name} defined twice`);
-      const luns = new Map<number, LunConfig>();
-      for (const { lun, export: exportName } of config.luns) {
-        const device = this.options.fabric.openChannel(exportName, { id: `iscsi:${config.name}`, protocol: 'iscsi' });
-        luns.set(lun, { device, exportName });
-      }
-      const watch = this.options.cluster?.primaryOf(config);
-      // A set's target: the states follow the set's Primary, hosts cannot choose them.
-      const alua = aluaStateFor(config, this.options.aluaTransitionMs, watch === undefined);
-      const acl = targetAclOf(config);
-      const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations, lunMask: (nexus) => acl.accessOf(nexus.initiatorName)?.luns });
-      const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua, acl);
-      this.targets.set(config.name, runtime);
-      if (watch) {
-        runtime.placement = new ClusterPlacement(config, this.options.cluster!.memberId, watch, alua, () => this.dropSessions(runtime, 'no longer Primary'));
-        runtime.placement.start();
-      }
-      config.portalGroups.forEach((group) => {
-        if (!this.servedHere(group.member)) return;
-        group.portals.forEach((portal, i) => {
-          const id = portal.port === 0 ? `${config.name}/${group.id}/${i}` : `${portal.host}:${portal.port}`;
-          let listener = this.listeners.get(id);
-          if (!listener) this.listeners.set(id, (listener = { id, host: portal.host, port: portal.port, members: [] }));
-          listener.members.push({ target: runtime, group: group.id });
-          runtime.groupOfListener.set(id, group.id);
-        });
-      });
-    }
+    for (const config of this.options.targets) this.register(config);
     try {
       await Promise.all([...this.listeners.values()].map((l) => this.listen(l)));
     } catch (err) {
@@ -160,6 +132,88 @@ export class IscsiServer implements ConnectionHost {
     if (this.receive === 'arenas' && !ownReadBuffersSupported()) {
       log.warn({ receive: 'data-events' }, "iSCSI receive path: this Node lacks the socket internals for receive arenas, reading 'data' events");
     } else log.info({ receive: this.receive, crc32c: crc32cImplementation }, 'iSCSI receive path and digest implementation');
+  }
+
+  /** A target, its LUNs (channels on fabric exports) and its portals' listeners (not yet listening). */
+  private register(config: IscsiTargetConfig): void {
+    if (this.targets.has(config.name)) throw new BlockError('EINVAL', `iSCSI target ${config.name} defined twice`);
+    const luns = new Map<number, LunConfig>();
+    for (const { lun, export: exportName } of config.luns) {
+      const device = this.options.fabric.openChannel(exportName, { id: `iscsi:${config.name}`, protocol: 'iscsi' });
+      luns.set(lun, { device, exportName });
+    }
+    const watch = this.options.cluster?.primaryOf(config);
+    // A set's target: the states follow the set's Primary, hosts cannot choose them.
+    const alua = aluaStateFor(config, this.options.aluaTransitionMs, watch === undefined);
+    const acl = targetAclOf(config);
+    const scsi = new ScsiTarget({ targetName: config.name, luns, alua, reservations: this.reservations, lunMask: (nexus) => acl.accessOf(nexus.initiatorName)?.luns });
+    const runtime = new TargetRuntime<Session>(config, scsiTargetPort(scsi), alua, acl);
+    this.targets.set(config.name, runtime);
+    if (watch) {
+      runtime.placement = new ClusterPlacement(config, this.options.cluster!.memberId, watch, alua, () => this.dropSessions(runtime, 'no longer Primary'));
+      runtime.placement.start();
+    }
+    config.portalGroups.forEach((group) => {
+      if (!this.servedHere(group.member)) return;
+      group.portals.forEach((portal, i) => {
+        const id = portal.port === 0 ? `${config.name}/${group.id}/${i}` : `${portal.host}:${portal.port}`;
+        let listener = this.listeners.get(id);
+        if (!listener) this.listeners.set(id, (listener = { id, host: portal.host, port: portal.port, members: [] }));
+        listener.members.push({ target: runtime, group: group.id });
+        runtime.groupOfListener.set(id, group.id);
+      });
+    });
+  }
+
+  /**
+   * Serve another target while running (a live configuration change): its portals that no
+   * listener serves yet start listening. Sessions of the other targets are untouched.
+   */
+  async addTarget(config: IscsiTargetConfig): Promise<void> {
+    this.register(config);
+    const fresh = [...this.listeners.values()].filter((l) => !l.server);
+    try {
+      await Promise.all(fresh.map((l) => this.listen(l)));
+    } catch (err) {
+      await this.removeTarget(config.name, 0);
+      throw err;
+    }
+    log.info({ target: config.name, portals: this.addresses().filter((a) => a.target === config.name).map((a) => `${a.host}:${a.port}`) }, 'iSCSI target added');
+  }
+
+  /**
+   * Stop serving a target while running: new logins to it are refused at once, its
+   * initiators are asked to log out (Async "logout requested") and given `drainMs`, then
+   * what is left is closed; portals that no other target uses stop listening.
+   */
+  async removeTarget(name: string, drainMs: number): Promise<void> {
+    const target = this.targets.get(name);
+    if (!target) return;
+    this.targets.delete(name);
+    for (const [id, l] of this.listeners) {
+      const kept = l.members.filter((m) => m.target !== target);
+      l.members.splice(0, l.members.length, ...kept);
+      if (kept.length === 0) {
+        this.listeners.delete(id);
+        l.server?.close();
+      }
+    }
+    const connections = () => [...this.connections].filter((c) => c.session?.target === target);
+    if (drainMs > 0 && connections().length > 0) {
+      for (const c of connections()) c.sendAsync(AsyncEvent.LOGOUT_REQUEST, Math.max(1, Math.ceil(drainMs / 1000)));
+      const deadline = Date.now() + drainMs;
+      while (connections().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of connections()) c.close('target removed by a configuration change');
+    for (const session of [...target.sessions]) this.endSession(session);
+    target.placement?.stop();
+    await target.scsi.close();
+    log.info({ target: name }, 'iSCSI target removed');
+  }
+
+  /** The targets served now. */
+  targetNames(): string[] {
+    return [...this.targets.keys()];
   }
 
   /** A portal group naming another cluster member is listed (ALUA, SendTargets) but served there. */

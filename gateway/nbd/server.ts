@@ -50,9 +50,12 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export class NbdServer {
   private readonly servers: net.Server[] = [];
   private readonly bound: NbdListenAddress[] = [];
+  /** Each listener's address as configured (port 0 included), to tell which ones a new configuration keeps. */
+  private readonly keys: string[] = [];
   /** Each live connection with what the session list shows of it. */
   private readonly connections = new Map<NbdConnection, { id: number; client: string; portal: string; since: Date }>();
-  private readonly ctx: ConnectionContext;
+  /** Replaced, never changed, by a live configuration change: connections keep the one they started with. */
+  private ctx: ConnectionContext;
   private readonly log: Logger;
   private readonly limiter: ConnectionLimiter;
   readonly refusals: Refusals;
@@ -92,6 +95,7 @@ export class NbdServer {
       await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       this.servers.length = 0;
       this.bound.length = 0;
+      this.keys.length = 0;
       throw err;
     }
   }
@@ -112,7 +116,45 @@ export class NbdServer {
       this.bound.push({ host: info.address, port: info.port });
     }
     this.servers.push(server);
+    this.keys.push(listenKey(address));
     this.log.info({ address: this.bound[this.bound.length - 1] }, 'NBD listener started');
+  }
+
+  /**
+   * Listen where a new configuration says without dropping anyone: listeners no longer
+   * listed close (the connections they accepted go on), new ones open.
+   */
+  async relisten(listen: readonly NbdListenAddress[]): Promise<void> {
+    const wanted = new Map(listen.map((a) => [listenKey(a), a]));
+    for (let i = this.keys.length - 1; i >= 0; i--) {
+      if (wanted.has(this.keys[i]!)) continue;
+      const [server] = this.servers.splice(i, 1);
+      const [address] = this.bound.splice(i, 1);
+      this.keys.splice(i, 1);
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      this.log.info({ address }, 'NBD listener closed');
+    }
+    for (const [key, address] of wanted) if (!this.keys.includes(key)) await this.listenOn(address);
+  }
+
+  /**
+   * A new configuration's exports, for clients that connect from now on: the export a client
+   * asking for the empty name gets, and the per-export access lists.
+   */
+  reconfigure(next: { readonly defaultExport: string | undefined; readonly access: NbdAccess | undefined }): void {
+    const { access: _old, ...rest } = this.ctx;
+    this.ctx = { ...rest, defaultExport: next.defaultExport, ...(next.access && { access: next.access }) };
+  }
+
+  /**
+   * Disconnect the clients of these exports (removed or rebuilt by a configuration change)
+   * cleanly: requests in flight are answered, then the connection closes; after `drainMs`
+   * it is cut.
+   */
+  async release(exports: ReadonlySet<string>, drainMs: number): Promise<void> {
+    const leaving = [...this.connections.keys()].filter((c) => c.exportName !== undefined && exports.has(c.exportName));
+    if (leaving.length > 0) this.log.info({ exports: [...exports], connections: leaving.length }, 'disconnecting the clients of changed exports');
+    await Promise.all(leaving.map((c) => c.shutdown(drainMs)));
   }
 
   addresses(): NbdListenAddress[] {
@@ -175,6 +217,10 @@ export class NbdServer {
     void conn.closed.then(() => this.connections.delete(conn));
     conn.start();
   }
+}
+
+function listenKey(a: NbdListenAddress): string {
+  return 'socketPath' in a ? `unix:${a.socketPath}` : `${a.host}:${a.port}`;
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {

@@ -88,14 +88,13 @@ t.test('on stop a layer closes before the devices it wraps', async (t) => {
 t.test('the boot phase runs after the graph is built and before the ports; its gates guard the exports', async (t) => {
   const events: string[] = [];
   const recordingPorts: PortProvider = {
-    ports: (context) => [
-      {
-        protocol: 'test',
-        start: async () => void events.push(`port start (exports: ${context.fabric.listExports().map((e) => e.name).join(',')})`),
-        stop: async () => void events.push('port stop'),
-        addresses: () => [],
-      },
-    ],
+    protocols: () => ['test'],
+    port: (_protocol, context) => ({
+      protocol: 'test',
+      start: async () => void events.push(`port start (exports: ${context.fabric.listExports().map((e) => e.name).join(',')})`),
+      stop: async () => void events.push('port stop'),
+      addresses: () => [],
+    }),
     setPorts: ports.setPorts,
   };
   let open = false;
