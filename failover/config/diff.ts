@@ -112,7 +112,8 @@ export function describeDiff(diff: ConfigDiff): string[] {
     for (const n of c.removed) lines.push(`- ${what} ${n}`);
   };
   list('device', diff.devices);
-  for (const t of diff.builtTrees) if (!diff.devices.added.includes(t)) lines.push(`~ device tree ${t} (rebuilt)`);
+  // A tree rebuilt for a change below its top (a replica added, a leaf resized).
+  for (const t of diff.builtTrees) if (!diff.devices.added.includes(t) && !diff.devices.changed.includes(t)) lines.push(`~ device tree ${t} (rebuilt)`);
   list('export', diff.exports);
   const implied = diff.droppedExports.filter((n) => !diff.exports.removed.includes(n) && !diff.exports.changed.includes(n));
   for (const n of implied) lines.push(`~ export ${n} (its device is rebuilt: clients reconnect)`);
