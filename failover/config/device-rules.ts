@@ -12,8 +12,8 @@ const MIN_REGION_SIZE = 4096;
  * of two), and the sizes that can be known before anything is opened: a device of size 0,
  * a mirror whose replicas differ in size, a bitmap too large to allocate.
  */
-export function checkDeviceRules(graph: ReadonlyMap<string, ValidatedSpec>, problems: Problems): void {
-  const sizes = new KnownSizes(graph, problems);
+export function checkDeviceRules(graph: ReadonlyMap<string, ValidatedSpec>, problems: Problems, fileSizes?: ReadonlyMap<string, number>): void {
+  const sizes = new KnownSizes(graph, problems, fileSizes);
   for (const { spec, field } of graph.values()) {
     switch (spec.type) {
       case 'memory':
@@ -67,9 +67,9 @@ function checkMirror(spec: SpecOf<'mirror'>, field: string, sizes: KnownSizes, p
 }
 
 /**
- * Device sizes the configuration states: memory, a file with `size`, and the layers over
- * them. Undefined where the size is learned only when the device opens (a remote disk, a
- * file's own size).
+ * Device sizes the configuration states: memory, a file with `size` (or the size of the
+ * existing file, once it has been looked at), and the layers over them. Undefined where the
+ * size is learned only when the device opens (a remote disk).
  */
 class KnownSizes {
   private readonly memo = new Map<string, number | undefined>();
@@ -77,6 +77,7 @@ class KnownSizes {
   constructor(
     private readonly graph: ReadonlyMap<string, ValidatedSpec>,
     private readonly problems: Problems,
+    private readonly fileSizes?: ReadonlyMap<string, number>,
   ) {}
 
   of(name: string): number | undefined {
@@ -93,7 +94,7 @@ class KnownSizes {
       case 'memory':
         return bytes(spec.size);
       case 'file':
-        return spec.size === undefined ? undefined : bytes(spec.size);
+        return spec.size === undefined ? this.fileSizes?.get(spec.name) : bytes(spec.size);
       case 'mirror':
         return this.same(spec.replicas, `${field}.replicas`, 'replicas of a mirror hold the same data: they must have the same size');
       case 'multipath':
