@@ -226,7 +226,8 @@ export class Connection {
       const why = this.login?.failureReason || 'rejected by session rules';
       const refusal = REFUSAL_OF_STATUS[status];
       // A refusal's log line has the refusal as its reason, and the login's failure as why.
-      if (refusal) this.host.refusals.refuse('iscsi', refusal, this.log, { status: status16, why });
+      if (this.login?.internalError !== undefined) this.log.error({ status: status16, err: this.login.internalError }, 'login failed: internal error');
+      else if (refusal) this.host.refusals.refuse('iscsi', refusal, this.log, { status: status16, why });
       else this.log.info({ status: status16, reason: why }, redirect ? 'login redirected' : 'login failed');
       // A redirect carries where to go (TargetAddress); other failures carry nothing.
       const text = encodeText(status === step.status ? step.pairs : []);

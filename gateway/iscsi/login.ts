@@ -101,6 +101,8 @@ export class Login {
   private declaredOurs = false;
   /** Why the last failure happened, for the connection's log line. */
   failureReason = '';
+  /** The fault of ours behind a failed step (not the initiator's error), for the connection to log as one. */
+  internalError: unknown;
 
   constructor(private readonly ctx: LoginContext) {
     this.negotiation = new OperationalNegotiation(ctx.limits, () => this.type === 'Discovery');
@@ -117,8 +119,10 @@ export class Login {
         Object.assign(this, before);
         return { status: LoginStatus.SUCCESS, transit: false, csg, nsg: 0, pairs: [], deferred: err.until };
       }
-      const status = err instanceof LoginFailure ? err.status : LoginStatus.INITIATOR_ERROR;
-      this.failureReason = err instanceof Error ? err.message : String(err);
+      // Anything but a LoginFailure is a fault of ours that the initiator's input provoked.
+      this.internalError = err instanceof LoginFailure ? undefined : err;
+      const status = err instanceof LoginFailure ? err.status : LoginStatus.TARGET_ERROR;
+      this.failureReason = err instanceof LoginFailure ? err.message : `internal error: ${String(err)}`;
       return { status, transit: false, csg, nsg: 0, pairs: err instanceof LoginFailure ? err.pairs : [] };
     }
   }

@@ -101,7 +101,12 @@ export class NbdConnection {
       this.handshakeTimer.unref();
     }
     this.socket.resume();
-    this.negotiate().catch((err: unknown) => this.drop(`negotiation: ${nbdErrorMessage(err)}`));
+    // negotiate() answers protocol errors and a departed peer itself: what reaches here is a
+    // fault of ours that a client's input provoked, and is logged as one.
+    this.negotiate().catch((err: unknown) => {
+      this.log.error({ err }, 'negotiation failed: internal error');
+      this.socket.destroy();
+    });
   }
 
   /**
@@ -245,10 +250,5 @@ export class NbdConnection {
     this.tls = peer;
     this.log.info({ tls: peer.protocol, cipher: peer.cipher, ...(peer.identity !== undefined && { identity: peer.identity }) }, 'TLS started');
     return peer;
-  }
-
-  private drop(reason: string): void {
-    this.log.warn({ reason }, 'dropping connection');
-    this.socket.destroy();
   }
 }
