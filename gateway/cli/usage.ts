@@ -76,7 +76,8 @@ Options:
 
 Logs are pino JSON lines on stdout (pretty when stdout is a terminal; set
 BLOCKGATE_LOG_FORMAT=json to keep JSON). SIGTERM or SIGINT stops the member: front ends
-drain in-flight requests, devices close, and blockgate exits 0.
+drain in-flight requests, devices close, and blockgate exits 0. SIGHUP reads the --config
+file again and applies it live: what did not change keeps serving (see Live reload).
 Exit status: 1 if start-up fails (e.g. a port is in use), 2 for a bad command line or
 configuration (the message names the field, e.g. exports[0].device).
 `;
