@@ -45,7 +45,8 @@ function fio(uri: string, extra: string[]) {
   return runTool(
     'fio',
     ['--name=appliance', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--size=8M', '--iodepth=4', '--randseed=20261129', '--verify=crc32c', '--verify_fatal=1', ...extra],
-    { timeoutMs: 10 * 60_000, allowFailure: true },
+    // fio keeps its verify state file in its working directory: the test's, not the checkout.
+    { timeoutMs: 10 * 60_000, allowFailure: true, cwd: dir },
   );
 }
 
