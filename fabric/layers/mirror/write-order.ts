@@ -20,7 +20,7 @@ interface InFlight {
 }
 
 export class WriteOrder {
-  private inflight: InFlight[] = [];
+  private readonly inflight: InFlight[] = [];
 
   /**
    * Run `io`, a write of [start, end), once every earlier overlapping write has completed;
@@ -44,7 +44,7 @@ export class WriteOrder {
       if (ready) await ready;
       await io();
     } finally {
-      this.inflight = this.inflight.filter((w) => w !== entry);
+      this.inflight.splice(this.inflight.indexOf(entry), 1);
       for (const wake of entry.waiters ?? []) wake();
     }
   }
