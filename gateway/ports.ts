@@ -32,8 +32,9 @@ interface Shared {
   /**
    * SCSI reservations are the device's, whichever target or front end reaches it; they live
    * in the member store (so APTPL ones survive a restart) and NBD clients are held to them.
+   * Made with the first iSCSI port (at start, or when a reload adds the first target).
    */
-  readonly reservations: DeviceReservations | undefined;
+  reservations: DeviceReservations | undefined;
 }
 
 /** How long a client of a removed or rebuilt export may finish its requests before it is cut. */
@@ -47,7 +48,7 @@ function sharedOf({ config, store, fabric }: PortContext): Shared {
   if (!shared) {
     shared = {
       refusals: new Refusals(),
-      reservations: config.iscsi && config.iscsi.targets.length > 0 ? new DeviceReservations(store ? new LmdbReservationStore(store.root) : undefined) : undefined,
+      reservations: config.iscsi && config.iscsi.targets.length > 0 ? reservationsOf(store) : undefined,
     };
     sharedOfMember.set(fabric, shared);
   }
@@ -76,7 +77,12 @@ export const gatewayPorts: PortProvider = {
   setPorts,
 };
 
-function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Shared): GatewayPort {
+function reservationsOf(store: PortContext['store']): DeviceReservations {
+  return new DeviceReservations(store ? new LmdbReservationStore(store.root) : undefined);
+}
+
+function nbdPort({ config, fabric }: PortContext, shared: Shared): GatewayPort {
+  const { refusals } = shared;
   const server = new NbdServer({
     ...nbdSecurity(config),
     fabric,
@@ -84,7 +90,8 @@ function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Sh
     listen: config.nbd.listen.map(toNbdListen),
     refusals,
     connectionLimits: connectionLimits(config.nbd),
-    ...(reservations && { guard: (device: BlockDevice) => new ReservationFence(device, reservations) }),
+    // Read per connection: a reload that adds the first iSCSI target brings reservations in.
+    guard: (device: BlockDevice) => (shared.reservations ? new ReservationFence(device, shared.reservations) : device),
     ...(config.nbd.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: config.nbd.handshakeTimeoutMs }),
     // A client asking for the empty export name (NBD's default export) gets the first one.
     ...(config.exports[0] && { defaultExport: config.exports[0].name }),
@@ -105,7 +112,9 @@ function nbdPort({ config, fabric }: PortContext, { refusals, reservations }: Sh
   };
 }
 
-function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refusals, reservations }: Shared): GatewayPort {
+function iscsiPort({ config, fabric, memberId, primaryOf, store }: PortContext, shared: Shared): GatewayPort {
+  const { refusals } = shared;
+  const reservations = (shared.reservations ??= reservationsOf(store));
   let iscsi: IscsiConfig = config.iscsi!;
   const server = new IscsiServer({
     fabric,
@@ -125,7 +134,7 @@ function iscsiPort({ config, fabric, memberId, primaryOf }: PortContext, { refus
     connectionLimits: connectionLimits(iscsi),
     ...(iscsi.loginTimeoutMs !== undefined && { loginTimeoutMs: iscsi.loginTimeoutMs }),
     ...(iscsi.queueDepth !== undefined && { queueDepth: iscsi.queueDepth }),
-    ...(reservations && { reservations }),
+    reservations,
   });
   return {
     protocol: 'iscsi',
