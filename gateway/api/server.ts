@@ -8,8 +8,9 @@ import { InvalidArgument, Refused } from '../../failover/action.js';
 import type { ListenAddress } from '../../failover/config/schema/listen.js';
 import type { ConfigControl } from '../../member/config-control.js';
 import { actionNames, deviceAction } from './actions.js';
+import { loadAssets, type Asset } from './assets.js';
 import { routeConfig } from './config.js';
-import { DASHBOARD_HTML } from './dashboard.js';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { JobError } from '../image/errors.js';
 import { ImageJobs } from '../image/jobs.js';
 import { HTTP_STATUS_OF_JOB_ERROR, routeJobs } from './jobs.js';
@@ -41,7 +42,7 @@ import { ApiTokens } from './tokens.js';
  *   POST /api/v1/tokens/rotate                      replace the admin or read-only token
  *   GET|POST /api/v1/jobs, GET|DELETE /api/v1/jobs/ID   image import/export jobs (see jobs.ts)
  *   GET  /api/v1/config, POST /api/v1/config/diff|apply|rollback   live configuration (see config.ts)
- *   GET  /                                          dashboard
+ *   GET  /, /assets/NAME                            dashboard page and its files (no token)
  *
  * Every request passes guard.ts first (origin, bearer token, role, content type).
  */
@@ -63,6 +64,9 @@ export interface ApiServerOptions extends StatusSource {
   configControl?(): ConfigControl | undefined;
 }
 
+/** The dashboard's scripts and styles (assets.ts): public, like the page. */
+const ASSETS = '/assets/';
+
 /** An action's body is a small JSON object; anything bigger is a mistake. */
 const MAX_BODY = 64 * 1024;
 const ACTION_PATH = /^\/api\/v1\/devices\/([^/]+)\/actions\/([^/]+)$/;
@@ -79,6 +83,7 @@ export class ApiServer {
   private readonly live: LiveStream;
   private tlsOptions: { cert: Buffer; key: Buffer } | undefined;
   private readonly jobs: ImageJobs;
+  private assets: ReadonlyMap<string, Asset> = new Map();
 
   constructor(private readonly options: ApiServerOptions) {
     this.sampler = new RateSampler(options.fabric);
@@ -88,6 +93,7 @@ export class ApiServer {
 
   async start(): Promise<void> {
     this.tokens = await ApiTokens.open(this.options.dataDir);
+    this.assets = await loadAssets();
     if (this.options.tls) {
       const { cert, key } = this.options.tls;
       this.tlsOptions = { cert: await readFile(cert), key: await readFile(key) };
@@ -208,10 +214,17 @@ export class ApiServer {
         return;
       case '/':
         allow(method, 'GET');
-        send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML);
+        send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML, { 'content-security-policy': DASHBOARD_CSP });
         return;
-      default:
+      default: {
+        const asset = path.startsWith(ASSETS) ? this.assets.get(path.slice(ASSETS.length)) : undefined;
+        if (asset) {
+          allow(method, 'GET');
+          send(res, 200, asset.type, asset.body);
+          return;
+        }
         throw new HttpError(404, `no such endpoint: ${method} ${path}`);
+      }
     }
   }
 
@@ -226,7 +239,7 @@ export class ApiServer {
 
   /** What answers without a token: the dashboard's page (it holds no data) and, if left open, /metrics. */
   private isPublic(path: string): boolean {
-    return path === '/' || (path === '/metrics' && this.options.openMetrics !== false);
+    return path === '/' || path.startsWith(ASSETS) || (path === '/metrics' && this.options.openMetrics !== false);
   }
 
   private fail(res: ServerResponse, err: unknown): void {
@@ -277,8 +290,8 @@ async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<unknown
   }
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
-  res.writeHead(status, { ...headers, ...SECURITY_HEADERS, 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { ...SECURITY_HEADERS, ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
