@@ -20,6 +20,13 @@ export type MemberAddress = { readonly url: URL } | { readonly socketPath: strin
 /** The member could not be reached or did not answer: nothing was done there as far as we know. */
 export class MemberUnreachableError extends Error {
   override readonly name = 'MemberUnreachableError';
+  constructor(
+    message: string,
+    /** No connection was made, so the request surely did not arrive: safe to send elsewhere. */
+    readonly notSent = false,
+  ) {
+    super(message);
+  }
 }
 
 /** The member answered with an error status; `message` is its `error` field. */
@@ -62,6 +69,8 @@ export interface ApiClientOptions {
   readonly member: MemberAddress;
   readonly token?: string;
   readonly timeoutMs?: number;
+  /** Certificates to trust for an https member (PEM), instead of the system's. */
+  readonly ca?: Buffer;
 }
 
 export class ApiClient {
@@ -92,7 +101,7 @@ export class ApiClient {
     if (method !== 'GET' && method !== 'HEAD') Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload?.length ?? 0 });
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const target = this.options.member;
-    const base: RequestOptions = { method, headers, timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+    const base: RequestOptions = { method, headers, timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(this.options.ca && { ca: this.options.ca }) };
     const send = 'url' in target && target.url.protocol === 'https:' ? httpsRequest : httpRequest;
     const options: RequestOptions =
       'url' in target
@@ -123,10 +132,16 @@ export class ApiClient {
         });
         res.on('error', (err) => reject(new MemberUnreachableError(`${this.member}: ${err.message}`)));
       });
+      // Whether the request can have reached the member: only once its connection is up.
+      let connected = false;
+      req.on('socket', (socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once(send === httpsRequest ? 'secureConnect' : 'connect', () => (connected = true));
+      });
       req.on('timeout', () => req.destroy(new MemberUnreachableError(`${this.member} did not answer within ${options.timeout} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof MemberUnreachableError) return reject(err);
-        reject(new MemberUnreachableError(`cannot reach the member at ${this.member}: ${err.code ?? err.message}`));
+        reject(new MemberUnreachableError(`cannot reach the member at ${this.member}: ${err.code ?? err.message}`, !connected));
       });
       req.end(payload);
     });

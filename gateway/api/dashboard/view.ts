@@ -105,7 +105,7 @@ function setCard(set: FailoverSetState, admin: boolean): HTMLElement {
 
 function memberRow(set: FailoverSetState, m: SetMember, actions: ActionInfo[]): HTMLTableRowElement {
   const detail = m.kind === 'replica' ? replicaDetail(m) : pathDetail(m);
-  const usable = actions.filter((a) => a.argument!.field !== 'spare' || (m.kind === 'replica' && m.slot === 'spare'));
+  const usable = actions.filter((a) => a.argument!.field !== 'spare' || (m.kind === 'replica' && m.slot === 'alternate'));
   return h(
     'tr',
     { 'data-key': `member:${set.name}:${m.name}`, 'data-member': m.name, 'data-state': m.state },
@@ -126,7 +126,7 @@ function memberRow(set: FailoverSetState, m: SetMember, actions: ActionInfo[]): 
 }
 
 function replicaDetail(m: ReplicaMember): string {
-  const parts = [m.slot];
+  const parts: string[] = [m.slot === 'alternate' ? 'spare' : 'replica'];
   if (m.dirtyBytes > 0) parts.push(`${fmt.bytes(m.dirtyBytes)} to resync`);
   if (m.readErrors || m.writeErrors) parts.push(`${m.readErrors} read / ${m.writeErrors} write errors`);
   if (m.readRepairs) parts.push(`${m.readRepairs} repaired reads`);
