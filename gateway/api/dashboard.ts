@@ -14,7 +14,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <link rel="stylesheet" href="assets/dashboard.css">
 <script src="assets/uplot.js" defer></script>
 <script src="assets/morphdom.js" defer></script>
-<script type="module" src="assets/js/main.js"></script>
+<script type="module" src="assets/dashboard/main.js"></script>
 </head>
 <body>
 <header>
@@ -37,6 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section><h2>Paths</h2><div id="paths"></div></section>
   <section><h2>Exports and LUNs</h2><div id="exports"></div></section>
   <section><h2>Sessions</h2><div id="sessions"></div></section>
+  <section><h2>Image jobs</h2><div id="jobs"></div></section>
   <section><h2>Devices</h2><div id="devices"></div></section>
   <section><h2>Front ends</h2><div id="frontends"></div></section>
 </main>
@@ -73,7 +74,8 @@ th { background: #f0f0f0; font-weight: 600; } td.empty { color: var(--muted); fo
 .role-primary { font-weight: 600; } .error-text { color: var(--bad); font-size: 0.9em; max-width: 28em; }
 .set { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 0.4em 1em 0.8em; margin-bottom: 1em; }
 .set-actions { display: flex; gap: 0.6em; flex-wrap: wrap; } .action-form input { width: 7em; }
-.resync { display: flex; gap: 0.8em; align-items: center; margin: 0.3em 0; } .resync progress { width: 16em; }
+.progress { display: flex; gap: 0.8em; align-items: center; margin: 0.3em 0; } .progress progress { width: 16em; }
+.state-succeeded, .state-running { color: var(--ok); } .state-cancelled { color: var(--warn); }
 button.action { margin: 0 0.2em 0.2em 0; } body:not([data-role=admin]) .action, body:not([data-role=admin]) .set-actions { display: none; }
 .chart-card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 0.4em 0.8em; margin-bottom: 1em; }
 .chart-card .headline { color: var(--muted); font-weight: normal; margin-left: 1em; }

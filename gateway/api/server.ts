@@ -230,7 +230,7 @@ export class ApiServer {
 
   /** Everything the dashboard draws besides the rates: one snapshot, one source of truth. */
   private liveState(): Record<string, unknown> {
-    return { status: memberStatus(this.options), exports: this.exportList(), sessions: this.options.sessions?.() ?? [] };
+    return { status: memberStatus(this.options), exports: this.exportList(), sessions: this.options.sessions?.() ?? [], jobs: this.jobs.list() };
   }
 
   private exportList(): ExportView[] {

@@ -4,7 +4,7 @@ import type { ImageJobView } from '../image/job.js';
 import type { ImageFormat } from '../image/qemu-img.js';
 import { MemberUnreachableError, type ApiClient } from './api-client.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
-import { formatBytes, formatDuration } from './format.js';
+import { formatBytes, formatDuration } from '../api/present/format.js';
 import { progressDisplay } from './progress-display.js';
 
 /**

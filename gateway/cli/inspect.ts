@@ -2,7 +2,8 @@ import type { FailoverSetState } from '../../failover/set.js';
 import type { ExportView } from '../api/exports.js';
 import type { MemberStatus } from '../api/status.js';
 import type { FrontEndSession } from '../sessions.js';
-import { formatBytes, formatDuration } from './format.js';
+import { formatBytes, formatDuration } from '../api/present/format.js';
+import { deviceStateOf } from '../api/present/health.js';
 import { renderTable } from './table.js';
 
 /**
@@ -10,12 +11,6 @@ import { renderTable } from './table.js';
  * from the API's typed answers (the same ones the dashboard draws). A device's state is
  * its failover set's when it has one, so every table agrees.
  */
-
-export function deviceStateOf(status: MemberStatus): (device: string) => string {
-  const bySet = new Map(status.failoverSets.map((s) => [s.device, s.state]));
-  const byDevice = new Map(status.devices.map((d) => [d.name, d.state]));
-  return (device) => bySet.get(device) ?? byDevice.get(device) ?? 'unknown';
-}
 
 /** Devices not optimal, worst first: what `status --check` fails on. */
 export function unhealthy(status: MemberStatus): Array<{ device: string; state: string }> {

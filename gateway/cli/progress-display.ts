@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import { formatBytes, formatDuration } from './format.js';
+import { formatBytes, formatDuration } from '../api/present/format.js';
 
 /** How far long work has got, as the API reports it (a job's progress fields). */
 export interface Progress {

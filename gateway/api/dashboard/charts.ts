@@ -2,7 +2,7 @@ import type UPlot from 'uplot';
 import type { Rates } from '../rates.js';
 import type { Sample } from '../sampler.js';
 import { h } from './dom.js';
-import * as fmt from './format.js';
+import { formatCount, formatLatency, formatRate } from '../present/format.js';
 
 /** uPlot, loaded by a classic <script> before this module (it has no ES module the browser can import by name). */
 declare const uPlot: typeof UPlot;
@@ -98,7 +98,7 @@ export class Charts {
       }
       const last = rates[rates.length - 1];
       p.card.dataset.iops = String(last ? last.iops : 0);
-      p.headline.textContent = last ? `${fmt.count(last.iops)} IOPS · ${fmt.bytesPerSecond(last.readBps + last.writeBps)} · p99 ${fmt.latency(last.p99us)}` : 'no data yet';
+      p.headline.textContent = last ? `${formatCount(last.iops)} IOPS · ${formatRate(last.readBps + last.writeBps)} · p99 ${formatLatency(last.p99us)}` : 'no data yet';
     }
   }
 
@@ -111,13 +111,14 @@ export class Charts {
     const headline = h('span', { class: 'headline' }, 'idle');
     const slots = { iops: h('div', { class: 'chart' }), throughput: h('div', { class: 'chart' }), latency: h('div', { class: 'chart' }) };
     const card = h('div', { class: 'chart-card', 'data-subject': subject.key, 'data-iops': '0' }, h('h3', {}, subject.title, ' ', headline), h('div', { class: 'chart-row' }, slots.iops, slots.throughput, slots.latency));
-    const make = (slot: HTMLElement, title: string, labels: [string, string], colors: [string, string], value: (v: number) => string): UPlot =>
+    /** Linear from 0 for rates (at least `floor` tall, so idle charts have sensible ticks); log for latency. */
+    const make = (slot: HTMLElement, title: string, labels: [string, string], colors: [string, string], value: (v: number) => string, y: UPlot.Scale, yAxis: Partial<UPlot.Axis> = {}): UPlot =>
       new uPlot(
         {
           title,
           ...this.size(),
-          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.1] } },
-          axes: [{}, { size: 70, values: (_u, ticks) => ticks.map(value) }],
+          scales: { x: { time: true }, y },
+          axes: [{ space: 70, values: (_u, ticks) => ticks.map(clock) }, { size: 84, values: (_u, ticks) => ticks.map(value), ...yAxis }],
           series: [
             {},
             { label: labels[0], stroke: colors[0], width: 1.5, value: (_u, v) => (v === null ? '–' : value(v)) },
@@ -128,15 +129,40 @@ export class Charts {
         [[], [], []],
         slot,
       );
+    const linear = (floor: number): UPlot.Scale => ({ range: (_u, _min, max) => [0, Math.max(max, floor) * 1.1] });
     return {
       subject,
       card,
       headline,
       charts: {
-        iops: make(slots.iops, 'IOPS', ['read', 'write'], [READ, WRITE], fmt.count),
-        throughput: make(slots.throughput, 'throughput', ['read', 'write'], [READ, WRITE], fmt.bytesPerSecond),
-        latency: make(slots.latency, 'latency (reads and writes)', ['p50', 'p99'], [P50, P99], (us) => fmt.latency(us)),
+        iops: make(slots.iops, 'IOPS', ['read', 'write'], [READ, WRITE], formatCount, linear(10)),
+        throughput: make(slots.throughput, 'throughput', ['read', 'write'], [READ, WRITE], formatRate, linear(1024 * 1024)),
+        // Latencies span microseconds to seconds: a log scale keeps p50 visible beside p99.
+        latency: make(
+          slots.latency,
+          'latency (reads and writes)',
+          ['p50', 'p99'],
+          [P50, P99],
+          (us) => formatLatency(us),
+          { distr: 3, log: 10, range: (_u, min, max) => [Math.min(min || 10, 10), Math.max(max || 1000, 1000)] },
+          // Every decade labelled (uPlot thins log-axis labels by default).
+          { splits: (_u, _i, min, max) => decades(min, max), filter: (_u, splits) => splits },
+        ),
       },
     };
   }
+}
+
+/** Seconds since the epoch → "23:41:05". */
+function clock(t: number): string {
+  const d = new Date(t * 1000);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** 10, 100, 1000… between min and max: one grid line per decade on the latency chart. */
+function decades(min: number, max: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(Math.max(min, 1))); e <= Math.ceil(Math.log10(Math.max(max, 1))); e++) out.push(10 ** e);
+  return out;
 }

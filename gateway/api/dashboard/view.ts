@@ -1,12 +1,13 @@
 import type * as MorphDom from 'morphdom';
-import type { DeviceState } from '../../../fabric/device.js';
 import type { FailoverSetState, PathMember, ReplicaMember, SetMember } from '../../../failover/set.js';
 import type { ActionInfo } from '../../../failover/action.js';
 import type { FrontEndSession } from '../../sessions.js';
+import type { ImageJobView } from '../../image/job.js';
 import type { ExportView } from '../exports.js';
 import type { MemberStatus } from '../status.js';
+import { deviceStateOf, memberHealth, type StateOf } from '../present/health.js';
 import { badge, h, table, type Child } from './dom.js';
-import * as fmt from './format.js';
+import { formatBytes, formatCount, formatDuration, formatRate, formatSince } from '../present/format.js';
 
 /** morphdom, loaded by a classic <script> like uPlot. */
 declare const morphdom: typeof MorphDom.default.default;
@@ -16,6 +17,7 @@ export interface LiveState {
   readonly status: MemberStatus;
   readonly exports: readonly ExportView[];
   readonly sessions: readonly FrontEndSession[];
+  readonly jobs: readonly ImageJobView[];
 }
 
 /**
@@ -33,13 +35,14 @@ export class View {
   render(state: LiveState): void {
     this.state = state;
     const sets = state.status.failoverSets;
-    const stateOf = deviceStates(state.status);
+    const stateOf = deviceStateOf(state.status);
     morph('summary', summary(state, stateOf));
     morph('sets', h('div', {}, sets.length === 0 ? h('p', { class: 'empty' }, 'no failover sets') : sets.map((s) => setCard(s, this.admin()))));
     morph('paths', pathTable(sets, state.status));
     morph('exports', exportTable(state.exports, stateOf));
     morph('devices', deviceTable(state.status, stateOf));
     morph('sessions', sessionTable(state.sessions));
+    morph('jobs', jobTable(state.jobs));
     morph('frontends', frontEndTable(state.status.frontEnds));
   }
 
@@ -59,18 +62,10 @@ function morph(id: string, content: HTMLElement): void {
   });
 }
 
-/** One reading of every device's state: its set's when it has one. */
-function deviceStates(status: MemberStatus): (device: string) => DeviceState | string {
-  const bySet = new Map(status.failoverSets.map((s) => [s.device, s.state]));
-  const byDevice = new Map(status.devices.map((d) => [d.name, d.state]));
-  return (device) => bySet.get(device) ?? byDevice.get(device) ?? 'unknown';
-}
-
-const SEVERITY = ['optimal', 'rebuilding', 'degraded', 'failed'];
-
-function summary(state: LiveState, stateOf: (d: string) => string): HTMLElement {
+/** Health as hosts get it (present/health.ts); every device's state counted below it. */
+function summary(state: LiveState, stateOf: StateOf): HTMLElement {
   const devices = state.status.devices.map((d) => stateOf(d.name));
-  const worst = devices.reduce((w, s) => (SEVERITY.indexOf(s) > SEVERITY.indexOf(w) ? s : w), 'optimal');
+  const worst = memberHealth(state.status);
   const countOf = (s: string): number => devices.filter((d) => d === s).length;
   const resyncs = state.status.failoverSets.flatMap((s) => (s.kind === 'mirror' ? s.resync : []));
   const card = (label: string, value: Child, detail: Child, key: string): HTMLElement =>
@@ -88,7 +83,7 @@ function summary(state: LiveState, stateOf: (d: string) => string): HTMLElement 
 function setCard(set: FailoverSetState, admin: boolean): HTMLElement {
   const policy =
     set.kind === 'mirror'
-      ? `read ${set.policy.readPolicy}, resync ${set.policy.resyncRateMiBps ? `${set.policy.resyncRateMiBps} MiB/s` : 'unlimited'}, quarantine after ${set.policy.failureLimit.failures} failures in ${fmt.duration(set.policy.failureLimit.windowMs / 1000)}`
+      ? `read ${set.policy.readPolicy}, resync ${set.policy.resyncRateMiBps ? `${set.policy.resyncRateMiBps} MiB/s` : 'unlimited'}, quarantine after ${set.policy.failureLimit.failures} failures in ${formatDuration(set.policy.failureLimit.windowMs / 1000)}`
       : `${set.policy.mode}, failback ${String(set.policy.failback)}${set.activePath ? `, active path ${set.activePath}` : ''}${set.waiting ? `, ${set.waiting} waiting` : ''}`;
   const memberBound = (a: ActionInfo): boolean => a.argument !== undefined && a.argument.type === 'string' && ['replica', 'path', 'spare'].includes(a.argument.field);
   const rows = set.members.map((m) => memberRow(set, m, admin ? set.actions.filter(memberBound) : []));
@@ -113,7 +108,7 @@ function memberRow(set: FailoverSetState, m: SetMember, actions: ActionInfo[]): 
     h('td', {}, h('span', { class: `role role-${m.role}` }, m.role)),
     h('td', {}, badge(m.state)),
     h('td', {}, detail),
-    h('td', {}, `${m.health.recentFailures} in ${fmt.duration(m.health.window.windowMs / 1000)}`),
+    h('td', {}, `${m.health.recentFailures} in ${formatDuration(m.health.window.windowMs / 1000)}`),
     h('td', { class: 'error-text' }, m.health.lastError ?? ''),
     h(
       'td',
@@ -127,23 +122,48 @@ function memberRow(set: FailoverSetState, m: SetMember, actions: ActionInfo[]): 
 
 function replicaDetail(m: ReplicaMember): string {
   const parts: string[] = [m.slot === 'alternate' ? 'spare' : 'replica'];
-  if (m.dirtyBytes > 0) parts.push(`${fmt.bytes(m.dirtyBytes)} to resync`);
+  if (m.dirtyBytes > 0) parts.push(`${formatBytes(m.dirtyBytes)} to resync`);
   if (m.readErrors || m.writeErrors) parts.push(`${m.readErrors} read / ${m.writeErrors} write errors`);
   if (m.readRepairs) parts.push(`${m.readRepairs} repaired reads`);
   return parts.join(', ');
 }
 
 function pathDetail(m: PathMember): string {
-  return `${m.outstanding} outstanding, ${fmt.count(m.ios)} I/Os, ${m.errors} errors`;
+  return `${m.outstanding} outstanding, ${formatCount(m.ios)} I/Os, ${m.errors} errors`;
 }
 
 function resyncBar(r: { target: string; percent: number; bytesCopied: number; bytesTotal: number; rateMiBps: number; etaSeconds: number | null }): HTMLElement {
+  return progress(`resync ${r.target}`, { 'data-key': `resync:${r.target}`, 'data-resync': r.target }, r.bytesCopied, r.bytesTotal, r.rateMiBps * 1024 * 1024, r.etaSeconds);
+}
+
+/** A progress bar with percent, bytes, rate and ETA: resyncs and image jobs. */
+function progress(label: string, attributes: Record<string, string>, done: number, total: number, bytesPerSecond: number, etaSeconds: number | null): HTMLElement {
+  const percent = total > 0 ? (done / total) * 100 : 100;
   return h(
     'div',
-    { class: 'resync', 'data-key': `resync:${r.target}`, 'data-resync': r.target, 'data-percent': r.percent.toFixed(1) },
-    h('span', { class: 'resync-label' }, `resync ${r.target}`),
-    h('progress', { max: 100, value: r.percent.toFixed(1) }),
-    h('span', {}, `${r.percent.toFixed(1)} % · ${fmt.bytes(r.bytesCopied)} of ${fmt.bytes(r.bytesTotal)} · ${r.rateMiBps.toFixed(1)} MiB/s · ETA ${fmt.duration(r.etaSeconds)}`),
+    { class: 'progress', ...attributes, 'data-percent': percent.toFixed(1) },
+    h('span', { class: 'progress-label' }, label),
+    h('progress', { max: 100, value: percent.toFixed(1) }),
+    h('span', {}, `${percent.toFixed(1)} % · ${formatBytes(done)} of ${formatBytes(total)} · ${formatRate(bytesPerSecond)} · ETA ${formatDuration(etaSeconds)}`),
+  );
+}
+
+function jobTable(jobs: readonly ImageJobView[]): HTMLElement {
+  return table(
+    ['job', 'kind', 'export', 'file', 'state', 'progress'],
+    jobs.map((j) =>
+      h(
+        'tr',
+        { 'data-key': `job:${j.id}`, 'data-job': j.id, 'data-state': j.state },
+        h('td', {}, j.id),
+        h('td', {}, j.kind === 'image-import' ? 'import' : 'export'),
+        h('td', {}, j.export),
+        h('td', {}, `${j.file} (${j.format})`),
+        h('td', {}, badge(j.state), j.error ? h('div', { class: 'error-text' }, j.error) : null),
+        h('td', {}, j.state === 'running' ? progress('', {}, j.bytesDone, j.bytesTotal, j.bytesPerSecond, j.etaSeconds) : formatBytes(j.bytesTotal)),
+      ),
+    ),
+    'no image import or export jobs',
   );
 }
 
@@ -188,7 +208,7 @@ function pathTable(sets: readonly FailoverSetState[], status: MemberStatus): HTM
   return table(['set', 'path', 'address', 'role', 'state', 'last error'], rows, 'no multipath devices');
 }
 
-function exportTable(exports: readonly ExportView[], stateOf: (d: string) => string): HTMLElement {
+function exportTable(exports: readonly ExportView[], stateOf: StateOf): HTMLElement {
   return table(
     ['export', 'device', 'size', 'state', 'mode', 'NBD', 'iSCSI target / LUN'],
     exports.map((e) =>
@@ -197,7 +217,7 @@ function exportTable(exports: readonly ExportView[], stateOf: (d: string) => str
         { 'data-key': `export:${e.name}`, 'data-export': e.name, 'data-state': stateOf(e.device) },
         h('td', {}, e.name, e.description ? h('div', { class: 'muted' }, e.description) : null),
         h('td', {}, e.device),
-        h('td', { title: `${e.size} bytes` }, fmt.bytes(e.size)),
+        h('td', { title: `${e.size} bytes` }, formatBytes(e.size)),
         h('td', {}, badge(stateOf(e.device))),
         h('td', {}, e.readOnly ? 'read-only' : 'read-write'),
         h('td', {}, e.nbd.join(', ')),
@@ -208,7 +228,7 @@ function exportTable(exports: readonly ExportView[], stateOf: (d: string) => str
   );
 }
 
-function deviceTable(status: MemberStatus, stateOf: (d: string) => string): HTMLElement {
+function deviceTable(status: MemberStatus, stateOf: StateOf): HTMLElement {
   return table(
     ['device', 'size', 'state', 'in flight'],
     status.devices.map((d) =>
@@ -216,7 +236,7 @@ function deviceTable(status: MemberStatus, stateOf: (d: string) => string): HTML
         'tr',
         { 'data-key': `device:${d.name}`, 'data-device': d.name, 'data-state': stateOf(d.name) },
         h('td', {}, d.name),
-        h('td', { title: `${d.size} bytes` }, fmt.bytes(d.size)),
+        h('td', { title: `${d.size} bytes` }, formatBytes(d.size)),
         h('td', {}, badge(stateOf(d.name))),
         h('td', {}, String((d.io as { inFlight?: number }).inFlight ?? 0)),
       ),
@@ -238,7 +258,7 @@ function sessionTable(sessions: readonly FrontEndSession[]): HTMLElement {
         h('td', {}, s.target ?? ''),
         h('td', {}, s.luns ? s.luns.map((l) => `${l.export} (LUN ${l.lun})`).join(', ') : s.exports.join(', ')),
         h('td', {}, s.state),
-        h('td', { title: s.since }, fmt.since(s.since, now)),
+        h('td', { title: s.since }, formatSince(s.since, now)),
       ),
     ),
     'no clients connected',
