@@ -32,6 +32,18 @@ async function main(argv: string[]): Promise<number> {
       return checkConfigCommand(rest);
     case 'show-config':
       return showConfigCommand(rest);
+    case 'status':
+    case 'exports':
+    case 'devices':
+    case 'sessions':
+    case 'paths':
+      return (await import('./cli/inspect-command.js')).inspectCommand(command, rest);
+    case 'action':
+      return (await import('./cli/action-command.js')).actionCommand(rest);
+    case 'resync':
+      return (await import('./cli/resync-command.js')).resyncCommand(rest);
+    case 'token':
+      return (await import('./cli/token-command.js')).tokenCommand(rest);
     case 'image':
       return (await import('./cli/image-command.js')).imageCommand(rest);
     case 'completion':

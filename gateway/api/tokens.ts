@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logger } from '../../fabric/log.js';
+import { newToken, ROLES, TOKEN_DIR, TOKEN_SHAPE, tokenFileName, type Role } from './token-files.js';
 
 /**
  * The management API's bearer tokens: one admin token (everything) and one read-only token
@@ -11,26 +12,7 @@ import { logger } from '../../fabric/log.js';
  * there, an operator elsewhere copies it from there or receives it from `token rotate`.
  */
 
-export type Role = 'admin' | 'read';
-export const ROLES: readonly Role[] = ['admin', 'read'];
-
-/** Where the tokens live, relative to the data directory. */
-export const TOKEN_DIR = 'api';
-export function tokenFileName(role: Role): string {
-  return `${role}.token`;
-}
-export function tokenPath(dataDir: string, role: Role): string {
-  return join(dataDir, TOKEN_DIR, tokenFileName(role));
-}
-
-/** `bga_`/`bgr_` then 43 base64url characters (32 random bytes): a leaked one is recognisable in a paste. */
-const PREFIX: Record<Role, string> = { admin: 'bga_', read: 'bgr_' };
-/** What an operator-chosen token (token rotate, shared by a cluster's members) must look like. */
-export const TOKEN_SHAPE = /^[A-Za-z0-9_-]{32,256}$/;
-
-export function newToken(role: Role): string {
-  return PREFIX[role] + randomBytes(32).toString('base64url');
-}
+export { newToken, ROLES, TOKEN_DIR, TOKEN_SHAPE, tokenFileName, tokenPath, type Role } from './token-files.js';
 
 const log = logger('api-auth');
 

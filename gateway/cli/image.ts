@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ImageJobView } from '../image/job.js';
 import type { ImageFormat } from '../image/qemu-img.js';
 import { MemberUnreachableError, type ApiClient } from './api-client.js';
-import { EXIT_FAILURE, EXIT_OK } from './exit.js';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK } from './exit.js';
 import { formatBytes, formatDuration } from '../api/present/format.js';
 import { progressDisplay } from './progress-display.js';
 
@@ -12,8 +12,6 @@ import { progressDisplay } from './progress-display.js';
  * on the member's host), started and followed through its management API.
  */
 
-/** Status of a run interrupted by Ctrl-C (128 + SIGINT), as shells report it. */
-export const EXIT_INTERRUPTED = 130;
 /** Consecutive failed polls before the CLI gives up following a job (the job itself goes on). */
 const MAX_POLL_FAILURES = 5;
 

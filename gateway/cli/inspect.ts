@@ -3,7 +3,7 @@ import type { ExportView } from '../api/exports.js';
 import type { MemberStatus } from '../api/status.js';
 import type { FrontEndSession } from '../sessions.js';
 import { formatBytes, formatDuration } from '../api/present/format.js';
-import { deviceStateOf } from '../api/present/health.js';
+import { deviceStateOf, memberHealth } from '../api/present/health.js';
 import { renderTable } from './table.js';
 
 /**
@@ -12,21 +12,12 @@ import { renderTable } from './table.js';
  * its failover set's when it has one, so every table agrees.
  */
 
-/** Devices not optimal, worst first: what `status --check` fails on. */
-export function unhealthy(status: MemberStatus): Array<{ device: string; state: string }> {
-  const stateOf = deviceStateOf(status);
-  const rank = ['failed', 'degraded', 'rebuilding'];
-  return status.devices
-    .map((d) => ({ device: d.name, state: stateOf(d.name) }))
-    .filter((d) => d.state !== 'optimal')
-    .sort((a, b) => rank.indexOf(a.state) - rank.indexOf(b.state));
-}
-
 export function statusText(member: string, status: MemberStatus, sessions: readonly FrontEndSession[]): string {
-  const bad = unhealthy(status);
+  const stateOf = deviceStateOf(status);
+  const bad = status.devices.filter((d) => stateOf(d.name) !== 'optimal').map((d) => `${d.name} ${stateOf(d.name)}`);
   const lines = [
     `member:    ${status.member} (answered by ${member})`,
-    `health:    ${bad.length === 0 ? 'optimal' : bad.map((d) => `${d.device} ${d.state}`).join(', ')}`,
+    `health:    ${memberHealth(status)}${bad.length > 0 ? ` (${bad.join(', ')})` : ''}`,
     `devices:   ${status.devices.length}, exports: ${status.exports.length}, failover sets: ${status.failoverSets.length}`,
     `sessions:  ${sessions.filter((s) => s.protocol === 'nbd').length} NBD, ${sessions.filter((s) => s.protocol === 'iscsi' && s.kind === 'normal').length} iSCSI`,
   ];
@@ -66,33 +57,61 @@ export function setsText(sets: readonly FailoverSetState[]): string {
   );
 }
 
-export function sessionsText(sessions: readonly FrontEndSession[], now = Date.now()): string {
-  return renderTable(
-    ['PROTOCOL', 'INITIATOR/CLIENT', 'PORTAL', 'TARGET', 'EXPORTS', 'STATE', 'SINCE', 'FOR'],
-    sessions.map((s) => [
-      s.kind === 'discovery' ? `${s.protocol} (discovery)` : s.protocol,
-      s.initiator ? `${s.initiator} [${s.connections.map((c) => c.client).join(', ')}]` : s.connections.map((c) => c.client).join(', '),
-      s.connections.map((c) => c.portal).join(', '),
-      s.target ?? '-',
-      s.luns ? s.luns.map((l) => `${l.export}(LUN ${l.lun})`).join(', ') : s.exports.join(', ') || '-',
-      s.state,
-      s.since,
-      formatDuration((now - Date.parse(s.since)) / 1000),
-    ]),
-    'no clients connected',
-  );
+/** With `byMember`, a first column says which member each client is connected to. */
+export function sessionsText(sessions: ReadonlyArray<FrontEndSession & { member?: string }>, byMember = false, now = Date.now()): string {
+  const head = ['PROTOCOL', 'INITIATOR/CLIENT', 'PORTAL', 'TARGET', 'EXPORTS', 'STATE', 'SINCE', 'FOR'];
+  const rows = sessions.map((s) => [
+    s.kind === 'discovery' ? `${s.protocol} (discovery)` : s.protocol,
+    s.initiator ? `${s.initiator} [${s.connections.map((c) => c.client).join(', ')}]` : s.connections.map((c) => c.client).join(', '),
+    s.connections.map((c) => c.portal).join(', '),
+    s.target ?? '-',
+    s.luns ? s.luns.map((l) => `${l.export}(LUN ${l.lun})`).join(', ') : s.exports.join(', ') || '-',
+    s.state,
+    s.since,
+    formatDuration((now - Date.parse(s.since)) / 1000),
+  ]);
+  if (!byMember) return renderTable(head, rows, 'no clients connected');
+  return renderTable(['MEMBER', ...head], rows.map((r, i) => [sessions[i]!.member, ...r]), 'no clients connected');
 }
 
-export function pathsText(status: MemberStatus): string {
+export interface PathRow {
+  readonly set: string;
+  readonly path: string;
+  readonly address?: string;
+  readonly role: string;
+  readonly state: string;
+  readonly recentFailures: number;
+  readonly lastError?: string;
+}
+
+/** Every path of every multipath set, with the address of the device behind it when it has one. */
+export function pathRows(status: MemberStatus): PathRow[] {
   const addressOf = (device: string): string | undefined => {
     const a = status.devices.find((d) => d.name === device)?.detail?.address;
     return typeof a === 'string' ? a : undefined;
   };
+  return status.failoverSets.flatMap((s) =>
+    s.kind === 'multipath'
+      ? s.members.map((m) => {
+          const address = addressOf(m.name);
+          return {
+            set: s.name,
+            path: m.name,
+            ...(address !== undefined && { address }),
+            role: m.role,
+            state: m.state,
+            recentFailures: m.health.recentFailures,
+            ...(m.health.lastError !== undefined && { lastError: m.health.lastError }),
+          };
+        })
+      : [],
+  );
+}
+
+export function pathsText(status: MemberStatus): string {
   return renderTable(
     ['SET', 'PATH', 'ADDRESS', 'ROLE', 'STATE', 'FAILURES', 'LAST ERROR'],
-    status.failoverSets.flatMap((s) =>
-      s.kind === 'multipath' ? s.members.map((m) => [s.name, m.name, addressOf(m.name), m.role, m.state, m.health.recentFailures, m.health.lastError]) : [],
-    ),
+    pathRows(status).map((p) => [p.set, p.path, p.address, p.role, p.state, p.recentFailures, p.lastError]),
     'no multipath devices',
   );
 }

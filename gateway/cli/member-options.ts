@@ -1,52 +1,98 @@
 import { readFileSync } from 'node:fs';
-import { ApiClient, DEFAULT_MEMBER, parseMemberAddress } from './api-client.js';
+import { join } from 'node:path';
+import { ROLES, TOKEN_DIR, tokenFileName } from '../api/token-files.js';
+import { ApiClient, DEFAULT_MEMBER, parseMemberAddress, type MemberAddress } from './api-client.js';
 import { UsageError } from './exit.js';
+import { MemberPool } from './member-pool.js';
 
 /**
- * The options every command that talks to a running member takes, for node:util parseArgs,
- * and the ApiClient they describe. Precedence: option, then environment, then default.
+ * The options every command that talks to running members takes, for node:util parseArgs,
+ * and the clients they describe. Precedence: option, then environment, then default.
  */
 export const MEMBER_PARSE_OPTIONS = {
-  member: { type: 'string', short: 'm' },
+  member: { type: 'string', short: 'm', multiple: true },
   token: { type: 'string' },
   'token-file': { type: 'string' },
+  cacert: { type: 'string' },
 } as const;
 
 export interface MemberOptionValues {
-  readonly member?: string | undefined;
+  readonly member?: string[] | undefined;
   readonly token?: string | undefined;
   readonly 'token-file'?: string | undefined;
+  readonly cacert?: string | undefined;
 }
 
+/**
+ * Where a member on this host keeps its tokens, tried in order when none is given: the
+ * data directory in $BLOCKGATE_DATA_DIR, ./data (serve's default) and the packaged
+ * service's /var/lib/blockgate. The admin token first, else the read-only one.
+ */
+function localTokenFiles(env: NodeJS.ProcessEnv): string[] {
+  const dirs = [env.BLOCKGATE_DATA_DIR, 'data', '/var/lib/blockgate'].filter((d): d is string => d !== undefined && d !== '');
+  return ROLES.flatMap((role) => dirs.map((d) => join(d, TOKEN_DIR, tokenFileName(role))));
+}
+
+/** Every member given (`--member` repeated, else $BLOCKGATE_MEMBER, else the local default), as one pool. */
+export function memberPoolFrom(values: MemberOptionValues, env: NodeJS.ProcessEnv = process.env): MemberPool {
+  const members = values.member?.length ? values.member : [env.BLOCKGATE_MEMBER ?? DEFAULT_MEMBER];
+  const addresses = members.map((m) => {
+    try {
+      return parseMemberAddress(m);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  });
+  const given = tokenFrom(values, env);
+  const cacert = values.cacert ?? env.BLOCKGATE_CACERT;
+  const ca = cacert === undefined ? undefined : readFile(cacert, values.cacert !== undefined ? '--cacert' : 'BLOCKGATE_CACERT');
+  return new MemberPool(
+    addresses.map((member) => {
+      // A token found on this host goes only to a member on this host: never sent elsewhere.
+      const token = given ?? (isLocal(member) ? localToken(env) : undefined);
+      return new ApiClient({ member, ...(token !== undefined && { token }), ...(ca && { ca }) });
+    }),
+  );
+}
+
+/** The first member given: for commands that follow one job on one member (image). */
 export function apiClientFrom(values: MemberOptionValues, env: NodeJS.ProcessEnv = process.env): ApiClient {
-  const member = values.member ?? env.BLOCKGATE_MEMBER ?? DEFAULT_MEMBER;
-  let address;
-  try {
-    address = parseMemberAddress(member);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  return memberPoolFrom(values, env).clients[0]!;
+}
+
+function isLocal(member: MemberAddress): boolean {
+  if (!('url' in member)) return true;
+  const host = member.url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+function localToken(env: NodeJS.ProcessEnv): string | undefined {
+  for (const path of localTokenFiles(env)) {
+    try {
+      const token = readFileSync(path, 'utf8').trim();
+      if (token !== '') return token;
+    } catch {
+      // not there, or not ours to read: try the next
+    }
   }
-  const token = tokenFrom(values, env);
-  return new ApiClient({ member: address, ...(token !== undefined && { token }) });
+  return undefined;
 }
 
 /** --token, --token-file, $BLOCKGATE_TOKEN, $BLOCKGATE_TOKEN_FILE: the first one given. */
 function tokenFrom(values: MemberOptionValues, env: NodeJS.ProcessEnv): string | undefined {
   if (values.token !== undefined) return nonEmpty(values.token, '--token');
-  if (values['token-file'] !== undefined) return readToken(values['token-file'], '--token-file');
+  if (values['token-file'] !== undefined) return nonEmpty(readFile(values['token-file'], '--token-file').toString('utf8').trim(), `--token-file ${values['token-file']}`);
   if (env.BLOCKGATE_TOKEN) return env.BLOCKGATE_TOKEN.trim();
-  if (env.BLOCKGATE_TOKEN_FILE) return readToken(env.BLOCKGATE_TOKEN_FILE, 'BLOCKGATE_TOKEN_FILE');
+  if (env.BLOCKGATE_TOKEN_FILE) return nonEmpty(readFile(env.BLOCKGATE_TOKEN_FILE, 'BLOCKGATE_TOKEN_FILE').toString('utf8').trim(), `BLOCKGATE_TOKEN_FILE ${env.BLOCKGATE_TOKEN_FILE}`);
   return undefined;
 }
 
-function readToken(path: string, from: string): string {
-  let text: string;
+function readFile(path: string, from: string): Buffer {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     throw new UsageError(`${from} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return nonEmpty(text.trim(), `${from} ${path}`);
 }
 
 function nonEmpty(token: string, from: string): string {

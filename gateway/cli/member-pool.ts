@@ -27,6 +27,16 @@ export class MemberPool {
     return this.first(start, (c) => c.get<T>(path), () => true);
   }
 
+  /**
+   * Several requests to one member (a random one; the next if it is down), for answers that
+   * must agree with each other: status and the exports of the same member.
+   */
+  async one<T>(use: (client: ApiClient) => Promise<T>): Promise<{ member: string; value: T }> {
+    const start = Math.floor(this.pick() * this.clients.length) % this.clients.length;
+    const answer = await this.first(start, async (c) => ({ status: 200, headers: {}, body: await use(c) }), () => true);
+    return { member: answer.member, value: answer.body };
+  }
+
   post<T>(path: string, body: unknown): Promise<Answer<T>> {
     return this.first(0, (c) => c.post<T>(path, body), (err) => err.notSent);
   }

@@ -13,6 +13,11 @@ Usage:
                   [--api HOST:PORT] [--member ID] [--log-level LEVEL]
   blockgate check-config FILE
   blockgate show-config [--data-dir DIR] [--history]
+  blockgate status [--check] [--json] [MEMBER OPTIONS]
+  blockgate exports | devices | sessions | paths [--json] [MEMBER OPTIONS]
+  blockgate action DEVICE [ACTION [ARG]] [--json] [MEMBER OPTIONS]
+  blockgate resync watch DEVICE [MEMBER OPTIONS]
+  blockgate token rotate [--read-only] [--json] [MEMBER OPTIONS]
   blockgate image import FILE EXPORT | export EXPORT FILE | jobs | watch JOB | cancel JOB
   blockgate completion bash
   blockgate man
@@ -22,27 +27,50 @@ Commands:
   serve          Start a member (runs until SIGTERM or SIGINT).
   check-config   Validate a configuration file and print its device graph; starts nothing.
   show-config    Print the configuration stored in a data directory, or its history.
+  status         How a running member is doing: health, devices, sessions, listeners,
+                 resyncs.
+  exports        Exports with size, state, and the iSCSI target and LUN of each.
+  devices        Devices with size, state and failover set.
+  sessions       Connected NBD clients and iSCSI sessions (initiator, portal, LUNs,
+                 since when).
+  paths          Multipath paths: address, role, state, last error.
+  action         Run an operator action on a failover set (offline, reintegrate,
+                 failback…), or list a set's actions.
+  resync         Follow a mirror's resync with a progress bar.
+  token          Replace a management API token.
   image          Write a disk image onto an export, or an export into an image file,
                  through a running member (with a progress bar).
   completion     Print the bash completion script.
   man            Print the manual page (roff).
 
-Run 'blockgate COMMAND --help' for a command's options.
+Run 'blockgate COMMAND --help' for a command's options. The commands from status to image
+talk to running members through their management API (MEMBER OPTIONS: --member,
+--token, --token-file, --cacert); they print tables, or JSON with --json.
 
 Environment:
   BLOCKGATE_LOG_LEVEL    log level of serve (default: info)
   BLOCKGATE_LOG_FORMAT   json: JSON log lines even on a terminal
-  BLOCKGATE_MEMBER       the member commands such as image talk to
+  BLOCKGATE_MEMBER       the member commands such as status talk to
                          (default: http://127.0.0.1:9810)
   BLOCKGATE_TOKEN        management API token of those commands
   BLOCKGATE_TOKEN_FILE   a file holding that token
+  BLOCKGATE_CACERT       a PEM certificate to trust for https members
+  BLOCKGATE_DATA_DIR     the local member's data directory, where those commands
+                         find its token (DIR/api/admin.token) when none is given
 
 Files:
   /etc/blockgate/blockgate.yaml  the packaged service's configuration
   /var/lib/blockgate             the packaged service's data directory
 
-Exit status: 0 success or clean stop, 1 failure, 2 bad command line or configuration,
-130 interrupted (Ctrl-C).
+Exit status:
+  0    success, or a clean stop of serve
+  1    failure: the member refused the request as wrong (HTTP 400, 404) or failed
+  2    bad command line or configuration
+  3    no member could be reached (or one stopped answering during the request)
+  4    not allowed: the API token is missing, wrong, or read-only for a change
+  5    refused in the member's current state (HTTP 409): may succeed later
+  6    status --check: an export's device is not optimal
+  130  interrupted (Ctrl-C)
 `;
 
 export const SERVE_USAGE = `Usage: blockgate serve [--config FILE] [--data-dir DIR] [--nbd ADDRESS]... [--iscsi HOST:PORT]
@@ -101,11 +129,171 @@ Options:
   -h, --help             show this text
 `;
 
-const MEMBER_OPTIONS = `  -m, --member URL       the member's management API: http://HOST:PORT,
+const MEMBER_OPTIONS = `  -m, --member URL       a member's management API: http://HOST:PORT,
                          https://HOST:PORT or unix:/PATH (default: $BLOCKGATE_MEMBER,
-                         else http://127.0.0.1:9810)
-      --token TOKEN      management API token (default: $BLOCKGATE_TOKEN)
-      --token-file FILE  read the token from FILE (default: $BLOCKGATE_TOKEN_FILE)`;
+                         else http://127.0.0.1:9810). Repeat it for the members of a
+                         cluster: reads start at a random one, and a request moves on
+                         to the next member when one cannot be reached.
+      --token TOKEN      management API token (default: $BLOCKGATE_TOKEN, else
+                         $BLOCKGATE_TOKEN_FILE, else, for a member on this host,
+                         DATA_DIR/api/admin.token or read.token in
+                         $BLOCKGATE_DATA_DIR, ./data or /var/lib/blockgate)
+      --token-file FILE  read the token from FILE
+      --cacert FILE      trust this PEM certificate for https members (default:
+                         $BLOCKGATE_CACERT, else the system's certificates)`;
+
+const EXIT_STATUS = `Exit status: 0 success, 1 failure, 2 bad command line, 3 no member reachable, 4 token
+missing, wrong or read-only, 5 refused in the current state (see blockgate --help).`;
+
+export const STATUS_USAGE = `Usage: blockgate status [--check] [--json] [OPTIONS]
+
+How a running member is doing: its name and the member that answered, its health (the
+worst state of the devices its exports serve, and each device that is not optimal), its
+counts of devices, exports, failover sets and connected clients, where it listens, and
+each running resync with its rate and ETA. --json prints the member's status, its
+sessions and its health as the API gives them.
+
+Options:
+      --check            exit 6 unless every export's device is optimal (for
+                         monitoring scripts)
+      --json             print JSON instead of text
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+
+export const EXPORTS_USAGE = `Usage: blockgate exports [--json] [OPTIONS]
+
+List the exports: name, device, size, state (the device's, or its failover set's), mode,
+and the iSCSI target and LUN each is mapped to (the LUN-to-export map). Every export is
+also offered under its name on every NBD listener.
+
+Options:
+      --json             print JSON instead of a table
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+
+export const DEVICES_USAGE = `Usage: blockgate devices [--json] [OPTIONS]
+
+List every device, backends and layers: name, size, state, its failover set (mirror or
+multipath, with its member count) and the requests in flight.
+
+Options:
+      --json             print JSON instead of a table
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+
+export const SESSIONS_USAGE = `Usage: blockgate sessions [--json] [OPTIONS]
+
+List the clients connected now: NBD connections (client address, listener, export) and
+iSCSI sessions (initiator name and ISID, the portal of each connection, target, the LUNs
+and their exports), with when each began. Every member knows only its own clients, so
+with several --member options each is asked and a MEMBER column says where each client
+is; exit status 3 if some member could not be asked.
+
+Options:
+      --json             print JSON instead of a table
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+
+export const PATHS_USAGE = `Usage: blockgate paths [--json] [OPTIONS]
+
+List the paths of every multipath device: set, path, address (for a remote NBD disk),
+role (primary, secondary, alternate), state (active, standby, failed, marginal, offline),
+failures in the set's window, and the last error.
+
+Options:
+      --json             print JSON instead of a table
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+
+export const ACTION_USAGE = `Usage: blockgate action DEVICE [ACTION [ARG]] [--json] [OPTIONS]
+
+Run an operator action on the failover set of DEVICE (a mirror or a multipath device),
+e.g. 'blockgate action m0 offline r1', 'blockgate action m0 reintegrate r1',
+'blockgate action m0 setResyncRate 50', 'blockgate action mp failback'. ARG fills the
+action's one argument (a replica, path, spare or device name, or a number). Without
+ACTION, list the set's actions and their arguments. Needs the admin token. A change goes
+to the members in the order given, and to the next only when the previous one surely did
+not receive it.
+
+Options:
+      --json             print the member's answer (or the action list) as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+A refusal in the current state (e.g. reintegrating a replica that is in sync) exits 5
+with the member's reason.
+`;
+
+export const RESYNC_USAGE = `Usage: blockgate resync watch DEVICE [OPTIONS]
+
+Follow mirror resyncs.
+
+Commands:
+  watch DEVICE           follow the resync of the mirror DEVICE until it ends
+
+Run 'blockgate resync watch --help' for its options.
+`;
+
+export const RESYNC_WATCH_USAGE = `Usage: blockgate resync watch DEVICE [OPTIONS]
+
+Follow the resync of the mirror DEVICE until it ends: a progress bar with bytes, rate and
+ETA on a terminal, a plain line at each tenth otherwise (both on stderr); several
+replicas resyncing at once count as one. Then print how the mirror came out. Ctrl-C
+stops watching; the resync goes on.
+
+Options:
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+Exit status: 0 the mirror is optimal (also when no resync was running), 1 it is not (the
+replicas not in sync are named), 2 DEVICE is no mirror, 3 no member reachable, 130
+interrupted.
+`;
+
+export const TOKEN_USAGE = `Usage: blockgate token rotate [--read-only] [--json] [OPTIONS]
+
+Manage the management API's tokens.
+
+Commands:
+  rotate                 replace the admin or the read-only token
+
+Run 'blockgate token rotate --help' for its options.
+`;
+
+export const TOKEN_ROTATE_USAGE = `Usage: blockgate token rotate [--read-only] [--json] [OPTIONS]
+
+Replace the admin token (or, with --read-only, the read-only token) of every member
+given with one new random token, and print it on stdout: it is shown nowhere else. Each
+member writes it to DATA_DIR/api/admin.token (or read.token, mode 0600) and refuses the
+old token at once. Needs the admin token.
+
+Options:
+      --read-only        replace the read-only token instead
+      --json             print the role, the token and each member's token file as
+                         JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+Exit status: 0 every member has the new token, 1 some have it and some do not (they
+are named; rotate again), 3 none could be reached, 4 the token is missing, wrong or
+read-only.
+`;
 
 export const IMAGE_USAGE = `Usage: blockgate image import FILE EXPORT [--format FORMAT] [--detach] [OPTIONS]
        blockgate image export EXPORT FILE [--format FORMAT] [--overwrite] [--detach] [OPTIONS]
@@ -146,8 +334,9 @@ Options:
 ${MEMBER_OPTIONS}
   -h, --help             show this text
 
-Exit status: 0 imported, 1 refused or failed (the member's reason is printed), 2 bad
-command line, 130 cancelled with Ctrl-C.
+Exit status: 0 imported, 1 failed (the member's reason is printed), 2 bad command line, 3
+no member reachable, 4 token missing, wrong or read-only, 5 refused (e.g. the export is
+busy with another job), 130 cancelled with Ctrl-C.
 `;
 
 export const IMAGE_EXPORT_USAGE = `Usage: blockgate image export EXPORT FILE [--format FORMAT] [--overwrite] [--detach] [OPTIONS]
@@ -164,8 +353,8 @@ Options:
 ${MEMBER_OPTIONS}
   -h, --help             show this text
 
-Exit status: 0 exported, 1 refused or failed, 2 bad command line, 130 cancelled with
-Ctrl-C.
+Exit status: 0 exported, 1 failed, 2 bad command line, 3 no member reachable, 4 token
+missing, wrong or read-only, 5 refused, 130 cancelled with Ctrl-C.
 `;
 
 export const IMAGE_JOBS_USAGE = `Usage: blockgate image jobs [--json] [OPTIONS]
@@ -218,6 +407,16 @@ export const HELP: ReadonlyMap<string, string> = new Map([
   ['serve', SERVE_USAGE],
   ['check-config', CHECK_CONFIG_USAGE],
   ['show-config', SHOW_CONFIG_USAGE],
+  ['status', STATUS_USAGE],
+  ['exports', EXPORTS_USAGE],
+  ['devices', DEVICES_USAGE],
+  ['sessions', SESSIONS_USAGE],
+  ['paths', PATHS_USAGE],
+  ['action', ACTION_USAGE],
+  ['resync', RESYNC_USAGE],
+  ['resync watch', RESYNC_WATCH_USAGE],
+  ['token', TOKEN_USAGE],
+  ['token rotate', TOKEN_ROTATE_USAGE],
   ['image', IMAGE_USAGE],
   ['image import', IMAGE_IMPORT_USAGE],
   ['image export', IMAGE_EXPORT_USAGE],

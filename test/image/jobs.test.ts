@@ -172,12 +172,12 @@ t.test('mistakes are refused before anything runs, with the reason and exit stat
   const anonymous = await fetch(`${apiBase.base}/api/v1/jobs`);
   t.equal(anonymous.status, 401, 'jobs need the API token');
   const noToken = await runCli(['image', 'jobs', '--member', apiBase.base]);
-  t.equal(noToken.code, 1);
+  t.equal(noToken.code, 4, 'exit status 4: not allowed');
   t.match(noToken.stderr, /needs "Authorization: Bearer TOKEN".*\(HTTP 401\)/);
   t.same((await api<{ jobs: JobView[] }>(apiBase, 'GET', '/api/v1/jobs')).body.jobs, [], 'no job was started');
 
   const down = await runCli(['image', 'jobs', '--member', 'http://127.0.0.1:1']);
-  t.equal(down.code, 1);
+  t.equal(down.code, 3, 'exit status 3: no member reachable');
   t.match(down.stderr, /cannot reach the member at http:\/\/127\.0\.0\.1:1: ECONNREFUSED/);
 });
 
@@ -212,7 +212,7 @@ t.test('a slow import shows progress in the API, keeps the export busy, and is c
   t.ok(view.etaSeconds !== null && view.etaSeconds > 0, 'an ETA is known');
 
   const busy = await runCli(['image', 'import', image, 'slow', ...memberArgs]);
-  t.equal(busy.code, 1);
+  t.equal(busy.code, 5, 'exit status 5: refused in the current state');
   t.match(busy.stderr, new RegExp(`export "slow" is busy with job ${id} \\(image-import\\) \\(HTTP 409\\)`));
 
   const list = await runCli(['image', 'jobs', ...memberArgs]);
@@ -225,7 +225,7 @@ t.test('a slow import shows progress in the API, keeps the export busy, and is c
   view = (await api<JobView>(apiBase, 'GET', `/api/v1/jobs/${id}`)).body;
   t.match(view, { state: 'cancelled', error: 'cancelled', etaSeconds: null, bytesPerSecond: 0 });
   const again = await runCli(['image', 'cancel', id, ...memberArgs]);
-  t.equal(again.code, 1);
+  t.equal(again.code, 5);
   t.match(again.stderr, /has already cancelled \(HTTP 409\)/);
   const watch = await runCli(['image', 'watch', id, ...memberArgs]);
   t.equal(watch.code, 1, 'watching a cancelled job reports it');
