@@ -43,9 +43,9 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export async function runCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: cliEnv() });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: { ...cliEnv(), ...options.env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
