@@ -27,12 +27,13 @@ export function progressDisplay(label: string, stream: NodeJS.WriteStream = proc
   return stream.isTTY ? new BarDisplay(label, stream) : new LineDisplay(label, stream);
 }
 
-function describe(p: Progress): { done: string; size: string; rate: string; eta: string } {
+/** `eta` would be cli-progress's own token (its estimate, in bare seconds): the member's is `remaining`. */
+function describe(p: Progress): { done: string; size: string; rate: string; remaining: string } {
   return {
     done: formatBytes(p.bytesDone),
     size: formatBytes(p.bytesTotal),
     rate: `${formatBytes(p.bytesPerSecond)}/s`,
-    eta: formatDuration(p.etaSeconds),
+    remaining: formatDuration(p.etaSeconds),
   };
 }
 
@@ -42,7 +43,7 @@ class BarDisplay implements ProgressDisplay {
 
   constructor(label: string, stream: NodeJS.WriteStream) {
     this.bar = new SingleBar({
-      format: `${label} [{bar}] {percentage}% | {done} of {size} | {rate} | ETA {eta}`,
+      format: `${label} [{bar}] {percentage}% | {done} of {size} | {rate} | ETA {remaining}`,
       stream,
       hideCursor: true,
       barsize: 30,
@@ -91,7 +92,7 @@ class LineDisplay implements ProgressDisplay {
     this.lastLineAt = Date.now();
     const d = describe(p);
     const pct = p.bytesTotal > 0 ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
-    const tail = running ? `, ${d.rate}, ETA ${d.eta}` : '';
+    const tail = running ? `, ${d.rate}, ETA ${d.remaining}` : '';
     this.stream.write(`${this.label}: ${pct}% ${d.done} of ${d.size}${tail}\n`);
   }
 }

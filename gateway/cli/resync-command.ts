@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { MirrorSetState } from '../../failover/set.js';
-import { formatBytes, formatDuration } from '../api/present/format.js';
+import { formatBytes } from '../api/present/format.js';
 import type { MemberStatus } from '../api/status.js';
 import { MemberUnreachableError } from './api-client.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, UsageError } from './exit.js';
@@ -60,7 +60,6 @@ async function watch(pool: MemberPool, device: string): Promise<number> {
   if (set.resync.length === 0) return outcome(set, 'no resync running');
   const targets = (s: MirrorSetState): string => s.resync.map((r) => r.target).join(', ');
   const display = progressDisplay(`resync ${device} -> ${targets(set)}`);
-  const started = Date.now();
   let interrupted = false;
   const onInterrupt = (): void => {
     interrupted = true;
@@ -89,7 +88,7 @@ async function watch(pool: MemberPool, device: string): Promise<number> {
     process.stderr.write(`stopped watching; the resync of ${device} goes on\n`);
     return EXIT_INTERRUPTED;
   }
-  return outcome(set, `resync ended after ${formatDuration((Date.now() - started) / 1000)}, ${formatBytes(set.bytesResynced)} resynced in all`);
+  return outcome(set, `resync ended, ${formatBytes(set.bytesResynced)} resynced in all`);
 }
 
 /** How the mirror stands: 0 when every replica is in sync, 1 with the members that are not. */

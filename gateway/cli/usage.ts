@@ -35,7 +35,7 @@ Commands:
                  since when).
   paths          Multipath paths: address, role, state, last error.
   action         Run an operator action on a failover set (offline, reintegrate,
-                 failback…), or list a set's actions.
+                 failback...), or list a set's actions.
   resync         Follow a mirror's resync with a progress bar.
   token          Replace a management API token.
   image          Write a disk image onto an export, or an export into an image file,

@@ -211,6 +211,11 @@ t.test('TLS for the API (certificate and key from the config); /metrics can requ
   t.equal((await httpsGet(`${base}/metrics`, ca)).status, 401, 'openMetrics: false puts /metrics behind the token');
   t.equal((await httpsGet(`${base}/metrics`, ca, token)).status, 200);
   t.ok(member.lines.some((l) => l.msg === 'API listener started' && l.tls === true), 'the log says the listener is TLS');
+  const cli = await runCli(['status', '--member', base, '--cacert', cert, '--token', token]);
+  t.equal(cli.code, 0, `the CLI trusts the certificate given with --cacert: ${cli.stderr}`);
+  const untrusted = await runCli(['status', '--member', base, '--token', token]);
+  t.equal(untrusted.code, 3, 'and refuses the member without it');
+  t.match(untrusted.stderr, /cannot reach the member at https:.*(SELF_SIGNED|self[- ]signed|UNABLE_TO_VERIFY)/i);
   t.notOk(JSON.stringify(member.lines).includes((await readFile(key, 'utf8')).split('\n')[1]!), 'the key is not logged');
   t.equal((await member.terminate()).code, 0);
 });

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { createServer, type IncomingMessage } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiError, MemberUnreachableError, parseMemberAddress } from '../../gateway/cli/api-client.js';
@@ -42,12 +42,16 @@ t.test('the token comes from the first of --token, --token-file, $BLOCKGATE_TOKE
   writeFileSync(file, 'from-file\n');
   const envFile = join(dir, 'env-token');
   writeFileSync(envFile, 'from-env-file\n');
+  // A member on this host: its data directory's token when none is given.
+  const dataDir = join(dir, 'data');
+  mkdirSync(join(dataDir, 'api'), { recursive: true });
+  writeFileSync(join(dataDir, 'api', 'admin.token'), 'from-data-dir\n');
   const cases: Array<[Parameters<typeof apiClientFrom>[0], NodeJS.ProcessEnv, string | undefined]> = [
-    [{ member: api.url, token: 'opt', 'token-file': file }, { BLOCKGATE_TOKEN: 'env' }, 'Bearer opt'],
-    [{ member: api.url, 'token-file': file }, { BLOCKGATE_TOKEN: 'env' }, 'Bearer from-file'],
-    [{ member: api.url }, { BLOCKGATE_TOKEN: 'env', BLOCKGATE_TOKEN_FILE: envFile }, 'Bearer env'],
-    [{ member: api.url }, { BLOCKGATE_TOKEN_FILE: envFile }, 'Bearer from-env-file'],
-    [{}, { BLOCKGATE_MEMBER: api.url }, undefined],
+    [{ member: [api.url], token: 'opt', 'token-file': file }, { BLOCKGATE_TOKEN: 'env' }, 'Bearer opt'],
+    [{ member: [api.url], 'token-file': file }, { BLOCKGATE_TOKEN: 'env' }, 'Bearer from-file'],
+    [{ member: [api.url] }, { BLOCKGATE_TOKEN: 'env', BLOCKGATE_TOKEN_FILE: envFile }, 'Bearer env'],
+    [{ member: [api.url] }, { BLOCKGATE_TOKEN_FILE: envFile }, 'Bearer from-env-file'],
+    [{}, { BLOCKGATE_MEMBER: api.url, BLOCKGATE_DATA_DIR: dataDir }, 'Bearer from-data-dir'],
   ];
   for (const [values, env, expected] of cases) {
     await apiClientFrom(values, env).get('/api/v1/jobs');
@@ -56,7 +60,7 @@ t.test('the token comes from the first of --token, --token-file, $BLOCKGATE_TOKE
   t.throws(() => apiClientFrom({ 'token-file': join(dir, 'missing') }, {}), /--token-file .*missing: ENOENT/);
   writeFileSync(join(dir, 'empty'), '\n');
   t.throws(() => apiClientFrom({ 'token-file': join(dir, 'empty') }, {}), /the token is empty/);
-  t.throws(() => apiClientFrom({ member: 'ftp://x' }, {}), /only http and https/);
+  t.throws(() => apiClientFrom({ member: ['ftp://x'] }, {}), /only http and https/);
 });
 
 t.test('members on HTTP, with a path prefix, and on a Unix socket; errors say what happened', async (t) => {

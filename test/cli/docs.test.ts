@@ -86,7 +86,13 @@ t.test('bash completes commands, options, option values and file arguments', asy
       return out.split('\n').filter(Boolean).sort();
     };
     t.same(await complete('blockgate i'), ['image'], `${mode}: a command`);
-    t.same(await complete('blockgate '), ['check-config', 'completion', 'image', 'man', 'serve', 'show-config'], `${mode}: every command`);
+    t.same(
+      await complete('blockgate '),
+      ['action', 'check-config', 'completion', 'devices', 'exports', 'image', 'man', 'paths', 'resync', 'serve', 'sessions', 'show-config', 'status', 'token'],
+      `${mode}: every command`,
+    );
+    t.same(await complete('blockgate token '), ['rotate'], `${mode}: token rotate`);
+    t.same(await complete('blockgate status --c'), ['--cacert', '--check'], `${mode}: options of the member commands`);
     t.same(await complete('blockgate image '), ['cancel', 'export', 'import', 'jobs', 'watch'], `${mode}: subcommands`);
     t.same(await complete('blockgate image import --f'), ['--format'], `${mode}: an option`);
     t.same(await complete('blockgate image import --format '), ['qcow2', 'raw', 'vmdk'], `${mode}: an option's values from its help`);

@@ -5,13 +5,13 @@
  * and the token found in the local member's data directory.
  */
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ensureBuilt, nbdUri, runCli, startMember, type CliResult } from '../helpers/blockgate-cli.js';
-import { nbdsh, startBackground, tempDir, waitFor } from '../helpers/clients.js';
+import { CLI, ensureBuilt, nbdUri, runCli, startMember, type CliResult } from '../helpers/blockgate-cli.js';
+import { nbdsh, runTool, startBackground, tempDir, waitFor } from '../helpers/clients.js';
 import { startNbdkit } from '../helpers/nbdkit-server.js';
 
 ensureBuilt();
@@ -114,15 +114,15 @@ t.test('member commands against a running member', async (t) => {
 
     const offline = await cli('action', 'm0', 'offline', 'r1');
     t.equal(offline.code, 0, offline.stderr);
-    t.match(offline.stdout, new RegExp(`^m0: offline r1 done; m0 is degraded \\(${api}\\)$`));
+    t.match(offline.stdout, new RegExp(`^m0: offline r1 done; m0 is degraded \\(${api}\\)$`, 'm'));
     const check = await cli('status', '--check');
     t.equal(check.code, 6, 'status --check: 6 while an export is degraded');
     t.match(check.stdout, /^health: +degraded \(m0 degraded\)$/m);
     t.match((await cli('devices')).stdout, /^m0 +32\.0 MiB +degraded /m, 'devices agrees');
     t.match((await cli('exports')).stdout, /^vol +m0 +32\.0 MiB +degraded /m, 'exports agrees');
 
-    // Writes while r1 is out make it dirty: 12 MiB to resync at 4 MiB/s.
-    await nbdsh(nbdUri(listen.nbd![0]!, 'vol'), "for i in range(12):\n    h.pwrite(b'\\x3c' * (1024 * 1024), i * 1024 * 1024)\nh.flush()");
+    // Writes while r1 is out make it dirty: 32 MiB to resync at 4 MiB/s, long enough to watch.
+    await nbdsh(nbdUri(listen.nbd![0]!, 'vol'), "for i in range(32):\n    h.pwrite(b'\\x3c' * (1024 * 1024), i * 1024 * 1024)\nh.flush()");
     const again = await cli('action', 'm0', 'offline', 'r1');
     t.equal(again.code, 5, 'refused in the current state: exit 5');
     t.match(again.stderr, /\(HTTP 409\)$/m);
@@ -134,11 +134,17 @@ t.test('member commands against a running member', async (t) => {
 
     const reintegrate = await cli('action', 'm0', 'reintegrate', 'r1');
     t.equal(reintegrate.code, 0, reintegrate.stderr);
+    // Two watchers of the same resync: one on a terminal (script(1) gives it a pty), one not.
+    const onTerminal = runTool('script', ['-qec', `${process.execPath} ${CLI} resync watch m0 --member ${api}`, '/dev/null'], { env, cwd: dir, timeoutMs: 120_000 });
     const watch = await cli('resync', 'watch', 'm0');
     t.equal(watch.code, 0, watch.stderr);
+    const tty = await onTerminal;
+    t.equal(tty.code, 0, tty.stdout);
+    t.match(tty.stdout, /\x1b\[1Gresync m0 -> r1 \[[=-]{30}\] \d+% \| [\d.]+ \w?i?B of 32\.0 MiB \| [\d.]+ \w?i?B\/s \| ETA \d+s/, 'on a terminal: a progress bar redrawn in place, with bytes, rate and ETA');
+    t.match(tty.stdout, /\[={30}\] 100% /, 'full at the end');
     t.match(watch.stderr, /^resync m0 -> r1: \d+% [\d.]+ \w?i?B of [\d.]+ MiB, [\d.]+ \w?i?B\/s, ETA \S+$/m, 'plain progress lines (not a terminal): bytes, rate, ETA');
     t.match(watch.stderr, /^resync m0 -> r1: 100% /m, 'and the last one at 100%');
-    t.match(watch.stdout, /^m0: resync ended after \S+, [\d.]+ MiB resynced in all; optimal, every replica in sync$/m);
+    t.match(watch.stdout, /^m0: resync ended, [\d.]+ MiB resynced in all; optimal, every replica in sync$/m);
     t.match((await cli('resync', 'watch', 'm0')).stdout, /^m0: no resync running; optimal/m, 'nothing to watch: says so, exit 0');
     t.equal((await cli('resync', 'watch', 'mp')).code, 2, 'a multipath device does not resync');
     t.equal((await cli('status', '--check')).code, 0, 'optimal again');
@@ -178,7 +184,9 @@ t.test('member commands against a running member', async (t) => {
     t.equal(elsewhere.code, 4);
     t.same(seen, [undefined], 'a member not on this host got no token');
     t.equal((await runCli(['status', 'extra', '--member', api], { cwd: dir, env })).code, 2, 'a bad command line: exit 2');
-    const noToken = await runCli(['status', '--member', api], { cwd: dir });
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const noToken = await runCli(['status', '--member', api], { cwd: empty });
     t.equal(noToken.code, 4, 'no token found anywhere: exit 4');
   });
 
