@@ -6,6 +6,7 @@ import { MemberUnreachableError, type ApiClient } from './api-client.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK } from './exit.js';
 import { formatBytes, formatDuration } from '../api/present/format.js';
 import { progressDisplay } from './progress-display.js';
+import { renderTable } from './table.js';
 
 /**
  * `blockgate image import|export|jobs|watch|cancel`: image jobs run by the member (the file is
@@ -75,7 +76,7 @@ export async function imageJobs(client: ApiClient, options: { json: boolean }): 
     j.state === 'running' ? formatDuration(j.etaSeconds) : '',
     j.file,
   ]);
-  process.stdout.write(table(['ID', 'KIND', 'STATE', 'EXPORT', 'DONE', 'SIZE', 'RATE', 'ETA', 'FILE'], rows));
+  process.stdout.write(renderTable(['ID', 'KIND', 'STATE', 'EXPORT', 'DONE', 'SIZE', 'RATE', 'ETA', 'FILE'], rows));
   return EXIT_OK;
 }
 
@@ -139,11 +140,4 @@ function report(job: ImageJobView, interrupted: boolean): number {
       process.stderr.write(`blockgate: job ${job.id} failed: ${job.error ?? 'unknown error'}\n`);
       return EXIT_FAILURE;
   }
-}
-
-/** Left-aligned columns separated by two spaces. */
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
 }

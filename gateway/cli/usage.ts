@@ -145,6 +145,21 @@ const MEMBER_OPTIONS = `  -m, --member URL       a member's management API: http
 const EXIT_STATUS = `Exit status: 0 success, 1 failure, 2 bad command line, 3 no member reachable, 4 token
 missing, wrong or read-only, 5 refused in the current state (see blockgate --help).`;
 
+/** A listing command's help: what it lists, then --json and the member options. */
+function listingUsage(command: string, description: string): string {
+  return `Usage: blockgate ${command} [--json] [OPTIONS]
+
+${description}
+
+Options:
+      --json             print JSON instead of a table
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${EXIT_STATUS}
+`;
+}
+
 export const STATUS_USAGE = `Usage: blockgate status [--check] [--json] [OPTIONS]
 
 How a running member is doing: its name and the member that answered, its health (the
@@ -163,62 +178,34 @@ ${MEMBER_OPTIONS}
 ${EXIT_STATUS}
 `;
 
-export const EXPORTS_USAGE = `Usage: blockgate exports [--json] [OPTIONS]
-
-List the exports: name, device, size, state (the device's, or its failover set's), mode,
+export const EXPORTS_USAGE = listingUsage(
+  'exports',
+  `List the exports: name, device, size, state (the device's, or its failover set's), mode,
 and the iSCSI target and LUN each is mapped to (the LUN-to-export map). Every export is
-also offered under its name on every NBD listener.
+also offered under its name on every NBD listener.`,
+);
 
-Options:
-      --json             print JSON instead of a table
-${MEMBER_OPTIONS}
-  -h, --help             show this text
+export const DEVICES_USAGE = listingUsage(
+  'devices',
+  `List every device, backends and layers: name, size, state, its failover set (mirror or
+multipath, with its member count) and the requests in flight.`,
+);
 
-${EXIT_STATUS}
-`;
-
-export const DEVICES_USAGE = `Usage: blockgate devices [--json] [OPTIONS]
-
-List every device, backends and layers: name, size, state, its failover set (mirror or
-multipath, with its member count) and the requests in flight.
-
-Options:
-      --json             print JSON instead of a table
-${MEMBER_OPTIONS}
-  -h, --help             show this text
-
-${EXIT_STATUS}
-`;
-
-export const SESSIONS_USAGE = `Usage: blockgate sessions [--json] [OPTIONS]
-
-List the clients connected now: NBD connections (client address, listener, export) and
+export const SESSIONS_USAGE = listingUsage(
+  'sessions',
+  `List the clients connected now: NBD connections (client address, listener, export) and
 iSCSI sessions (initiator name and ISID, the portal of each connection, target, the LUNs
 and their exports), with when each began. Every member knows only its own clients, so
 with several --member options each is asked and a MEMBER column says where each client
-is; exit status 3 if some member could not be asked.
+is; exit status 3 if some member could not be asked.`,
+);
 
-Options:
-      --json             print JSON instead of a table
-${MEMBER_OPTIONS}
-  -h, --help             show this text
-
-${EXIT_STATUS}
-`;
-
-export const PATHS_USAGE = `Usage: blockgate paths [--json] [OPTIONS]
-
-List the paths of every multipath device: set, path, address (for a remote NBD disk),
+export const PATHS_USAGE = listingUsage(
+  'paths',
+  `List the paths of every multipath device: set, path, address (for a remote NBD disk),
 role (primary, secondary, alternate), state (active, standby, failed, marginal, offline),
-failures in the set's window, and the last error.
-
-Options:
-      --json             print JSON instead of a table
-${MEMBER_OPTIONS}
-  -h, --help             show this text
-
-${EXIT_STATUS}
-`;
+failures in the set's window, and the last error.`,
+);
 
 export const ACTION_USAGE = `Usage: blockgate action DEVICE [ACTION [ARG]] [--json] [OPTIONS]
 

@@ -2,46 +2,18 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { memberApi } from '../helpers/api.js';
-import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
+import { ensureBuilt, nbdUri } from '../helpers/blockgate-cli.js';
 import { openBrowser } from '../helpers/browser.js';
-import { startBackground, tempDir } from '../helpers/clients.js';
-import { startNbdkit } from '../helpers/nbdkit-server.js';
+import { startBackground } from '../helpers/clients.js';
+import { startSetsMember } from '../helpers/sets-member.js';
 
 ensureBuilt();
 
-const TARGET = 'iqn.2026-11.dev.blockgate:ops-dashboard';
 /** Generous: two cores shared by a browser, a member, fio, nbdkit and other tests. */
 const WAIT = { timeout: 60_000 };
 
 t.test('the dashboard in a real browser: live charts under fio, one state everywhere, action buttons, paths with their last error', async (t) => {
-  const dir = await tempDir(t, 'blockgate-ops-dashboard-');
-  const paths = [await startNbdkit(t, { plugin: ['memory', 'size=64M'], tcp: true }), await startNbdkit(t, { plugin: ['memory', 'size=64M'], tcp: true })];
-  const configPath = join(dir, 'member.json');
-  await writeFile(
-    configPath,
-    JSON.stringify({
-      member: 'dash',
-      backends: [
-        { name: 'r0', type: 'memory', size: '64MiB' },
-        { name: 'r1', type: 'memory', size: '64MiB' },
-        { name: 'p0', type: 'nbd', address: paths[0]!.address },
-        { name: 'p1', type: 'nbd', address: paths[1]!.address },
-      ],
-      devices: [
-        // A slow resync, so its progress bar is on screen long enough to be seen.
-        { name: 'm0', type: 'mirror', replicas: ['r0', 'r1'], resync: { rateMiBps: 4 } },
-        { name: 'mp', type: 'multipath', paths: ['p0', 'p1'], policy: 'active-passive', failback: 'manual', probeIntervalMs: 500 },
-      ],
-      exports: [
-        { name: 'vol', device: 'm0', description: 'mirrored volume' },
-        { name: 'remote', device: 'mp' },
-      ],
-      nbd: { listen: ['127.0.0.1:0'] },
-      iscsi: { targets: [{ name: TARGET, luns: [{ lun: 0, export: 'vol' }, { lun: 1, export: 'remote' }] }] },
-    }),
-  );
-  const member = startMember(t, ['--config', configPath, '--data-dir', join(dir, 'data')]);
-  const listen = await member.ready();
+  const { dir, member, listen, paths, target: TARGET } = await startSetsMember(t, { name: 'dashboard', sizeMiB: 64 });
   const admin = await memberApi(member, 'admin');
   const read = await memberApi(member, 'read');
   const browser = await openBrowser(t, 'dashboard');

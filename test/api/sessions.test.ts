@@ -2,8 +2,9 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { memberApi } from '../helpers/api.js';
-import { ensureBuilt, nbdUri, startMember } from '../helpers/blockgate-cli.js';
-import { startBackground, tempDir, waitFor } from '../helpers/clients.js';
+import { ensureBuilt, startMember } from '../helpers/blockgate-cli.js';
+import { tempDir, waitFor } from '../helpers/clients.js';
+import { startIdleClients } from '../helpers/idle-clients.js';
 import type { FrontEndSession } from '../../gateway/sessions.js';
 
 ensureBuilt();
@@ -47,11 +48,7 @@ t.test('GET /api/v1/sessions lists connected NBD clients and iSCSI sessions, and
   t.equal((await api.request('/api/v1/sessions', { token: null })).status, 401, 'the session list needs a token');
 
   const before = Date.now();
-  const nbd = startBackground('nbdsh', ['-u', nbdUri(listen.nbd![0]!, 'beta'), '-c', 'import time\ntime.sleep(600)']);
-  t.teardown(() => nbd.stop());
-  const portal = listen.iscsi![0]!.split(' ')[0]!;
-  const iscsi = startBackground('iscsi-perf', ['-i', INITIATOR, '-m', '1', `iscsi://${portal}/${TARGET}/3`]);
-  t.teardown(() => iscsi.stop());
+  const { nbd, iscsi, portal } = startIdleClients(t, listen, { exportName: 'beta', target: TARGET, lun: 3, initiator: INITIATOR });
 
   const sessions = await waitFor(async () => {
     const s = await list();

@@ -5,51 +5,24 @@
  * and the token found in the local member's data directory.
  */
 import t from 'tap';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ensureBuilt, nbdUri, runCli, startMember, type CliResult } from '../helpers/blockgate-cli.js';
-import { nbdsh, runTool, startBackground, tempDir, waitFor } from '../helpers/clients.js';
-import { startNbdkit } from '../helpers/nbdkit-server.js';
+import { CLI, ensureBuilt, nbdUri, runCli, type CliResult } from '../helpers/blockgate-cli.js';
+import { nbdsh, runTool, waitFor } from '../helpers/clients.js';
+import { startIdleClients } from '../helpers/idle-clients.js';
+import { startSetsMember } from '../helpers/sets-member.js';
 
 ensureBuilt();
 
-const TARGET = 'iqn.2026-11.dev.blockgate:ops-cli';
 const INITIATOR = 'iqn.2026-11.dev.blockgate:ops-cli-initiator';
 /** Connection refused: a member that is down. */
 const DEAD = 'http://127.0.0.1:1';
 
 t.test('member commands against a running member', async (t) => {
-  const dir = await tempDir(t, 'blockgate-ops-cli-');
-  const paths = [await startNbdkit(t, { plugin: ['memory', 'size=32M'], tcp: true }), await startNbdkit(t, { plugin: ['memory', 'size=32M'], tcp: true })];
-  const dataDir = join(dir, 'data');
-  const configPath = join(dir, 'member.json');
-  await writeFile(
-    configPath,
-    JSON.stringify({
-      member: 'cli',
-      backends: [
-        { name: 'r0', type: 'memory', size: '32MiB' },
-        { name: 'r1', type: 'memory', size: '32MiB' },
-        { name: 'p0', type: 'nbd', address: paths[0]!.address },
-        { name: 'p1', type: 'nbd', address: paths[1]!.address },
-      ],
-      devices: [
-        { name: 'm0', type: 'mirror', replicas: ['r0', 'r1'], resync: { rateMiBps: 4 } },
-        { name: 'mp', type: 'multipath', paths: ['p0', 'p1'], policy: 'active-passive', failback: 'manual', probeIntervalMs: 500 },
-      ],
-      exports: [
-        { name: 'vol', device: 'm0' },
-        { name: 'remote', device: 'mp', readOnly: true },
-      ],
-      nbd: { listen: ['127.0.0.1:0'] },
-      iscsi: { targets: [{ name: TARGET, luns: [{ lun: 0, export: 'vol' }, { lun: 1, export: 'remote' }] }] },
-    }),
-  );
-  const member = startMember(t, ['--config', configPath, '--data-dir', dataDir]);
-  const listen = await member.ready();
+  const { dir, dataDir, member, listen, paths, target: TARGET } = await startSetsMember(t, { name: 'cli', sizeMiB: 32, remoteReadOnly: true });
   const api = `http://${listen.api![0]}`;
   // The local member's token is found in its data directory; the working directory has none.
   const env = { BLOCKGATE_DATA_DIR: dataDir };
@@ -87,11 +60,7 @@ t.test('member commands against a running member', async (t) => {
 
   await t.test('sessions: NBD clients and iSCSI sessions', async (t) => {
     t.match((await cli('sessions')).stdout, /^no clients connected$/m);
-    const nbd = startBackground('nbdsh', ['-u', nbdUri(listen.nbd![0]!, 'vol'), '-c', 'import time\ntime.sleep(600)']);
-    t.teardown(() => nbd.stop());
-    const portal = listen.iscsi![0]!.split(' ')[0]!;
-    const iscsi = startBackground('iscsi-perf', ['-i', INITIATOR, '-m', '1', `iscsi://${portal}/${TARGET}/1`]);
-    t.teardown(() => iscsi.stop());
+    const { nbd, iscsi, portal } = startIdleClients(t, listen, { exportName: 'vol', target: TARGET, lun: 1, initiator: INITIATOR });
     const both = await waitFor(async () => {
       const list = await json<Array<{ protocol: string; state: string; kind: string }>>('sessions');
       return list.some((s) => s.protocol === 'nbd' && s.state === 'serving') && list.some((s) => s.protocol === 'iscsi' && s.kind === 'normal') ? list : undefined;

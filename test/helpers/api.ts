@@ -3,6 +3,7 @@
  * logs them (the `API token …` lines name the files), and requests that carry a token.
  */
 import { readFile } from 'node:fs/promises';
+import { readEvents } from '../../gateway/api/dashboard/connection.js';
 import type { MemberProcess } from './blockgate-cli.js';
 
 export type Role = 'admin' | 'read';
@@ -78,25 +79,12 @@ export class LiveEvents {
   }
 
   private async pump(res: Response): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffered = '';
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffered.indexOf('\n\n')) >= 0) {
-          const block = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event: ')) event = line.slice(7);
-            else if (line.startsWith('data: ')) data += line.slice(6);
-          }
-          this.queue.push({ event, data: data === '' ? undefined : JSON.parse(data) });
-          this.waiter?.();
-        }
-      }
+      // The dashboard's own reader: the browser test proves it in a browser, this one in Node.
+      await readEvents(res.body!, (event, data) => {
+        this.queue.push({ event, data });
+        this.waiter?.();
+      });
     } catch {
       // aborted or cut: the stream has ended
     }

@@ -96,7 +96,7 @@ export function followLive(handlers: LiveHandlers, retryMs = 2000): { stop(): vo
 }
 
 /** Server-Sent Events framing: `event:` and `data:` lines, a blank line ends an event. */
-async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: string, data: unknown) => void): Promise<void> {
+export async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: string, data: unknown) => void): Promise<void> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffered = '';
