@@ -99,7 +99,12 @@ t.test('a member serves metrics, status, actions and the dashboard over --api', 
   const page = await fetch(`${api}/`);
   t.equal(page.status, 200);
   t.match(page.headers.get('content-type'), /^text\/html/);
-  t.match(await page.text(), /<html[\s\S]*api\/v1\/status[\s\S]*<\/html>/);
+  t.match(await page.text(), /<html[\s\S]*<script type="module" src="assets\/dashboard\/main\.js">[\s\S]*<\/html>/, 'the page loads its script from the API');
+  const script = await fetch(`${api}/assets/dashboard/main.js`);
+  t.equal(script.status, 200, 'which the API serves');
+  t.match(script.headers.get('content-type'), /^text\/javascript/);
+  t.match(await (await fetch(`${api}/assets/dashboard/connection.js`)).text(), /api\/v1\/live/, 'its modules follow the live stream');
+  t.equal((await fetch(`${api}/assets/tokens.js`)).status, 404, 'nothing outside the asset list (gateway/api/tokens.js is compiled next to them)');
   t.equal((await admin.request('/nowhere')).status, 404);
 
   const spare = await admin.request('/api/v1/devices/m0/actions/addSpare', { method: 'POST', body: { device: 'r2' } });

@@ -10,12 +10,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ensureBuilt, nbdUri, runCli, type CliResult } from '../helpers/blockgate-cli.js';
-import { nbdsh, runTool, waitFor } from '../helpers/clients.js';
+import { CLI, ensureBuilt, nbdUri, runCli, startCli, type CliResult } from '../helpers/blockgate-cli.js';
+import { nbdsh, startBackground, waitFor } from '../helpers/clients.js';
 import { startIdleClients } from '../helpers/idle-clients.js';
 import { startSetsMember } from '../helpers/sets-member.js';
 
 ensureBuilt();
+// About two minutes alone on two cores; a loaded machine (the whole suite, other work) can double or triple that.
+t.setTimeout(600_000);
 
 const INITIATOR = 'iqn.2026-11.dev.blockgate:ops-cli-initiator';
 /** Connection refused: a member that is down. */
@@ -101,17 +103,26 @@ t.test('member commands against a running member', async (t) => {
     const readOnly = await runCli(['action', 'm0', 'reintegrate', 'r1', '--member', api, '--token-file', join(dataDir, 'api', 'read.token')], { cwd: dir });
     t.equal(readOnly.code, 4, 'the read-only token cannot act: exit 4');
 
+    // A slow resync (0.5 MiB/s), so that both watchers surely see it running on a loaded machine;
+    // once each has drawn its first progress, the rate is lifted and the resync ends.
+    t.equal((await cli('action', 'm0', 'setResyncRate', '0.5')).code, 0, 'setResyncRate');
     const reintegrate = await cli('action', 'm0', 'reintegrate', 'r1');
     t.equal(reintegrate.code, 0, reintegrate.stderr);
     // Two watchers of the same resync: one on a terminal (script(1) gives it a pty), one not.
-    const onTerminal = runTool('script', ['-qec', `${process.execPath} ${CLI} resync watch m0 --member ${api}`, '/dev/null'], { env, cwd: dir, timeoutMs: 120_000 });
-    const watch = await cli('resync', 'watch', 'm0');
+    const plain = startCli(t, ['resync', 'watch', 'm0', '--member', api], { cwd: dir, env });
+    const terminal = startBackground('script', ['-qec', `${process.execPath} ${CLI} resync watch m0 --member ${api}`, '/dev/null'], { env });
+    t.teardown(() => terminal.stop());
+    const BAR = /\x1b\[1Gresync m0 -> r1 \[[=-]{30}\] \d+% \| [\d.]+ \w?i?B of 32\.0 MiB \| [\d.]+ \w?i?B\/s \| ETA (\d+m)?\d+s/;
+    const LINE = /^resync m0 -> r1: \d+% [\d.]+ \w?i?B of [\d.]+ MiB, [\d.]+ \w?i?B\/s, ETA \S+$/m;
+    await waitFor(async () => BAR.test(terminal.output()) && LINE.test(plain.stderr()), 'both watchers drew the running resync with its rate and ETA', 90_000);
+    t.equal((await cli('action', 'm0', 'setResyncRate', '0')).code, 0, 'the rate lifted');
+    const watch = await plain.result;
     t.equal(watch.code, 0, watch.stderr);
-    const tty = await onTerminal;
-    t.equal(tty.code, 0, tty.stdout);
-    t.match(tty.stdout, /\x1b\[1Gresync m0 -> r1 \[[=-]{30}\] \d+% \| [\d.]+ \w?i?B of 32\.0 MiB \| [\d.]+ \w?i?B\/s \| ETA \d+s/, 'on a terminal: a progress bar redrawn in place, with bytes, rate and ETA');
+    t.equal((await terminal.exited).code, 0, terminal.output());
+    const tty = { stdout: terminal.output() };
+    t.match(tty.stdout, BAR, 'on a terminal: a progress bar redrawn in place, with bytes, rate and ETA');
     t.match(tty.stdout, /\[={30}\] 100% /, 'full at the end');
-    t.match(watch.stderr, /^resync m0 -> r1: \d+% [\d.]+ \w?i?B of [\d.]+ MiB, [\d.]+ \w?i?B\/s, ETA \S+$/m, 'plain progress lines (not a terminal): bytes, rate, ETA');
+    t.match(watch.stderr, LINE, 'plain progress lines (not a terminal): bytes, rate, ETA');
     t.match(watch.stderr, /^resync m0 -> r1: 100% /m, 'and the last one at 100%');
     t.match(watch.stdout, /^m0: resync ended, [\d.]+ MiB resynced in all; optimal, every replica in sync$/m);
     t.match((await cli('resync', 'watch', 'm0')).stdout, /^m0: no resync running; optimal/m, 'nothing to watch: says so, exit 0');

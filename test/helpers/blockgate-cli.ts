@@ -54,6 +54,29 @@ export async function runCli(args: string[], options: { cwd?: string; env?: Reco
   }
 }
 
+/** A CLI command that runs on while the test watches its output (runCli gives it only at the end). */
+export interface RunningCli {
+  stdout(): string;
+  stderr(): string;
+  readonly result: Promise<CliResult>;
+}
+
+export function startCli(t: { teardown(fn: () => unknown): void }, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: { ...cliEnv(), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const result = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { stdout: () => stdout, stderr: () => stderr, result };
+}
+
 function cliEnv(): NodeJS.ProcessEnv {
   return { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info' };
 }

@@ -120,7 +120,7 @@ t.test('export writes a sparse qcow2, raw and vmdk; reads only allocated data; r
   t.ok(job.io.readBytes <= 4 * MiB, `holes were not read (${job.io.readBytes} bytes read)`);
 
   r = await runCli(['image', 'export', 'disk', out, ...memberArgs]);
-  t.equal(r.code, 1);
+  t.equal(r.code, 5, 'refused (409): exit status 5');
   t.match(r.stderr, /exported\.qcow2 exists \(set overwrite to replace it\) \(HTTP 409\)/);
   r = await runCli(['image', 'export', 'disk', out, '--overwrite', ...memberArgs]);
   t.equal(r.code, 0, r.stderr);
@@ -135,7 +135,7 @@ t.test('export writes a sparse qcow2, raw and vmdk; reads only allocated data; r
   t.equal((await runCli(['image', 'export', 'disk', vmdk, ...memberArgs])).code, 0);
   t.equal(JSON.parse((await runTool('qemu-img', ['info', '--output=json', vmdk])).stdout).format, 'vmdk');
   const small = await runCli(['image', 'import', vmdk, 'small', ...memberArgs]);
-  t.equal(small.code, 1, 'a 128 MiB image does not fit a 16 MiB export');
+  t.equal(small.code, 5, 'a 128 MiB image does not fit a 16 MiB export');
   t.match(small.stderr, /holds 134217728 bytes, more than export "small" \(16777216 bytes\) \(HTTP 409\)/);
 });
 
@@ -145,7 +145,7 @@ t.test('mistakes are refused before anything runs, with the reason and exit stat
   const cases: Array<[string[], number, RegExp]> = [
     [['image', 'import', join(dir, 'missing.qcow2'), 'disk'], 1, /missing\.qcow2: no such file on the member \(HTTP 400\)/],
     [['image', 'import', image, 'nope'], 1, /no export named "nope" \(HTTP 404\)/],
-    [['image', 'import', image, 'frozen'], 1, /export "frozen" is read-only \(HTTP 409\)/],
+    [['image', 'import', image, 'frozen'], 5, /export "frozen" is read-only \(HTTP 409\)/],
     [['image', 'import', image, 'disk', '--format', 'vdi'], 2, /--format must be one of raw, qcow2, vmdk/],
     [['image', 'import', image], 2, /expected: blockgate image import FILE EXPORT/],
     [['image', 'jobs', '--overwrite'], 2, /image jobs takes no --overwrite/],

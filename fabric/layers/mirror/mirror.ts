@@ -701,7 +701,9 @@ export class MirrorDevice implements BlockDevice {
         readRepairs: r.readRepairs,
         ...(r.lastError !== undefined && { lastError: r.lastError }),
       })),
-      resync: [...this.resyncs.values()].map((x) => x.resync.progress()),
+      // A resync stays in `resyncs` while its wrap-up saves state: by then its replica is in
+      // sync, and listing it would show a progress bar beside an optimal mirror.
+      resync: [...this.resyncs].filter(([r]) => r.state === 'resyncing').map(([, x]) => x.resync.progress()),
       resyncRateMiBps: this.rate === 0 ? 0 : this.rate / 2 ** 20,
       bytesResynced: this.bytesResynced,
       bytesSkipped: this.bytesSkipped,
