@@ -50,19 +50,21 @@ export class Channel extends Layer {
     const sinks = this.sinks;
     for (const s of sinks) s.enter();
     const started = performance.now();
-    const finish = (failed: boolean): void => {
-      const elapsedUs = (performance.now() - started) * 1000;
-      for (const s of sinks) s.leave(op, bytes, elapsedUs, failed);
-    };
     return request.then(
       (value) => {
-        finish(false);
+        leave(sinks, op, bytes, started, false);
         return value;
       },
       (err: unknown) => {
-        finish(true);
+        leave(sinks, op, bytes, started, true);
         throw err;
       },
     );
   }
+}
+
+/** A plain function rather than a closure made per request. */
+function leave(sinks: readonly IoStats[], op: Operation, bytes: number, started: number, failed: boolean): void {
+  const elapsedUs = (performance.now() - started) * 1000;
+  for (const s of sinks) s.leave(op, bytes, elapsedUs, failed);
 }

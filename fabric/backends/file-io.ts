@@ -116,7 +116,10 @@ export class FdIo implements FileIo {
   readNow(buffer: Buffer, offset: number, length: number, position: number): number {
     const mode = this.readMode;
     if (mode === 'pool' || (mode === 'memory' && swap.active)) return -1;
-    const n = linuxFs!.preadv2(this.fd, buffer.subarray(offset, offset + length), position, mode === 'nowait');
+    // In memory a plain pread cannot wait for a disk: Node's own, which costs no FFI call,
+    // no view and no BigInts (koffi's pointer and the iovec's length) per read.
+    if (mode === 'memory') return fs.readSync(this.fd, buffer, offset, length, position);
+    const n = linuxFs!.preadv2(this.fd, buffer.subarray(offset, offset + length), position, true);
     if (n >= 0) return n;
     if (n === -EAGAIN) return -1;
     if (n === -EOPNOTSUPP && mode === 'nowait') {

@@ -3,7 +3,7 @@ import type { DataDirection, ScsiCommand, ScsiResult } from '../scsi/types.js';
 import { AhsType, CommandFlag, FINAL_BIT, Opcode, RESERVED_TAG, RejectReason, ResponseFlag, SamStatus, ScsiResponseCode } from './constants.js';
 import type { ConnectionLink } from './connection-link.js';
 import { encodeLun, isFinal, isImmediate, itt, lunOf, newBhs, releaseHolds, releasePdu, sliceData, type Pdu } from './pdu.js';
-import { newTask, type Task } from './task.js';
+import { adopt, newTask, type Task } from './task.js';
 import { fixedSense } from '../scsi/sense.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/logical-unit.js';
 import * as op from '../scsi/opcodes.js';
@@ -79,11 +79,9 @@ export class CommandPath {
     const unsolicitedLength = final ? immediate : Math.min(writeLength, p.firstBurstLength);
     const task = newTask({ itt: tag, lun: lunOf(b), cmdSN: b.readUInt32BE(24), cdb, direction, writeLength, readLength, unsolicitedLength });
     task.unsolicitedDone = final || unsolicitedLength === immediate;
-    if (immediate > 0) {
-      for (const d of pdu.data) task.dataOut.push(d);
-      task.received = immediate;
-    }
-    task.holds.push(...pdu.holds);
+    // The task takes over the PDU's lists (the PDU is not used again).
+    adopt(task, pdu.data as Buffer[], pdu.holds);
+    task.received = immediate;
     session.tasks.set(tag, task);
     session.budget.admit(dataInCharge(task));
     this.progress(task);
@@ -128,8 +126,7 @@ export class CommandPath {
       releasePdu(pdu);
       return conn.close(`data-out sequence error: ${violation}`);
     }
-    for (const d of pdu.data) task.dataOut.push(d);
-    task.holds.push(...pdu.holds);
+    adopt(task, pdu.data as Buffer[], pdu.holds);
     task.received += n;
     this.progress(task);
   }
@@ -149,14 +146,14 @@ export class CommandPath {
       }
       return undefined;
     }
-    const r2t = task.r2ts.get(ttt);
+    const r2t = task.r2ts?.get(ttt);
     if (!r2t) return `unknown target transfer tag 0x${ttt.toString(16)}`;
     if (dataSN !== r2t.nextDataSN) return `DataSN ${dataSN}, expected ${r2t.nextDataSN}`;
     if (offset !== r2t.offset + r2t.received) return `buffer offset ${offset} outside the R2T`;
     if (r2t.received + n > r2t.length) return 'more data than the R2T asked for';
     r2t.nextDataSN++;
     r2t.received += n;
-    if (r2t.received === r2t.length) task.r2ts.delete(ttt);
+    if (r2t.received === r2t.length) task.r2ts!.delete(ttt);
     else if (final) return 'burst ended before the R2T length';
     return undefined;
   }
@@ -177,10 +174,11 @@ export class CommandPath {
     }
     const p = this.conn.params;
     const r2ts = [];
-    while (task.r2ts.size < p.maxOutstandingR2T && task.nextR2TOffset < task.writeLength) {
+    const outstanding = (task.r2ts ??= new Map());
+    while (outstanding.size < p.maxOutstandingR2T && task.nextR2TOffset < task.writeLength) {
       const length = Math.min(p.maxBurstLength, task.writeLength - task.nextR2TOffset);
       const ttt = this.allocateTtt();
-      task.r2ts.set(ttt, { ttt, offset: task.nextR2TOffset, length, received: 0, nextDataSN: 0 });
+      outstanding.set(ttt, { ttt, offset: task.nextR2TOffset, length, received: 0, nextDataSN: 0 });
       const bhs = newBhs(Opcode.R2T, FINAL_BIT);
       encodeLun(task.lun, bhs);
       bhs.writeUInt32BE(task.itt, 16);
@@ -236,19 +234,24 @@ export class CommandPath {
     } catch (err) {
       pending = Promise.reject(err);
     }
-    task.done = pending
-      .then(
-        (result) => this.respond(task, result),
-        (err: unknown) => {
-          log.warn({ err, itt: task.itt }, 'SCSI layer failed a command');
-          this.respond(task, undefined);
-        },
-      )
-      .catch((err: unknown) => {
-        // A bug while answering must cost this connection, never the process.
-        log.error({ err, itt: task.itt }, 'failed to send a command response');
-        this.conn.close('internal error');
-      });
+    // One reaction for both outcomes (not then().catch(): a second promise and closure per command).
+    task.done = pending.then(
+      (result) => this.respondSafely(task, result),
+      (err: unknown) => {
+        log.warn({ err, itt: task.itt }, 'SCSI layer failed a command');
+        this.respondSafely(task, undefined);
+      },
+    );
+  }
+
+  /** respond(), where a bug while answering costs this connection, never the process. */
+  private respondSafely(task: Task, result: ScsiResult | undefined): void {
+    try {
+      this.respond(task, result);
+    } catch (err) {
+      log.error({ err, itt: task.itt }, 'failed to send a command response');
+      this.conn.close('internal error');
+    }
   }
 
   /** The SCSI layer is done with the command (its data-out too): answer it, unless aborted. */
@@ -314,7 +317,8 @@ export class CommandPath {
       }
       bhs.writeUInt32BE(dataSN++, 36);
       bhs.writeUInt32BE(offset, 40);
-      pdus.push({ bhs, data: sliceData(data, n, offset), length: n });
+      // The usual READ fits one PDU: its data list goes as it is, no new list or view.
+      pdus.push({ bhs, data: n === available && offset === 0 ? data : sliceData(data, n, offset), length: n });
       offset += n;
     }
     if (!statusInData) pdus.push(this.responsePdu(task, result.status, result.sense, flags, residual, ScsiResponseCode.COMMAND_COMPLETED, dataSN));

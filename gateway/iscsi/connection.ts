@@ -5,7 +5,7 @@ import { SocketReceiver, type ReceivePath } from '../../fabric/socket-receiver.j
 import { BHS_LENGTH, FINAL_BIT, ISCSI_VERSION, LoginStatus, Opcode, RESERVED_TAG, RejectReason } from './constants.js';
 import { Login, type LoginContext, type LoginResult, type LoginStep } from './login.js';
 import { defaultParams, type OperationalParams, type TargetLimits } from './negotiation.js';
-import { detachPdu, encodeLun, frame, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, releasePdu, sliceData, type Pdu } from './pdu.js';
+import { detachPdu, encodeLun, frame, frameInto, FramingError, isImmediate, itt, newBhs, opcodeOf, PduReader, releasePdu, sliceData, type Pdu } from './pdu.js';
 import type { Session } from './session.js';
 import { MAX_UNSENT_BYTES } from './budget.js';
 import type { RefusalReason, Refusals } from '../access/refusals.js';
@@ -15,6 +15,7 @@ import { handleTaskManagement } from './tmf.js';
 import { TextExchange } from './text-exchange.js';
 
 const log = logger('iscsi');
+const NO_DATA: readonly Buffer[] = [];
 
 /** What a connection needs from the server it belongs to. */
 export interface ConnectionHost {
@@ -318,7 +319,12 @@ export class Connection {
    */
   sendPdus(pdus: readonly { bhs: Buffer; data?: readonly Buffer[]; length?: number }[], onSent?: () => void): void {
     const parts: Buffer[] = [];
-    for (const p of pdus) parts.push(...frame(p.bhs, p.data ?? [], p.length ?? 0, this.params.headerDigest && this.phase !== 'login', this.params.dataDigest && this.phase !== 'login'));
+    const hd = this.params.headerDigest && this.phase !== 'login';
+    const dd = this.params.dataDigest && this.phase !== 'login';
+    for (let i = 0; i < pdus.length; i++) {
+      const p = pdus[i]!;
+      frameInto(parts, p.bhs, p.data ?? NO_DATA, p.length ?? 0, hd, dd);
+    }
     this.send(parts, onSent);
   }
 

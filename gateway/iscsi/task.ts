@@ -24,9 +24,10 @@ export interface Task {
   readonly writeLength: number;
   /** Expected length of data-in (read direction). */
   readonly readLength: number;
-  readonly dataOut: Buffer[];
-  /** Keep the receive arenas under the CDB and data-out from reuse until the task ends. */
-  readonly holds: Retained[];
+  /** Data-out as received: the first PDU's slice list is adopted as it is, not copied into a new array. */
+  dataOut: Buffer[];
+  /** Keep the receive arenas under the CDB and data-out from reuse until the task ends (the first PDU's list, adopted). */
+  holds: Retained[];
   received: number;
   /** Bytes the initiator may send unsolicited (immediate + Data-Out with TTT 0xffffffff). */
   readonly unsolicitedLength: number;
@@ -36,7 +37,8 @@ export interface Task {
   /** Next offset an R2T will ask for. */
   nextR2TOffset: number;
   nextR2TSN: number;
-  readonly r2ts: Map<number, PendingR2T>;
+  /** Outstanding R2Ts by TTT; made by the first R2T (most commands never need one: a Map costs ~200 bytes). */
+  r2ts: Map<number, PendingR2T> | undefined;
   /** Write data reserved in the session's budget for R2Ts (0 until the first R2T). */
   dataOutReserved: number;
   /** Aborted by task management: no response may go out. */
@@ -45,6 +47,9 @@ export interface Task {
   /** Settles when the response has been sent (or the task dropped). */
   done?: Promise<void>;
 }
+
+/** Empty lists every task starts with until it adopts its first PDU's: never pushed to (see `adopt`). */
+const NONE: never[] = [];
 
 export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'direction' | 'writeLength' | 'readLength' | 'unsolicitedLength'>): Task {
   return {
@@ -56,17 +61,33 @@ export function newTask(init: Pick<Task, 'itt' | 'lun' | 'cmdSN' | 'cdb' | 'dire
     writeLength: init.writeLength,
     readLength: init.readLength,
     unsolicitedLength: init.unsolicitedLength,
-    dataOut: [],
-    holds: [],
+    dataOut: NONE,
+    holds: NONE,
     received: 0,
     unsolicitedDone: false,
     nextUnsolicitedDataSN: 0,
     nextR2TOffset: init.unsolicitedLength,
     nextR2TSN: 0,
-    r2ts: new Map(),
+    r2ts: undefined,
     dataOutReserved: 0,
     aborted: false,
     executing: false,
     done: undefined,
   };
+}
+
+/**
+ * Adds a received PDU's data slices and holds to the task. The first non-empty lists are
+ * taken over as they are (the PDU is done with them): a 4 KiB command then allocates no
+ * array of its own; later PDUs' are appended.
+ */
+export function adopt(task: Task, data: Buffer[], holds: Retained[]): void {
+  if (data.length > 0) {
+    if (task.dataOut === NONE) task.dataOut = data;
+    else for (let i = 0; i < data.length; i++) task.dataOut.push(data[i]!);
+  }
+  if (holds.length > 0) {
+    if (task.holds === NONE) task.holds = holds;
+    else for (let i = 0; i < holds.length; i++) task.holds.push(holds[i]!);
+  }
 }

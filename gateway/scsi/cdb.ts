@@ -21,8 +21,10 @@ export function cdbLengthOf(opcode: number): number {
 /** Big-endian unsigned field of 1–8 bytes; values past 2^53 saturate (they are out of range anyway). */
 export function uint(buf: Buffer, offset: number, length: number): number {
   if (length <= 6) return buf.readUIntBE(offset, length);
-  const v = buf.readBigUInt64BE(offset) >> BigInt((8 - length) * 8);
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  // Two 32-bit halves, not a BigInt: READ(16)/WRITE(16) parse this on every command.
+  const high = length === 8 ? buf.readUInt32BE(offset) : buf.readUIntBE(offset, length - 4);
+  if (high >= 2 ** 21) return Number.MAX_SAFE_INTEGER;
+  return Math.min(high * 2 ** 32 + buf.readUInt32BE(offset + length - 4), Number.MAX_SAFE_INTEGER);
 }
 
 export function writeUint64(buf: Buffer, offset: number, value: number): void {

@@ -18,8 +18,12 @@ export function checkBlockRange(ctx: CommandContext, lba: number, blocks: number
   if (blocks > ctx.lu.maxTransferBlocks) throw invalidFieldInCdb(TRANSFER_LENGTH_BYTE[length]!, 7);
 }
 
-/** The device fills a pooled buffer that the transport sends as it is, then gives back. */
-async function read(ctx: CommandContext): Promise<ScsiResult> {
+/**
+ * The device fills a pooled buffer that the transport sends as it is, then gives back.
+ * Not an async function: every READ runs this, and a promise chain of its own costs less
+ * than an async frame.
+ */
+function read(ctx: CommandContext): Promise<ScsiResult> | ScsiResult {
   const { lba, blocks } = blockRange(ctx.cdb);
   checkBlockRange(ctx, lba, blocks);
   if (blocks === 0) return GOOD;
@@ -30,13 +34,21 @@ async function read(ctx: CommandContext): Promise<ScsiResult> {
   const wanted = Math.min(blocks, Math.ceil(ctx.cmd.expectedDataInLength / size));
   if (wanted === 0) return { status: op.SAM_STAT_GOOD, dataInLength: blocks * size };
   const buffer = readBufferPool.acquire(wanted * size);
+  const release = (): void => readBufferPool.release(buffer);
+  let pending: Promise<Buffer>;
   try {
-    await readBlocks(ctx, lba, wanted, buffer);
+    pending = readBlocks(ctx, lba, wanted, buffer);
   } catch (err) {
-    readBufferPool.release(buffer);
+    release();
     throw err;
   }
-  return { status: op.SAM_STAT_GOOD, dataIn: buffer, dataInLength: blocks * size, release: () => readBufferPool.release(buffer) };
+  return pending.then(
+    (): ScsiResult => ({ status: op.SAM_STAT_GOOD, dataIn: buffer, dataInLength: blocks * size, release }),
+    (err: unknown) => {
+      release();
+      throw err;
+    },
+  );
 }
 
 async function write(ctx: CommandContext): Promise<ScsiResult> {
