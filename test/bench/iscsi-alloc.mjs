@@ -5,7 +5,7 @@
 // so the growth of the used heap over that window, divided by the commands that started in
 // it, is the bytes each command allocated (a GC in the window voids the measurement, and
 // the script says so). With --sites, V8's sampling heap profiler also names where.
-//   node --max-semi-space-size=1024 --min-semi-space-size=1024 test/bench/iscsi-alloc.mjs [--workload read|write] [--window S] [--sites]
+//   node --max-semi-space-size=1024 --min-semi-space-size=1024 test/bench/iscsi-alloc.mjs [--workload read|write] [--warmup N] [--window N] [--sites]
 // (npm run bench:alloc runs it that way; build first: npx tsc -p .)
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,7 +27,8 @@ const { setLogLevel } = await dist('fabric/log.js');
 const { values } = parseArgs({
   options: {
     workload: { type: 'string', default: 'read' },
-    window: { type: 'string', default: '1' },
+    warmup: { type: 'string', default: '10000' },
+    window: { type: 'string', default: '4000' },
     'client-cpu': { type: 'string', default: '1' },
     sites: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
@@ -38,7 +39,12 @@ const MiB = 2 ** 20;
 const SIZE = 256 * MiB;
 const TARGET = 'iqn.2026-11.dev.blockgate:alloc';
 const INITIATOR = 'iqn.2026-11.dev.blockgate:alloc-initiator';
-const windowSeconds = Number(values.window);
+const warmup = Number(values.warmup);
+const windowCommands = Number(values.window);
+/** Resolves once `n` commands have started (polled: a wake-up per 20 ms costs nothing per command). */
+async function commandsReached(n) {
+  while (commands < n) await sleep(20);
+}
 
 const semi = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
 if (semi.space_size < 256 * MiB) {
@@ -86,8 +92,10 @@ const initiator = spawn('taskset', ['-c', values['client-cpu'], ...clientArgs], 
 process.on('exit', () => initiator.kill('SIGKILL'));
 const say = (message) => process.stderr.write(`[alloc] ${message}\n`);
 
-// Let the initiator log in and the JIT settle, then measure a window with no GC in it.
-await sleep(1000);
+// Let the initiator log in and the JIT settle (allocation depends on how far code is
+// optimized, so warm-up is counted in commands, not seconds), then measure a window of
+// commands with no GC in it.
+await commandsReached(warmup);
 const session = values.sites ? new Session() : undefined;
 if (session) {
   session.connect();
@@ -98,7 +106,7 @@ globalThis.gc?.();
 const startGcs = gcs;
 const startHeap = v8.getHeapStatistics().used_heap_size;
 const startCommands = commands;
-await sleep(windowSeconds * 1000);
+await commandsReached(startCommands + windowCommands);
 const heap = v8.getHeapStatistics().used_heap_size - startHeap;
 const measured = commands - startCommands;
 const clean = gcs === startGcs;
@@ -108,7 +116,7 @@ initiator.kill('SIGKILL');
 await server.stop({ drainMs: 0 });
 await fabric.close();
 
-const line = `${values.workload === 'write' ? '4 KiB WRITE' : '4 KiB READ'}: ${measured} commands in ${windowSeconds} s, ${Math.round(heap / Math.max(1, measured))} bytes of JS heap allocated per command`;
+const line = `${values.workload === 'write' ? '4 KiB WRITE' : '4 KiB READ'}: ${measured} commands after ${warmup} of warm-up, ${Math.round(heap / Math.max(1, measured))} bytes of JS heap allocated per command`;
 process.stdout.write(clean ? `${line}\n` : `${line} — VOID: ${gcs - startGcs} GC(s) ran in the window (use a larger --max-semi-space-size or a shorter --window)\n`);
 if (profile) {
   // Self bytes per allocation site (function and line), largest first.

@@ -157,3 +157,15 @@ t.test('config: iSCSI section defaults and named errors', async (t) => {
   bad({ targets: [], extra: 1 }, 'iscsi.extra');
   bad({ targets: [{ name: 'iqn.2026-11.x:y', luns: [{ lun: 0, export: 'a' }], lunz: [] }] }, 'iscsi.targets[0].lunz');
 });
+
+t.test('64- and 56-bit CDB fields: exact below 2^53, saturated above (no BigInt on the way)', async (t) => {
+  const { uint } = await import('../../gateway/scsi/cdb.js');
+  const b = Buffer.alloc(8);
+  for (const v of [0n, 1n, 0xffffffffn, 0x100000000n, 0x12345678_9abcdef0n >> 12n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 64n - 1n]) {
+    b.writeBigUInt64BE(v);
+    const want = v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+    t.equal(uint(b, 0, 8), want, `8 bytes 0x${v.toString(16)}`);
+    const v7 = v >> 8n;
+    t.equal(uint(b, 0, 7), v7 > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v7), `7 bytes 0x${v7.toString(16)}`);
+  }
+});
