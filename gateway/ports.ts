@@ -42,12 +42,20 @@ const RELEASE_DRAIN_MS = 5000;
 
 /** One Shared per member (a member has one fabric), for the ports it starts then and on a reload. */
 const sharedOfMember = new WeakMap<FabricSwitch, Shared>();
+const refusalsOfMember = new WeakMap<FabricSwitch, Refusals>();
+
+/** The member's one count of refused clients (its failover sets' ports count there too). */
+function refusalsOf(fabric: FabricSwitch): Refusals {
+  let refusals = refusalsOfMember.get(fabric);
+  if (!refusals) refusalsOfMember.set(fabric, (refusals = new Refusals()));
+  return refusals;
+}
 
 function sharedOf({ config, store, fabric }: PortContext): Shared {
   let shared = sharedOfMember.get(fabric);
   if (!shared) {
     shared = {
-      refusals: new Refusals(),
+      refusals: refusalsOf(fabric),
       reservations: config.iscsi && config.iscsi.targets.length > 0 ? reservationsOf(store) : undefined,
     };
     sharedOfMember.set(fabric, shared);
@@ -74,7 +82,15 @@ export const gatewayPorts: PortProvider = {
         throw new Error(`no ${protocol} port in the gateway`);
     }
   },
-  setPorts,
+  // A set's NBD listeners are held to the member's TLS, access lists and client limits, and
+  // count their refusals with the member's other front ends.
+  setPorts: (set, fabric, memberId, config) =>
+    setPorts(set, fabric, memberId, {
+      ...nbdSecurity(config),
+      refusals: refusalsOf(fabric),
+      connectionLimits: connectionLimits(config.nbd),
+      ...(config.nbd.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: config.nbd.handshakeTimeoutMs }),
+    }),
 };
 
 function reservationsOf(store: PortContext['store']): DeviceReservations {

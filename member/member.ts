@@ -93,7 +93,7 @@ export class Member {
       for (const device of devices.values()) fabric.addDevice(device);
       // The cluster's services (and their etcd client) are loaded only by a member that has a cluster.
       const phase = options.bootPhase ?? (config.cluster ? (await import('../failover/cluster/boot.js')).clusterBoot : standaloneBoot);
-      boot = await phase.boot({ config, memberId, fabric, setPorts: (set) => options.ports.setPorts(set, fabric, memberId) });
+      boot = await phase.boot({ config, memberId, fabric, setPorts: (set) => options.ports.setPorts(set, fabric, memberId, config) });
       member = new Member(validated, fabric, sets, started, boot, devices, options);
       for (const e of config.exports) member.addExport(e);
       for (const protocol of options.ports.protocols(config)) {

@@ -62,6 +62,6 @@ export interface PortProvider {
   protocols(config: MemberConfig): string[];
   /** One port of a configuration. */
   port(protocol: string, context: PortContext): Port;
-  /** The ports a failover set opens on this member while it is the set's Primary. */
-  setPorts(set: Parameters<BootContext['setPorts']>[0], fabric: FabricSwitch, memberId: string): ReturnType<BootContext['setPorts']>;
+  /** The ports a failover set opens on this member while it is the set's Primary (held to the member's client limits and access rules). */
+  setPorts(set: Parameters<BootContext['setPorts']>[0], fabric: FabricSwitch, memberId: string, config: MemberConfig): ReturnType<BootContext['setPorts']>;
 }
