@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { logger } from '../../fabric/log.js';
 import type { AccessState, AluaState } from '../scsi/alua.js';
 import { targetAddress } from './portal-groups.js';
-import type { IscsiTargetConfig } from './target-runtime.js';
+import type { IscsiTargetConfig } from './target-config.js';
 
 const log = logger('iscsi-cluster');
 

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { AluaState } from '../scsi/alua.js';
-import type { IscsiTargetConfig } from './target-runtime.js';
+import type { IscsiTargetConfig } from './target-config.js';
 
 /**
  * Front-end port failover: each target's portal groups are its ALUA target port groups.

@@ -11,7 +11,7 @@ import type { BlockDevice } from '../../fabric/device.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { IscsiServer, type IscsiServerOptions } from '../../gateway/iscsi/server.js';
-import type { IscsiTargetConfig } from '../../gateway/iscsi/target-runtime.js';
+import type { IscsiTargetConfig } from '../../gateway/iscsi/target-config.js';
 import { crc32c } from './crc32c.js';
 import { setLogLevel } from '../../fabric/log.js';
 

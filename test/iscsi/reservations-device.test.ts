@@ -8,7 +8,7 @@ import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { IscsiServer } from '../../gateway/iscsi/server.js';
-import type { IscsiTargetConfig } from '../../gateway/iscsi/target-runtime.js';
+import type { IscsiTargetConfig } from '../../gateway/iscsi/target-config.js';
 import { NbdServer } from '../../gateway/nbd/server.js';
 import { DeviceReservations } from '../../gateway/scsi/device-reservations.js';
 import { ReservationFence } from '../../gateway/scsi/reservation-fence.js';
