@@ -44,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/resync-command.js')).resyncCommand(rest);
     case 'token':
       return (await import('./cli/token-command.js')).tokenCommand(rest);
+    case 'config':
+      return (await import('./cli/config-command.js')).configCommand(rest);
     case 'image':
       return (await import('./cli/image-command.js')).imageCommand(rest);
     case 'completion':

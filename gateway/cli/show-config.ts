@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { redactSecrets } from '../../failover/config/redact.js';
-import type { ConfigRecord } from '../../failover/config/store.js';
 import { MemberStore } from '../../member/store.js';
+import { recordHeader as header } from './config-record.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
 
 /** `blockgate show-config`: what a data directory would serve, or its kept history. */
@@ -36,8 +36,4 @@ export async function showConfig(options: { dataDir: string; history: boolean })
   } finally {
     await memberStore.close();
   }
-}
-
-function header(r: ConfigRecord): string {
-  return `generation ${r.generation}  ${r.writtenAt}  by ${r.writtenBy}  from ${r.source}  ${r.checksum}`;
 }

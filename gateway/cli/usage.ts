@@ -18,6 +18,7 @@ Usage:
   blockgate action DEVICE [ACTION [ARG]] [--json] [MEMBER OPTIONS]
   blockgate resync watch DEVICE [MEMBER OPTIONS]
   blockgate token rotate [--read-only] [--json] [MEMBER OPTIONS]
+  blockgate config show [GEN] | diff FILE | apply FILE | rollback GEN [--json] [MEMBER OPTIONS]
   blockgate image import FILE EXPORT | export EXPORT FILE | jobs | watch JOB | cancel JOB
   blockgate completion bash
   blockgate man
@@ -38,6 +39,8 @@ Commands:
                  failback...), or list a set's actions.
   resync         Follow a mirror's resync with a progress bar.
   token          Replace a management API token.
+  config         Show a running member's configuration and its generations; diff,
+                 apply or roll back a configuration live.
   image          Write a disk image onto an export, or an export into an image file,
                  through a running member (with a progress bar).
   completion     Print the bash completion script.
@@ -282,6 +285,98 @@ are named; rotate again), 3 none could be reached, 4 the token is missing, wrong
 read-only.
 `;
 
+const CONFIG_EXIT_STATUS = `Exit status: 0 success, 1 failure (e.g. an unknown generation), 2 bad command line or
+invalid configuration (each problem is printed with its field), 3 no member reachable, 4
+token missing, wrong or read-only, 5 refused: the member cannot make the change live
+(each reason is printed; nothing was changed).`;
+
+export const CONFIG_USAGE = `Usage: blockgate config show [GEN] [--generations] [--json] [OPTIONS]
+       blockgate config diff FILE | GEN GEN [--json] [OPTIONS]
+       blockgate config apply FILE [--dry-run] [--json] [OPTIONS]
+       blockgate config rollback GEN [--dry-run] [--json] [OPTIONS]
+
+A running member's live configuration (see Live reload in the README). Every applied
+configuration is stored by the member as a new generation (1, 2, 3...; the last 20 are
+kept); a change keeps the clients of every export it does not touch, and one the member
+cannot make live is refused with nothing changed.
+
+Commands:
+  show [GEN]             print the running configuration (or generation GEN) as YAML;
+                         --generations lists the kept generations
+  diff FILE | GEN GEN    what applying FILE would change, and what would be refused;
+                         or the changes from one kept generation to another
+  apply FILE             apply FILE live and store it as a new generation
+  rollback GEN           apply kept generation GEN again (stored as a new one)
+
+Run 'blockgate config COMMAND --help' for a command's options.
+`;
+
+export const CONFIG_SHOW_USAGE = `Usage: blockgate config show [GEN] [--generations] [--json] [OPTIONS]
+
+Print the configuration the member runs (or its kept generation GEN) as YAML, after a
+comment line with its generation, time, writer, source and checksum. Secrets (CHAP) are
+never shown. With --generations, list the kept generations instead, newest first, the
+running one marked. A member that serves the demo has no stored configuration: exit 1.
+
+Options:
+      --generations      list the kept generations
+      --json             print the member's record (or the list) as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${CONFIG_EXIT_STATUS}
+`;
+
+export const CONFIG_DIFF_USAGE = `Usage: blockgate config diff FILE [--json] [OPTIONS]
+       blockgate config diff GEN GEN [--json] [OPTIONS]
+
+A dry run: what applying the configuration file FILE (YAML or JSON) to the running member
+would change, one line each ('+ export e3', '~ device tree m (rebuilt)', '- iscsi target
+...'), the exports whose clients would be disconnected, and the changes the member would
+refuse, with their reasons. Nothing is changed or stored. With two generation numbers,
+the changes from the first kept generation to the second.
+
+Options:
+      --json             print the member's answer as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${CONFIG_EXIT_STATUS}
+A diff whose changes would be refused exits 5, as the apply would.
+`;
+
+export const CONFIG_APPLY_USAGE = `Usage: blockgate config apply FILE [--dry-run] [--json] [OPTIONS]
+
+Send the configuration file FILE (YAML or JSON) to the member, which validates it, applies
+it live and stores it as a new generation, then print what changed and which exports'
+clients were disconnected. Relative backing-file paths are taken from FILE's directory,
+as 'serve --config FILE' does (on the member's host). Needs the admin token. The change
+goes to the first member that surely receives it.
+
+Options:
+      --dry-run          only show what would change (as config diff FILE)
+      --json             print the member's answer as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${CONFIG_EXIT_STATUS}
+`;
+
+export const CONFIG_ROLLBACK_USAGE = `Usage: blockgate config rollback GEN [--dry-run] [--json] [OPTIONS]
+
+Apply the kept generation GEN again, live, like any other configuration; it is stored as
+a new generation whose source is rollback:GEN. 'blockgate config show --generations'
+lists the kept ones. Needs the admin token.
+
+Options:
+      --dry-run          only show what would change
+      --json             print the member's answer as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${CONFIG_EXIT_STATUS}
+`;
+
 export const IMAGE_USAGE = `Usage: blockgate image import FILE EXPORT [--format FORMAT] [--detach] [OPTIONS]
        blockgate image export EXPORT FILE [--format FORMAT] [--overwrite] [--detach] [OPTIONS]
        blockgate image jobs [--json] [OPTIONS]
@@ -404,6 +499,11 @@ export const HELP: ReadonlyMap<string, string> = new Map([
   ['resync watch', RESYNC_WATCH_USAGE],
   ['token', TOKEN_USAGE],
   ['token rotate', TOKEN_ROTATE_USAGE],
+  ['config', CONFIG_USAGE],
+  ['config show', CONFIG_SHOW_USAGE],
+  ['config diff', CONFIG_DIFF_USAGE],
+  ['config apply', CONFIG_APPLY_USAGE],
+  ['config rollback', CONFIG_ROLLBACK_USAGE],
   ['image', IMAGE_USAGE],
   ['image import', IMAGE_IMPORT_USAGE],
   ['image export', IMAGE_EXPORT_USAGE],
