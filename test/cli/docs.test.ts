@@ -88,10 +88,12 @@ t.test('bash completes commands, options, option values and file arguments', asy
     t.same(await complete('blockgate i'), ['image'], `${mode}: a command`);
     t.same(
       await complete('blockgate '),
-      ['action', 'check-config', 'completion', 'devices', 'exports', 'image', 'man', 'paths', 'resync', 'serve', 'sessions', 'show-config', 'status', 'token'],
+      ['action', 'check-config', 'completion', 'config', 'devices', 'exports', 'image', 'man', 'paths', 'resync', 'serve', 'sessions', 'show-config', 'status', 'token'],
       `${mode}: every command`,
     );
     t.same(await complete('blockgate token '), ['rotate'], `${mode}: token rotate`);
+    t.same(await complete('blockgate config '), ['apply', 'diff', 'rollback', 'show'], `${mode}: config subcommands`);
+    t.same(await complete('blockgate config apply --d'), ['--dry-run'], `${mode}: config apply's options`);
     t.same(await complete('blockgate status --c'), ['--cacert', '--check'], `${mode}: options of the member commands`);
     t.same(await complete('blockgate image '), ['cancel', 'export', 'import', 'jobs', 'watch'], `${mode}: subcommands`);
     t.same(await complete('blockgate image import --f'), ['--format'], `${mode}: an option`);
