@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../../failover/config/errors.js';
 import type { ConfigRecord } from '../../failover/config/store.js';
@@ -8,7 +7,7 @@ import type { ApplyResult, GenerationDiff } from '../../member/config-control.js
 import { ApiError } from './api-client.js';
 import { appliedText, generationDiffText, generationsText, planText, problemsText, recordText, type GenerationSummary } from './config-text.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, UsageError, reportError } from './exit.js';
-import { MEMBER_PARSE_OPTIONS, memberPoolFrom } from './member-options.js';
+import { memberPoolFrom, parseMemberArgs } from './member-options.js';
 import type { MemberPool } from './member-pool.js';
 import { HELP } from './usage.js';
 
@@ -35,17 +34,10 @@ export async function configCommand(args: string[]): Promise<number> {
     return sub === undefined ? 2 : EXIT_OK;
   }
   if (!SUBCOMMANDS.includes(sub as Sub)) throw new UsageError(`unknown config command ${JSON.stringify(sub)} (config ${SUBCOMMANDS.join('|')})`);
-  const { values, positionals } = parseArgs({
-    args: rest,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...MEMBER_PARSE_OPTIONS,
-      json: { type: 'boolean' },
-      ...(sub === 'show' && { generations: { type: 'boolean' } }),
-      ...((sub === 'apply' || sub === 'rollback') && { 'dry-run': { type: 'boolean' } }),
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values, positionals } = parseMemberArgs(rest, {
+    json: { type: 'boolean' },
+    ...(sub === 'show' && { generations: { type: 'boolean' } }),
+    ...((sub === 'apply' || sub === 'rollback') && { 'dry-run': { type: 'boolean' } }),
   });
   if (values.help) {
     process.stdout.write(HELP.get(`config ${sub}`)!);

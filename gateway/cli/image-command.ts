@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { IMAGE_FORMATS, isImageFormat, type ImageFormat } from '../image/qemu-img.js';
 import { EXIT_OK, UsageError } from './exit.js';
 import { imageCancel, imageJobs, imageTransfer, imageWatch } from './image.js';
-import { apiClientFrom, MEMBER_PARSE_OPTIONS } from './member-options.js';
+import { apiClientFrom, parseMemberArgs } from './member-options.js';
 import { HELP } from './usage.js';
 
 /** `blockgate image SUBCOMMAND …`: the command line of image.ts. */
@@ -13,18 +12,11 @@ export async function imageCommand(args: string[]): Promise<number> {
     return sub === undefined ? 2 : EXIT_OK;
   }
   if (!['import', 'export', 'jobs', 'watch', 'cancel'].includes(sub)) throw new UsageError(`unknown image command ${JSON.stringify(sub)}`);
-  const { values, positionals } = parseArgs({
-    args: rest,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...MEMBER_PARSE_OPTIONS,
-      format: { type: 'string', short: 'f' },
-      overwrite: { type: 'boolean' },
-      detach: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values, positionals } = parseMemberArgs(rest, {
+    format: { type: 'string', short: 'f' },
+    overwrite: { type: 'boolean' },
+    detach: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(HELP.get(`image ${sub}`)!);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES, TOKEN_DIR, tokenFileName } from '../api/token-files.js';
 import { ApiClient, DEFAULT_MEMBER, parseMemberAddress, type MemberAddress } from './api-client.js';
 import { UsageError } from './exit.js';
@@ -15,6 +16,13 @@ export const MEMBER_PARSE_OPTIONS = {
   'token-file': { type: 'string' },
   cacert: { type: 'string' },
 } as const;
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** A member command's command line: its own options, the member options and --help; positionals allowed. */
+export function parseMemberArgs<O extends OptionsConfig>(args: string[], options: O) {
+  return parseArgs({ args, strict: true, allowPositionals: true, options: { ...MEMBER_PARSE_OPTIONS, ...options, help: { type: 'boolean', short: 'h' } } });
+}
 
 export interface MemberOptionValues {
   readonly member?: string[] | undefined;
