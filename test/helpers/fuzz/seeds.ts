@@ -78,6 +78,16 @@ const transmission = () => [
   request(NBD_CMD_DISC, 0, 0),
 ];
 
+/** Transmission-phase streams only, for the request reader on its own. */
+export function nbdRequestSeeds(): Buffer[] {
+  return [
+    Buffer.concat(transmission()),
+    // A write larger than the reader accepts (its payload is skipped), then a read.
+    Buffer.concat([request(NBD_CMD_WRITE, 0, 70000, 0, Buffer.alloc(70000, 7)), request(NBD_CMD_READ, 0, 512)]),
+    Buffer.concat([request(NBD_CMD_WRITE, 0, 4096, 0, Buffer.alloc(4096, 1)), request(NBD_CMD_WRITE, 4096, 1, 0, Buffer.alloc(1)), request(NBD_CMD_DISC, 0, 0)]),
+  ];
+}
+
 export function nbdSeeds(exportName: string): Buffer[] {
   return [
     Buffer.concat([
@@ -253,4 +263,32 @@ export function iscsiSeeds(targetName: string): Buffer[] {
     .scsi(cdb([0x12, 0, 0, 0, 36], 6), { read: 36 })
     .bytes();
   return [io, writes, discovery, security];
+}
+
+/**
+ * SCSI command sequences for the in-process CDB harness: records of CDB length (0: the
+ * opcode's own), the CDB, a u16 data-out length and the data-out.
+ */
+export function scsiSeeds(): Buffer[] {
+  const rec = (c: Buffer, out: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from([0]), c, u16(out.length), out]);
+  const prOut = (action: number, key: number, sark: number, type = 0) => {
+    const b = cdb([0x5f, action, type, 0, 0, 0, 0, 0, 24, 0], 10);
+    const p = Buffer.alloc(24);
+    p.writeUInt32BE(key, 4);
+    p.writeUInt32BE(sark, 12);
+    return rec(b, p);
+  };
+  const unmap = Buffer.alloc(24);
+  unmap.writeUInt16BE(22, 0);
+  unmap.writeUInt16BE(16, 2);
+  unmap.writeUInt32BE(8, 12);
+  unmap.writeUInt32BE(4, 20);
+  const inquiry = [0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2].map((page) => rec(cdb([0x12, page ? 1 : 0, page, 0, 255], 6)));
+  return [
+    Buffer.concat([rec(cdb([0x00], 6)), ...inquiry, rec(cdb([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32], 16)), rec(cdb([0x25], 10))]),
+    Buffer.concat([rec(cdb10(0x2a, 8, 1), Buffer.alloc(512, 0x5a)), rec(cdb10(0x28, 8, 1)), rec(cdb16(0x88, 0, 8)), rec(cdb16(0x8a, 16, 1), Buffer.alloc(512, 1)), rec(cdb16(0x8f, 0, 8))]),
+    Buffer.concat([rec(cdb16(0x89, 8, 1), Buffer.concat([Buffer.alloc(512, 0x5a), Buffer.alloc(512, 3)])), rec(cdb16(0x93, 0, 8), Buffer.alloc(512)), rec(cdb([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], 10), unmap)]),
+    Buffer.concat([rec(cdb([0x1a, 0, 0x3f, 0, 255], 6)), rec(cdb([0x5a, 0, 0x3f, 0, 0, 0, 0, 1, 0, 0], 10)), rec(cdb([0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0], 12)), rec(cdb([0x03, 0, 0, 0, 252], 6)), rec(cdb([0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0], 12)), rec(cdb([0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0], 12))]),
+    Buffer.concat([prOut(0, 0, 0xabc), prOut(1, 0xabc, 0, 1), rec(cdb([0x5e, 0, 0, 0, 0, 0, 0, 1, 0, 0], 10)), rec(cdb([0x5e, 1, 0, 0, 0, 0, 0, 1, 0, 0], 10)), rec(cdb([0x16], 6)), rec(cdb([0x17], 6)), rec(cdb([0x35], 10)), rec(cdb16(0x9e, 0, 0x100))]),
+  ];
 }
