@@ -7,7 +7,7 @@
  * a protocol error answered and logged as such, never an internal failure).
  *
  * Mutation-based, seeded and time-bounded: BLOCKGATE_FUZZ_MS per protocol (default 15 s,
- * `npm run fuzz -- --minutes N` for long runs), BLOCKGATE_FUZZ_SEED to replay a run. Inputs
+ * `npm run fuzz -- --minutes N --live` for long runs), BLOCKGATE_FUZZ_SEED to replay a run. Inputs
  * in test/fuzz/corpus/<protocol>/ are replayed first and used as seeds: a failing input the
  * run saves goes there to become a regression test.
  */
