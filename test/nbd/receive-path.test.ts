@@ -25,7 +25,11 @@ t.test('this Node has the socket internals the receive arenas need', async (t) =
 
 t.test(`${IDLE} idle sockets pin no receive arena; the first request does`, async (t) => {
   const pool = new BufferPool();
-  const nbd = await startNbdServer([{ name: 'disk', device: new MemoryBackend({ name: 'idle-disk', size: 1 << 20 }) }], { pool });
+  // All the sockets come from 127.0.0.1: lift the per-client limit (256 by default) above them.
+  const nbd = await startNbdServer([{ name: 'disk', device: new MemoryBackend({ name: 'idle-disk', size: 1 << 20 }) }], {
+    pool,
+    connectionLimits: { maxConnections: 2 * IDLE, maxConnectionsPerClient: 2 * IDLE },
+  });
   t.teardown(() => nbd.stop());
   const before = process.memoryUsage().arrayBuffers;
   const sockets: net.Socket[] = [];
@@ -36,6 +40,8 @@ t.test(`${IDLE} idle sockets pin no receive arena; the first request does`, asyn
       const s = net.connect({ host: '127.0.0.1', port: nbd.port });
       sockets.push(s);
       s.once('error', reject);
+      // A socket the server closes before its greeting fails the test at once instead of hanging it.
+      s.once('close', () => reject(new Error('the server closed an idle socket before its greeting')));
       let got = 0;
       s.on('data', (d: Buffer) => {
         got += d.length;
