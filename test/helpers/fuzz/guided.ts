@@ -105,7 +105,7 @@ export async function guided(h: Harness, cov: V8Coverage, corpus: Buffer[], o: G
   const heap0 = process.memoryUsage().heapUsed;
   const deadline = started + o.ms;
   while (stats.crashes.length === 0 && performance.now() < deadline) {
-    const input = mutate(corpus, o.random);
+    const input = mutate(corpus, o.random, o.guided);
     const failure = await runOne(h, input);
     const fresh = cov.collect();
     stats.execs++;

@@ -21,9 +21,13 @@ const INTERESTING_32 = [0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0x10000, 0x100
 /** Inputs are kept small: the point is the parsers, not the bandwidth. */
 const MAX_INPUT = 256 * 1024;
 
-export function mutate(seeds: readonly Buffer[], random: () => number): Buffer {
+/**
+ * A mutant of one of `seeds` (splices draw on all of them). `recent` favours the later seeds,
+ * as libFuzzer weighs the units a guided corpus added last: they are the newest ground.
+ */
+export function mutate(seeds: readonly Buffer[], random: () => number, recent = false): Buffer {
   const pick = (n: number) => Math.floor(random() * n);
-  let b = Buffer.from(seeds[pick(seeds.length)]!);
+  let b = Buffer.from(seeds[recent ? Math.floor(Math.sqrt(random()) * seeds.length) : pick(seeds.length)]!);
   const rounds = 1 + pick(8);
   for (let r = 0; r < rounds; r++) {
     const at = b.length ? pick(b.length) : 0;
