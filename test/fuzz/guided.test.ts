@@ -16,7 +16,7 @@
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt } from '../helpers/blockgate-cli.js';
@@ -103,4 +103,6 @@ t.test(`${GUIDED ? 'coverage-guided' : 'unguided'} runs, round-robin`, async (t)
     });
   }
   cov.close();
+  // A temporary output directory is kept only when it holds a crash to look at.
+  if (process.env.BLOCKGATE_FUZZ_OUT === undefined && ![...totals.values()].some((s) => s.crashes.length > 0)) rmSync(OUT, { recursive: true, force: true });
 });
