@@ -113,6 +113,7 @@ t.test('the appliance boots, serves NBD and iSCSI through forwarded ports, and k
 
   // The agent goes down with the guest, so the answer may never come: the VM's exit tells.
   void agent.exec('/bin/systemctl', ['poweroff']).catch(() => undefined);
-  const stopped = await Promise.race([vm.exited, sleep(5 * 60_000).then(() => undefined)]);
+  // Unref'd: once the VM has exited, this bound must not keep the test process alive for 5 minutes.
+  const stopped = await Promise.race([vm.exited, sleep(5 * 60_000, undefined, { ref: false }).then(() => undefined)]);
   t.ok(stopped, 'the appliance powered off');
 });
