@@ -1,31 +1,12 @@
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBuilt, listExports, runCli, startMember } from '../helpers/blockgate-cli.js';
+import { ensureBuilt, runCli } from '../helpers/blockgate-cli.js';
+import { storedConfigScratch } from '../helpers/stored-config.js';
 
 ensureBuilt();
-const dir = mkdtempSync(join(tmpdir(), 'blockgate-failed-start-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const dataDir = join(dir, 'data');
-const socket = join(dir, 'nbd.sock');
-
-function writeConfig(name: string, exports: Array<[string, string]>): string {
-  const path = join(dir, name);
-  const backends = exports.map(([e, size]) => `  - {name: ${e}, type: memory, size: ${size}}`).join('\n');
-  const exported = exports.map(([e]) => `  - {name: ${e}, device: ${e}}`).join('\n');
-  writeFileSync(path, `member: persist-test\nbackends:\n${backends}\nexports:\n${exported}\nnbd:\n  listen:\n    - socket: ${socket}\n`);
-  return path;
-}
-
-async function servedExports(t: Parameters<Parameters<typeof t.test>[1]>[0], args: string[]): Promise<Array<[string, number]>> {
-  const member = startMember(t, ['--data-dir', dataDir, ...args]);
-  const listen = await member.ready();
-  const exports = await listExports(listen.nbd![0]!);
-  t.equal((await member.terminate()).code, 0, member.stderr);
-  return exports.map((e) => [e['export-name'], e['export-size']]);
-}
+const { dir, dataDir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-failed-start-');
 
 t.test('a configuration that fails to start is not stored: the next plain start serves the last good one', async (t) => {
   const data = join(dir, 'data-failed-start');

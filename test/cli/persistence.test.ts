@@ -1,30 +1,11 @@
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureBuilt, listExports, runCli, startMember } from '../helpers/blockgate-cli.js';
+import { ensureBuilt, runCli } from '../helpers/blockgate-cli.js';
+import { storedConfigScratch } from '../helpers/stored-config.js';
 
 ensureBuilt();
-const dir = mkdtempSync(join(tmpdir(), 'blockgate-persist-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const dataDir = join(dir, 'data');
-const socket = join(dir, 'nbd.sock');
-
-function writeConfig(name: string, exports: Array<[string, string]>): string {
-  const path = join(dir, name);
-  const backends = exports.map(([e, size]) => `  - {name: ${e}, type: memory, size: ${size}}`).join('\n');
-  const exported = exports.map(([e]) => `  - {name: ${e}, device: ${e}}`).join('\n');
-  writeFileSync(path, `member: persist-test\nbackends:\n${backends}\nexports:\n${exported}\nnbd:\n  listen:\n    - socket: ${socket}\n`);
-  return path;
-}
-
-async function servedExports(t: Parameters<Parameters<typeof t.test>[1]>[0], args: string[]): Promise<Array<[string, number]>> {
-  const member = startMember(t, ['--data-dir', dataDir, ...args]);
-  const listen = await member.ready();
-  const exports = await listExports(listen.nbd![0]!);
-  t.equal((await member.terminate()).code, 0, member.stderr);
-  return exports.map((e) => [e['export-name'], e['export-size']]);
-}
+const { dir, dataDir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-persist-');
 
 t.test('a restart without --config serves the stored configuration; changes make new generations', async (t) => {
   const first = writeConfig('first.yaml', [['alpha', '8MiB'], ['beta', '16MiB']]);
