@@ -16,17 +16,17 @@ export function targetAclOf(config: IscsiTargetConfig): TargetAcl {
   );
 }
 
-/**
- * A configured target while the server runs: its SCSI side, its ALUA state, and which
- * listeners carry which of its portal groups. In iSCSI a SCSI target port is a portal
- * group, so relative target port ids are the groups' positions (1-based).
- */
 /** What a target knows of a session logged in to it: enough to abort its tasks (Session has it). */
 export interface TargetSession {
   readonly tasks: ReadonlyMap<number, Task>;
   readonly connections: ReadonlySet<{ readonly commands: { abortTask(task: Task): void } }>;
 }
 
+/**
+ * A configured target while the server runs: its SCSI side, its ALUA state, and which
+ * listeners carry which of its portal groups. In iSCSI a SCSI target port is a portal
+ * group, so relative target port ids are the groups' positions (1-based).
+ */
 export class TargetRuntime<S extends TargetSession = TargetSession> implements LoginTarget {
   readonly name: string;
   readonly alias?: string;

@@ -20,7 +20,13 @@ export const createFile: DeviceFactory<'file'> = async (spec, _context, field) =
   } catch (err) {
     // Never serve an empty disk in place of a missing one: only `create: true` makes a file.
     if (isBlockError(err) && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-      throw new ConfigError(`${field}.path`, `${spec.path} does not exist (set create: true and a size to create it)`);
+      // With create: true the file itself may be made, so ENOENT means a missing parent directory.
+      throw new ConfigError(
+        `${field}.path`,
+        spec.create === true
+          ? `the directory of ${spec.path} does not exist (create: true makes the file, not its directories)`
+          : `${spec.path} does not exist (set create: true and a size to create it)`,
+      );
     }
     throw err;
   }

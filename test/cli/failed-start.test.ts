@@ -21,6 +21,13 @@ t.test('a configuration that fails to start is not stored: the next plain start 
   t.match(refused.stderr, /configuration error: backends\[0\]\.path: .*nowhere\.img does not exist \(set create: true/);
   t.notOk(existsSync(join(dir, 'nowhere.img')), 'the file was not created');
 
+  // create: true under a directory that does not exist: the error names the directory, not the file.
+  const noDir = join(dir, 'no-dir.yaml');
+  writeFileSync(noDir, `backends:\n  - {name: f, type: file, path: ${join(dir, 'absent', 'f.img')}, size: 1MiB, create: true}\nexports:\n  - {name: f, device: f}\n`);
+  const noParent = await runCli(['serve', '--config', noDir, '--data-dir', data, '--nbd', '127.0.0.1:0', '--iscsi', '127.0.0.1:0', '--api', '127.0.0.1:0']);
+  t.equal(noParent.code, 2, noParent.stderr);
+  t.match(noParent.stderr, /backends\[0\]\.path: the directory of .*absent\/f\.img does not exist \(create: true makes the file, not its directories\)/);
+
   // A port in use: start-up fails (exit 1), and again nothing is stored.
   const busy = createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
