@@ -106,8 +106,7 @@ function nbdPort({ config, fabric }: PortContext, shared: Shared): GatewayPort {
     listen: config.nbd.listen.map(toNbdListen),
     refusals,
     connectionLimits: connectionLimits(config.nbd),
-    // Read per connection: a reload that adds the first iSCSI target brings reservations in.
-    guard: (device: BlockDevice) => (shared.reservations ? new ReservationFence(device, shared.reservations) : device),
+    guard: (device: BlockDevice) => new ReservationFence(device, () => shared.reservations),
     ...(config.nbd.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: config.nbd.handshakeTimeoutMs }),
     // A client asking for the empty export name (NBD's default export) gets the first one.
     ...(config.exports[0] && { defaultExport: config.exports[0].name }),

@@ -13,14 +13,18 @@ import type { DeviceReservations } from './device-reservations.js';
 export class ReservationFence extends Layer {
   constructor(
     next: BlockDevice,
-    private readonly reservations: DeviceReservations,
+    /**
+     * Read per request, not at connect: a reload that adds the member's first iSCSI target
+     * brings the reservation state in, and connections opened before it are held to it too.
+     */
+    private readonly reservations: () => DeviceReservations | undefined,
   ) {
     super(next);
   }
 
   /** A rejection when the access is denied (looked up per request: the state appears once a LUN maps the device). */
   private denied(access: 'read' | 'write'): Promise<never> | undefined {
-    const refusal = this.reservations.peek(this.name)?.refusal(access);
+    const refusal = this.reservations()?.peek(this.name)?.refusal(access);
     return refusal === undefined ? undefined : Promise.reject(new BlockError('EPERM', refusal));
   }
 

@@ -43,16 +43,7 @@ export interface NbdkitServer {
 
 let counter = 0;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './free-port.js';
 
 export async function startNbdkit(t: Tap, options: NbdkitOptions): Promise<NbdkitServer> {
   const dir = await mkdtemp(join(tmpdir(), 'nbdkit-'));

@@ -42,7 +42,7 @@ async function member(t: Tap.Test, targets = [target(T1, 0), target(T2, 3)]) {
   fabric.addExport({ name: 'disk', device: 'shared' });
   const reservations = new DeviceReservations();
   const iscsi = new IscsiServer({ fabric, targets, reservations, nopIntervalMs: 0 });
-  const nbd = new NbdServer({ fabric, listen: [{ host: '127.0.0.1', port: 0 }], guard: (d) => new ReservationFence(d, reservations) });
+  const nbd = new NbdServer({ fabric, listen: [{ host: '127.0.0.1', port: 0 }], guard: (d) => new ReservationFence(d, () => reservations) });
   await iscsi.start();
   await nbd.start();
   t.teardown(async () => {

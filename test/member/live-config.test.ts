@@ -13,11 +13,17 @@ import { createInterface } from 'node:readline';
 import { memberApi } from '../helpers/api.js';
 import { ensureBuilt, listExports, nbdUri, startMember } from '../helpers/blockgate-cli.js';
 import { tempDir, toolEnv, waitFor } from '../helpers/clients.js';
+import { TestInitiator } from '../helpers/iscsi.js';
 import type { FrontEndSession } from '../../gateway/sessions.js';
 
 ensureBuilt();
 
 const MiB = 1024 * 1024;
+/** PERSISTENT RESERVE OUT service actions and the reservation type used (SPC-4 6.16.2, 6.15.3.4). */
+const PR_OUT_REGISTER = 0x00;
+const PR_OUT_RESERVE = 0x01;
+const PR_OUT_RELEASE = 0x02;
+const PR_TYPE_WRITE_EXCLUSIVE = 0x01;
 
 /**
  * One libnbd connection driven line by line: `w OFFSET HEX` writes, `r OFFSET LENGTH` reads
@@ -200,6 +206,49 @@ t.test('exports added and removed live over the API; the client of an unchanged 
   t.equal(await held.read(65536, pattern.length), `ok ${pattern.toString('hex')}`, 'the held client lived through every reload');
   t.equal(await held.read(0, 16), `ok ${Buffer.from('after the reload').toString('hex')}`);
   t.same((await sessions()).map((s) => s.id), [alphaSession.id], 'on its first connection');
+  held.close();
+  t.equal((await member.terminate()).code, 0);
+});
+
+t.test('a reload that adds the first iSCSI target holds NBD clients already connected to its reservations', async (t) => {
+  const dir = await tempDir(t, 'member-live-pr-');
+  const configPath = join(dir, 'member.json');
+  const nbdOnly = config({ alpha: 'a' });
+  await writeFile(configPath, JSON.stringify(nbdOnly));
+  const member = startMember(t, ['--config', configPath, '--data-dir', join(dir, 'data')]);
+  const nbd = (await member.ready()).nbd![0]!;
+  const api = await memberApi(member);
+  const held = new HeldClient(nbdUri(nbd, 'alpha'));
+  t.teardown(() => held.close());
+  t.equal(await held.next(), `connected ${4 * MiB}`);
+  t.equal(await held.write(0, Buffer.from('before')), 'ok');
+
+  const target = 'iqn.2026-11.dev.blockgate:live-pr';
+  const withTarget = { ...nbdOnly, iscsi: { targets: [{ name: target, luns: [{ lun: 0, export: 'alpha' }], portalGroups: [{ id: 1, portals: ['127.0.0.1:3260'] }] }] } };
+  const applied = await api.json<ApplyBody>('/api/v1/config/apply', { method: 'POST', body: { config: withTarget } });
+  t.equal(applied.status, 200, JSON.stringify(applied.body));
+  // The member's --iscsi listener (startMember's port 0) carries the new target.
+  const status = await api.json<{ frontEnds: { iscsi: string[] } }>('/api/v1/status');
+  const port = Number(/^127\.0\.0\.1:(\d+) /.exec(status.body.frontEnds.iscsi[0] ?? '')?.[1]);
+
+  const host = await TestInitiator.connect(port);
+  t.teardown(() => host.close());
+  await host.login({ targetName: target });
+  const prout = (sa: number, key: bigint, sakey: bigint, type = 0) => {
+    const list = Buffer.alloc(24);
+    list.writeBigUInt64BE(key, 0);
+    list.writeBigUInt64BE(sakey, 8);
+    return host.scsi(Buffer.from([0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0]), { lun: 0, write: list }).then((r) => r.status);
+  };
+  // Unit attentions of the new LUN first, then REGISTER and RESERVE Write Exclusive.
+  for (let i = 0; i < 4 && (await host.scsi(Buffer.alloc(6), { lun: 0 })).status !== 0; i++);
+  t.equal(await prout(PR_OUT_REGISTER, 0n, 0xabn), 0, 'the iSCSI host registers');
+  t.equal(await prout(PR_OUT_RESERVE, 0xabn, 0n, PR_TYPE_WRITE_EXCLUSIVE), 0, 'and reserves Write Exclusive');
+
+  t.match(await held.write(0, Buffer.from('stale')), /^err .*(Operation not permitted|EPERM)/, 'the NBD client connected before the reload is refused the write');
+  t.equal(await held.read(0, 6), `ok ${Buffer.from('before').toString('hex')}`, 'reads stay allowed (Write Exclusive), and the data is unchanged');
+  t.equal(await prout(PR_OUT_RELEASE, 0xabn, 0n, PR_TYPE_WRITE_EXCLUSIVE), 0, 'released');
+  t.equal(await held.write(0, Buffer.from('after')), 'ok', 'the NBD client writes again');
   held.close();
   t.equal((await member.terminate()).code, 0);
 });
