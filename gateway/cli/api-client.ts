@@ -3,15 +3,24 @@ import { request as httpsRequest } from 'node:https';
 
 /**
  * The HTTP client of the commands that talk to a running member's management API. One
- * member per client; a member is `http://HOST:PORT`, `https://HOST:PORT`, `HOST:PORT`
+ * member per client (member-pool.ts spreads requests over several); a member is `http://HOST:PORT`, `https://HOST:PORT`, `HOST:PORT`
  * (http) or `unix:/PATH` (an API listener on a Unix socket). A bearer token, when given, goes
  * with every request. node:http rather than fetch: it reaches Unix sockets without extra
  * dependencies.
  */
 
 export const DEFAULT_MEMBER = 'http://127.0.0.1:9810';
-/** A member that takes longer than this to answer one request is reported as not answering. */
-const DEFAULT_TIMEOUT_MS = 30_000;
+/**
+ * A member that takes longer than this to answer one request is reported as not answering:
+ * a read is then asked of the next member; a change (which may take a while to apply) waits longer.
+ */
+export const DEFAULT_READ_TIMEOUT_MS = 10_000;
+export const DEFAULT_CHANGE_TIMEOUT_MS = 30_000;
+/**
+ * A connection not made within this is given up (a host that is down drops the SYN: the
+ * kernel would retry for minutes). No byte was sent then, so even a change moves on.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
 /** API answers are small JSON documents; anything past this is a wrong endpoint. */
 const MAX_RESPONSE = 16 * 1024 * 1024;
 
@@ -24,6 +33,8 @@ export class MemberUnreachableError extends Error {
     message: string,
     /** No connection was made, so the request surely did not arrive: safe to send elsewhere. */
     readonly notSent = false,
+    /** Asked of several members: why each one failed, in the order asked. */
+    readonly failures: ReadonlyArray<{ readonly member: string; readonly error: string }> = [],
   ) {
     super(message);
   }
@@ -68,7 +79,9 @@ export function formatMemberAddress(a: MemberAddress): string {
 export interface ApiClientOptions {
   readonly member: MemberAddress;
   readonly token?: string;
+  /** The time limit of one request (default: DEFAULT_READ_TIMEOUT_MS for GET, else DEFAULT_CHANGE_TIMEOUT_MS). */
   readonly timeoutMs?: number;
+  readonly connectTimeoutMs?: number;
   /** Certificates to trust for an https member (PEM), instead of the system's. */
   readonly ca?: Buffer;
 }
@@ -101,7 +114,8 @@ export class ApiClient {
     if (method !== 'GET' && method !== 'HEAD') Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload?.length ?? 0 });
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const target = this.options.member;
-    const base: RequestOptions = { method, headers, timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(this.options.ca && { ca: this.options.ca }) };
+    const timeout = this.options.timeoutMs ?? (method === 'GET' || method === 'HEAD' ? DEFAULT_READ_TIMEOUT_MS : DEFAULT_CHANGE_TIMEOUT_MS);
+    const base: RequestOptions = { method, headers, timeout, ...(this.options.ca && { ca: this.options.ca }) };
     const send = 'url' in target && target.url.protocol === 'https:' ? httpsRequest : httpRequest;
     const options: RequestOptions =
       'url' in target
@@ -135,10 +149,19 @@ export class ApiClient {
       // Whether the request can have reached the member: only once its connection is up.
       let connected = false;
       req.on('socket', (socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once(send === httpsRequest ? 'secureConnect' : 'connect', () => (connected = true));
+        if (!socket.connecting) {
+          connected = true;
+          return;
+        }
+        const connectMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+        const timer = setTimeout(() => req.destroy(new MemberUnreachableError(`cannot reach the member at ${this.member}: no connection within ${connectMs} ms`, true)), connectMs);
+        socket.once(send === httpsRequest ? 'secureConnect' : 'connect', () => {
+          connected = true;
+          clearTimeout(timer);
+        });
+        socket.once('close', () => clearTimeout(timer));
       });
-      req.on('timeout', () => req.destroy(new MemberUnreachableError(`${this.member} did not answer within ${options.timeout} ms`)));
+      req.on('timeout', () => req.destroy(new MemberUnreachableError(`${this.member} did not answer within ${options.timeout} ms`, !connected)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof MemberUnreachableError) return reject(err);
         reject(new MemberUnreachableError(`cannot reach the member at ${this.member}: ${err.code ?? err.message}`, !connected));

@@ -12,6 +12,8 @@ import { MemberPool } from './member-pool.js';
  */
 export const MEMBER_PARSE_OPTIONS = {
   member: { type: 'string', short: 'm', multiple: true },
+  'members-file': { type: 'string' },
+  timeout: { type: 'string' },
   token: { type: 'string' },
   'token-file': { type: 'string' },
   cacert: { type: 'string' },
@@ -26,6 +28,8 @@ export function parseMemberArgs<O extends OptionsConfig>(args: string[], options
 
 export interface MemberOptionValues {
   readonly member?: string[] | undefined;
+  readonly 'members-file'?: string | undefined;
+  readonly timeout?: string | undefined;
   readonly token?: string | undefined;
   readonly 'token-file'?: string | undefined;
   readonly cacert?: string | undefined;
@@ -41,10 +45,43 @@ function localTokenFiles(env: NodeJS.ProcessEnv): string[] {
   return ROLES.flatMap((role) => dirs.map((d) => join(d, TOKEN_DIR, tokenFileName(role))));
 }
 
-/** Every member given (`--member` repeated, else $BLOCKGATE_MEMBER, else the local default), as one pool. */
+/**
+ * The members to ask: `--member` (repeated, or a list) and `--members-file`, else
+ * $BLOCKGATE_MEMBER (a list) and $BLOCKGATE_MEMBERS_FILE, else the local default. A list
+ * is separated by commas or white space; a members file holds one or more per line, `#`
+ * starts a comment. The same member twice is asked once.
+ */
+export function memberAddressesFrom(values: MemberOptionValues, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = [...(values.member ?? []).flatMap(splitList), ...(values['members-file'] !== undefined ? membersFile(values['members-file'], '--members-file') : [])];
+  const fromEnv = [...splitList(env.BLOCKGATE_MEMBER ?? ''), ...(env.BLOCKGATE_MEMBERS_FILE ? membersFile(env.BLOCKGATE_MEMBERS_FILE, 'BLOCKGATE_MEMBERS_FILE') : [])];
+  const chosen = values.member !== undefined || values['members-file'] !== undefined ? given : fromEnv.length > 0 ? fromEnv : [DEFAULT_MEMBER];
+  if (chosen.length === 0) throw new UsageError(values['members-file'] !== undefined ? `--members-file ${values['members-file']}: names no member` : '--member: empty');
+  return [...new Set(chosen)];
+}
+
+function splitList(text: string): string[] {
+  return text.split(/[\s,]+/).filter((m) => m !== '');
+}
+
+function membersFile(path: string, from: string): string[] {
+  return readFile(path, from)
+    .toString('utf8')
+    .split('\n')
+    .flatMap((line) => splitList(line.replace(/#.*/, '')));
+}
+
+/** --timeout SECONDS: the time limit of each request to a member. */
+function timeoutFrom(values: MemberOptionValues): number | undefined {
+  if (values.timeout === undefined) return undefined;
+  const seconds = Number(values.timeout);
+  if (!/^\d+(\.\d+)?$/.test(values.timeout) || !(seconds > 0) || seconds > 3600) throw new UsageError(`--timeout ${values.timeout}: a number of seconds, more than 0 and at most 3600`);
+  return Math.round(seconds * 1000);
+}
+
+/** Every member given (memberAddressesFrom), as one pool. */
 export function memberPoolFrom(values: MemberOptionValues, env: NodeJS.ProcessEnv = process.env): MemberPool {
-  const members = values.member?.length ? values.member : [env.BLOCKGATE_MEMBER ?? DEFAULT_MEMBER];
-  const addresses = members.map((m) => {
+  const timeoutMs = timeoutFrom(values);
+  const addresses = memberAddressesFrom(values, env).map((m) => {
     try {
       return parseMemberAddress(m);
     } catch (err) {
@@ -58,7 +95,7 @@ export function memberPoolFrom(values: MemberOptionValues, env: NodeJS.ProcessEn
     addresses.map((member) => {
       // A token found on this host goes only to a member on this host: never sent elsewhere.
       const token = given ?? (isLocal(member) ? localToken(env) : undefined);
-      return new ApiClient({ member, ...(token !== undefined && { token }), ...(ca && { ca }) });
+      return new ApiClient({ member, ...(token !== undefined && { token }), ...(ca && { ca }), ...(timeoutMs !== undefined && { timeoutMs }) });
     }),
   );
 }

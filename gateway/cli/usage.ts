@@ -53,8 +53,11 @@ talk to running members through their management API (MEMBER OPTIONS: --member,
 Environment:
   BLOCKGATE_LOG_LEVEL    log level of serve (default: info)
   BLOCKGATE_LOG_FORMAT   json: JSON log lines even on a terminal
-  BLOCKGATE_MEMBER       the member commands such as status talk to
-                         (default: http://127.0.0.1:9810)
+  BLOCKGATE_MEMBER       the member (or the members, separated by commas) the
+                         commands such as status talk to (default:
+                         http://127.0.0.1:9810)
+  BLOCKGATE_MEMBERS_FILE
+                         a file naming those members, one or more a line
   BLOCKGATE_TOKEN        management API token of those commands
   BLOCKGATE_TOKEN_FILE   a file holding that token
   BLOCKGATE_CACERT       a PEM certificate to trust for https members
@@ -134,9 +137,15 @@ Options:
 
 const MEMBER_OPTIONS = `  -m, --member URL       a member's management API: http://HOST:PORT,
                          https://HOST:PORT or unix:/PATH (default: $BLOCKGATE_MEMBER,
-                         else http://127.0.0.1:9810). Repeat it for the members of a
-                         cluster: reads start at a random one, and a request moves on
-                         to the next member when one cannot be reached.
+                         else http://127.0.0.1:9810). Repeat it, or give a list
+                         (URL,URL), for the members of a cluster: reads go round
+                         them from a random one, and a request moves on to the next
+                         member when one cannot be reached or does not answer.
+      --members-file FILE
+                         the members, one or more a line (# comments), with or
+                         instead of --member (default: $BLOCKGATE_MEMBERS_FILE)
+      --timeout SECONDS  time limit of each request to a member (default: 10 for
+                         reads, 30 for changes; a connection gets 3)
       --token TOKEN      management API token (default: $BLOCKGATE_TOKEN, else
                          $BLOCKGATE_TOKEN_FILE, else, for a member on this host,
                          DATA_DIR/api/admin.token or read.token in

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiError, MemberUnreachableError, parseMemberAddress } from '../../gateway/cli/api-client.js';
-import { apiClientFrom } from '../../gateway/cli/member-options.js';
+import { apiClientFrom, memberAddressesFrom, memberPoolFrom } from '../../gateway/cli/member-options.js';
 import { ProgressMeter } from '../../gateway/image/progress-meter.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'blockgate-api-client-'));
@@ -61,6 +61,19 @@ t.test('the token comes from the first of --token, --token-file, $BLOCKGATE_TOKE
   writeFileSync(join(dir, 'empty'), '\n');
   t.throws(() => apiClientFrom({ 'token-file': join(dir, 'empty') }, {}), /the token is empty/);
   t.throws(() => apiClientFrom({ member: ['ftp://x'] }, {}), /only http and https/);
+});
+
+t.test('the members: --member (repeated or a list) and --members-file, else $BLOCKGATE_MEMBER and $BLOCKGATE_MEMBERS_FILE', async (t) => {
+  const file = join(dir, 'members');
+  writeFileSync(file, '# cluster c1\nh1:9810, h2:9810\n\nunix:/run/m3.sock # on this host\n');
+  t.same(memberAddressesFrom({ member: ['a:1,b:1', 'c:1'] }, { BLOCKGATE_MEMBER: 'x:1' }), ['a:1', 'b:1', 'c:1'], 'options win over the environment');
+  t.same(memberAddressesFrom({ member: ['a:1'], 'members-file': file }, {}), ['a:1', 'h1:9810', 'h2:9810', 'unix:/run/m3.sock']);
+  t.same(memberAddressesFrom({}, { BLOCKGATE_MEMBER: 'x:1 y:1,x:1', BLOCKGATE_MEMBERS_FILE: file }), ['x:1', 'y:1', 'h1:9810', 'h2:9810', 'unix:/run/m3.sock'], 'each member once');
+  t.same(memberAddressesFrom({}, {}), ['http://127.0.0.1:9810']);
+  writeFileSync(join(dir, 'no-members'), '# none yet\n');
+  t.throws(() => memberAddressesFrom({ 'members-file': join(dir, 'no-members') }, {}), /--members-file .*no-members: names no member/);
+  t.throws(() => memberAddressesFrom({}, { BLOCKGATE_MEMBERS_FILE: join(dir, 'missing') }), /BLOCKGATE_MEMBERS_FILE .*missing: ENOENT/);
+  for (const bad of ['0', '-1', 'soon', '7200']) t.throws(() => memberPoolFrom({ timeout: bad }, {}), /--timeout .*: a number of seconds/);
 });
 
 t.test('members on HTTP, with a path prefix, and on a Unix socket; errors say what happened', async (t) => {
