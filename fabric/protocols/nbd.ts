@@ -127,3 +127,29 @@ export const OPTION_REPLY_HEADER_SIZE = 20;
 export const MAX_OPTION_LENGTH = 64 * 1024;
 /** Export names and descriptions are limited to 4096 bytes by the spec. */
 export const MAX_STRING_LENGTH = 4096;
+
+/**
+ * blockgate's fencing extension (not in the NBD spec; see gateway/nbd/fencing.ts).
+ *
+ * A client that may be superseded — a cluster Primary writing to a peer's replica, one path of
+ * a multipath device — sends NBD_OPT_BLOCKGATE_FENCE (data: a u64 fencing token) before
+ * NBD_OPT_GO. The server remembers, per export, the newest token it has seen, refuses GO to an
+ * older one (NBD_REP_ERR_POLICY) and answers EPERM to every request of a connection whose
+ * token a newer one has since overtaken, so writes a paused process or a hung path delivers
+ * late never reach the disk. The option number sits far above the spec's small, sequential
+ * ones ("BG" in its high half) so it cannot collide with a future standard option. A server
+ * that does not know it answers NBD_REP_ERR_UNSUP, as the spec requires for any unknown
+ * option, and the client goes on unfenced; a client that does not know it never sends it,
+ * and is never refused (nbdkit, qemu, nbdinfo keep working unchanged).
+ */
+export const NBD_OPT_BLOCKGATE_FENCE = 0x42470001;
+/**
+ * A newer token on a connection already in transmission (a standby path taking over), so no
+ * reconnect is needed: the token travels in the request's offset field, length 0. Valid only
+ * on a connection that negotiated NBD_OPT_BLOCKGATE_FENCE (elsewhere: EINVAL, unknown
+ * command). The server applies it when it parses it, so requests the client sends behind it
+ * on the same connection are judged by the new token without waiting for its reply.
+ */
+export const NBD_CMD_BLOCKGATE_FENCE = 0x4247;
+/** Data length of NBD_OPT_BLOCKGATE_FENCE: one u64 token. */
+export const BLOCKGATE_FENCE_OPTION_LENGTH = 8;

@@ -19,7 +19,9 @@ export type RefusalReason =
   /** The access list of the export or target does not name this client. */
   | 'not-allowed'
   /** CHAP failed or was required and skipped. */
-  | 'authentication';
+  | 'authentication'
+  /** The client's fencing token is older than the newest the export has seen (NBD). */
+  | 'fenced';
 
 export type RefusalProtocol = 'nbd' | 'iscsi';
 

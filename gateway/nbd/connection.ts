@@ -175,6 +175,7 @@ export class NbdConnection {
       flags: transmissionFlags(channel.capabilities, n.structuredReplies),
       maxPayload: Math.min(advertisedBlockSizes(channel).maximum, channel.blockSizes.maximum),
       allocationContext: n.allocationContext,
+      ...(n.fence && { fence: n.fence }),
       log: this.log,
       onEnd: (reason, violation) => this.onTransmissionEnd(reason, violation),
     });

@@ -2,12 +2,14 @@ import type { ExportEntry, FabricSwitch } from '../../fabric/switch.js';
 import type { Logger } from '../../fabric/log.js';
 import {
   BASE_ALLOCATION,
+  BLOCKGATE_FENCE_OPTION_LENGTH,
   IHAVEOPT,
   MAX_OPTION_LENGTH,
   MAX_STRING_LENGTH,
   NBD_INFO_DESCRIPTION,
   NBD_INFO_NAME,
   NBD_OPT_ABORT,
+  NBD_OPT_BLOCKGATE_FENCE,
   NBD_OPT_EXPORT_NAME,
   NBD_OPT_GO,
   NBD_OPT_INFO,
@@ -29,6 +31,7 @@ import {
   OPTION_HEADER_SIZE,
 } from '../../fabric/protocols/nbd.js';
 import { NbdProtocolError } from './errors.js';
+import { ConnectionFence, type FenceRegistry } from './fencing.js';
 import type { NbdAccess, Verdict } from './access.js';
 import type { TlsPeer } from './tls.js';
 import type { Refusals } from '../access/refusals.js';
@@ -53,6 +56,8 @@ export interface NegotiationContext {
   /** Which client may use which export, and where TLS is required; none: every export to everyone. */
   readonly access?: NbdAccess;
   readonly refusals: Refusals;
+  /** Newest fencing token per export (NBD_OPT_BLOCKGATE_FENCE). */
+  readonly fences: FenceRegistry;
 }
 
 /** The outcome of option haggling that leads to transmission. */
@@ -61,6 +66,8 @@ export interface Negotiated {
   readonly structuredReplies: boolean;
   /** Context id of base:allocation if the client selected it for this export, else 0. */
   readonly allocationContext: number;
+  /** Set when the client sent a fencing token: its requests are refused once a newer one is seen. */
+  readonly fence?: ConnectionFence;
 }
 
 /** The id we hand out for base:allocation; any nonzero value would do. */
@@ -76,6 +83,8 @@ interface State {
   metaAllocation: boolean;
   /** Set once STARTTLS succeeded. */
   tls: TlsPeer | undefined;
+  /** The client's NBD_OPT_BLOCKGATE_FENCE token, applied to the export GO names. */
+  fenceToken: number | undefined;
 }
 
 /**
@@ -87,7 +96,7 @@ export async function negotiateOptions(
   client: ClientFlags,
   ctx: NegotiationContext,
 ): Promise<Negotiated | null> {
-  const state: State = { structuredReplies: false, metaExport: null, metaAllocation: false, tls: undefined };
+  const state: State = { structuredReplies: false, metaExport: null, metaAllocation: false, tls: undefined, fenceToken: undefined };
   const judge = (entry: ExportEntry): Verdict => ctx.access?.verdict(entry.name, { ...(io.address !== undefined && { address: io.address }), ...(state.tls && { tls: state.tls }) }) ?? 'allowed';
   const identity = () => ({ ...(io.address !== undefined && { address: io.address }), ...(state.tls?.identity !== undefined && { identity: state.tls.identity }) });
   for (;;) {
@@ -140,9 +149,12 @@ export async function negotiateOptions(
           ctx.refusals.refuse('nbd', verdict, ctx.log, { export: entry.name, ...identity() });
           throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: ${verdict}`);
         }
+        const fenced = fenceOf(ctx, state, entry.name);
+        // No error reply exists here either: a stale client is hung up on.
+        if (fenced === 'stale') throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: fencing token ${state.fenceToken} is stale`);
         const flags = transmissionFlags(entry.device.capabilities, state.structuredReplies);
         io.write(exportNameReply(entry.device.size, flags, client.noZeroes));
-        return finish(state, entry);
+        return finish(state, entry, fenced);
       }
       case NBD_OPT_LIST: {
         if (length !== 0) {
@@ -162,7 +174,7 @@ export async function negotiateOptions(
           reply(NBD_REP_ACK);
           state.tls = await io.startTls();
           // Nothing negotiated in plaintext carries over into TLS (nbdkit CVE-2021-3716).
-          Object.assign(state, { structuredReplies: false, metaExport: null, metaAllocation: false });
+          Object.assign(state, { structuredReplies: false, metaExport: null, metaAllocation: false, fenceToken: undefined });
         }
         break;
       case NBD_OPT_INFO:
@@ -182,6 +194,14 @@ export async function negotiateOptions(
           refuse(verdict, entry.name);
           break;
         }
+        // GO commits the token; INFO only asks, so it records nothing.
+        const fenced = option === NBD_OPT_GO ? fenceOf(ctx, state, entry.name) : undefined;
+        if (fenced === 'stale') {
+          const newest = ctx.fences.current(entry.name);
+          ctx.refusals.refuse('nbd', 'fenced', ctx.log, { export: entry.name, token: state.fenceToken, newest, ...identity() });
+          reply(NBD_REP_ERR_POLICY, Buffer.from(`fencing token ${state.fenceToken} is older than ${newest}, the newest seen for export ${JSON.stringify(entry.name)}`, 'utf8'));
+          break;
+        }
         const device = entry.device;
         reply(NBD_REP_INFO, infoExport(device.size, transmissionFlags(device.capabilities, state.structuredReplies)));
         if (request.wants.has(NBD_INFO_NAME)) reply(NBD_REP_INFO, infoString(NBD_INFO_NAME, entry.name));
@@ -192,7 +212,7 @@ export async function negotiateOptions(
         const sizes = advertisedBlockSizes(device);
         reply(NBD_REP_INFO, infoBlockSize(sizes.minimum, sizes.preferred, sizes.maximum));
         reply(NBD_REP_ACK);
-        if (option === NBD_OPT_GO) return finish(state, entry);
+        if (option === NBD_OPT_GO) return finish(state, entry, fenced);
         break;
       }
       case NBD_OPT_STRUCTURED_REPLY:
@@ -242,20 +262,44 @@ export async function negotiateOptions(
         reply(NBD_REP_ACK);
         break;
       }
+      case NBD_OPT_BLOCKGATE_FENCE: {
+        if (length !== BLOCKGATE_FENCE_OPTION_LENGTH) {
+          fail(NBD_REP_ERR_INVALID, `NBD_OPT_BLOCKGATE_FENCE takes a ${BLOCKGATE_FENCE_OPTION_LENGTH}-byte token`);
+          break;
+        }
+        const token = data.readBigUInt64BE(0);
+        if (token > BigInt(Number.MAX_SAFE_INTEGER)) {
+          fail(NBD_REP_ERR_INVALID, `fencing token ${token} is too large`);
+          break;
+        }
+        // Judged at GO, when the export is known: the ACK says only that the server fences.
+        state.fenceToken = Number(token);
+        reply(NBD_REP_ACK);
+        break;
+      }
       default:
         fail(NBD_REP_ERR_UNSUP, `option ${option} is not supported`);
     }
   }
 }
 
-function finish(state: State, entry: ExportEntry): Negotiated {
+function finish(state: State, entry: ExportEntry, fence: ConnectionFence | undefined): Negotiated {
   // Contexts chosen for another export do not carry over to this one.
   const allocation = state.metaAllocation && state.metaExport === entry.name;
   return {
     entry,
     structuredReplies: state.structuredReplies,
     allocationContext: allocation ? ALLOCATION_CONTEXT_ID : 0,
+    ...(fence && { fence }),
   };
+}
+
+/** The connection's fence for this export if the client sent a token; 'stale' if a newer one was seen. */
+function fenceOf(ctx: NegotiationContext, state: State, exportName: string): ConnectionFence | 'stale' | undefined {
+  const token = state.fenceToken;
+  if (token === undefined) return undefined;
+  if (!ctx.fences.admit(exportName, token)) return 'stale';
+  return new ConnectionFence(ctx.fences, exportName, token);
 }
 
 /** "" is the default export: the configured one, else the first. */

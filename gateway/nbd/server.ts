@@ -12,6 +12,7 @@ import { ConnectionLimiter, type ConnectionLimits } from '../access/connection-l
 import { Refusals } from '../access/refusals.js';
 import type { NbdAccess } from './access.js';
 import type { NbdTls } from './tls.js';
+import { processFences, type FenceRegistry } from './fencing.js';
 
 export type NbdListenAddress = { host: string; port: number } | { socketPath: string };
 
@@ -40,6 +41,8 @@ export interface NbdServerOptions {
   readonly connectionLimits?: ConnectionLimits;
   /** Where refused clients are counted; the member shares one with its other front ends and metrics. */
   readonly refusals?: Refusals;
+  /** Newest fencing token per export; default: the one every NBD server of this process shares. */
+  readonly fences?: FenceRegistry;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -71,6 +74,7 @@ export class NbdServer {
     this.ctx = {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       refusals: this.refusals,
+      fences: options.fences ?? processFences,
       fabric: options.fabric,
       defaultExport: options.defaultExport,
       stopping: () => this.stopping,

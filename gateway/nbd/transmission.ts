@@ -3,6 +3,7 @@ import type { BufferPool } from '../../fabric/buffers.js';
 import type { BlockDevice, Extent, WriteOptions, ZeroOptions } from '../../fabric/device.js';
 import type { Logger } from '../../fabric/log.js';
 import {
+  NBD_CMD_BLOCKGATE_FENCE,
   NBD_CMD_BLOCK_STATUS,
   NBD_CMD_CACHE,
   NBD_CMD_DISC,
@@ -30,6 +31,7 @@ import {
 import type { ByteQueue } from '../../fabric/byte-queue.js';
 import { nbdErrorMessage, nbdErrorOf } from './errors.js';
 import { descriptorsOf, planSegments } from './extents.js';
+import type { ConnectionFence } from './fencing.js';
 import type { ReplyWriter } from './reply-writer.js';
 import { RequestReader, type NbdRequest } from './request-reader.js';
 
@@ -45,6 +47,8 @@ export interface TransmissionOptions {
   readonly maxPayload: number;
   /** base:allocation context id, 0 if the client selected none. */
   readonly allocationContext: number;
+  /** The connection's fencing token, when it negotiated one: requests are refused once it is stale. */
+  readonly fence?: ConnectionFence;
   readonly log: Logger;
   /** Called once the connection is done: after DISC, end of input or a violation. */
   readonly onEnd: (reason: string, violation: boolean) => void;
@@ -84,6 +88,8 @@ export class Transmission {
   /** DISC received, input ended, or the server is draining: no more requests. */
   private ending = false;
   private endReason = '';
+  /** Requests refused for a stale fencing token (logged once per connection, then counted). */
+  private fenced = 0;
 
   constructor(private readonly o: TransmissionOptions) {
     this.reader = new RequestReader(o.queue, o.maxPayload);
@@ -148,6 +154,21 @@ export class Transmission {
   }
 
   private dispatch(req: NbdRequest): void {
+    const fence = this.o.fence;
+    if (fence) {
+      if (req.type === NBD_CMD_BLOCKGATE_FENCE) {
+        this.newToken(req, fence);
+        return;
+      }
+      // Judged now, as the request is parsed: requests queued behind a newer token's arrival
+      // are refused, whenever the client sent them.
+      if (fence.stale()) {
+        releaseHolds(req);
+        if (this.fenced++ === 0) this.o.log.warn({ export: fence.exportName, token: fence.own }, `refusing a stale client: ${fence.describe()}`);
+        this.o.writer.error(req, NBD_EPERM, fence.describe());
+        return;
+      }
+    }
     const invalid = this.validate(req);
     if (invalid) {
       releaseHolds(req);
@@ -189,6 +210,21 @@ export class Transmission {
         this.blockStatus(req);
         return;
     }
+  }
+
+  /** NBD_CMD_BLOCKGATE_FENCE: the token is in the offset field. */
+  private newToken(req: NbdRequest, fence: ConnectionFence): void {
+    if (req.length !== 0 || req.flags !== 0) {
+      this.o.writer.error(req, NBD_EINVAL, 'NBD_CMD_BLOCKGATE_FENCE takes no length and no flags');
+      return;
+    }
+    if (!fence.raise(req.offset)) {
+      this.o.writer.error(req, NBD_EPERM, `new ${fence.describe()}`);
+      return;
+    }
+    this.fenced = 0;
+    this.o.log.debug({ export: fence.exportName, token: fence.own }, 'fencing token raised');
+    this.o.writer.ok(req);
   }
 
   /** Everything the spec says to refuse before touching the device (ranges: the device). */

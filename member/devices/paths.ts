@@ -13,8 +13,9 @@ import type { DeviceFactory } from './context.js';
  */
 
 /** What the data path of a path set takes from its declaration. */
-function dataPath(spec: SpecOf<'nbd'> | SpecOf<'multipath'>): Pick<MultipathOptions, 'policy' | 'noPathRetryMs'> {
-  return { policy: spec.policy, noPathRetryMs: spec.noPathRetryMs };
+function dataPath(spec: SpecOf<'nbd'> | SpecOf<'multipath'>): Pick<MultipathOptions, 'policy' | 'noPathRetryMs' | 'fencing'> {
+  // Paths of one nbd backend reach one server's export: fenced unless the operator says not.
+  return { policy: spec.policy, noPathRetryMs: spec.noPathRetryMs, fencing: spec.type === 'nbd' && spec.fencing !== false };
 }
 
 function clientOptions(spec: SpecOf<'nbd'>, name: string, address: string): NbdClientOptions {

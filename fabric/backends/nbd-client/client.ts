@@ -37,6 +37,7 @@ import {
 import { formatNbdAddress, type NbdAddress } from './address.js';
 import { NbdConnection, type ConnectionOptions } from './connection.js';
 import type { ExportInfo } from './handshake.js';
+import type { Fenceable } from '../../fencing.js';
 
 export interface NbdClientOptions {
   readonly name: string;
@@ -48,6 +49,8 @@ export interface NbdClientOptions {
   /** A request unanswered this long fails with ETIMEDOUT (default 30 s). */
   readonly timeoutMs?: number;
   readonly connectTimeoutMs?: number;
+  /** A fencing token to present from the first connection on (see fence()). */
+  readonly fenceToken?: number;
 }
 
 /** What a device looks like from outside; a detached client borrows it from a sibling path. */
@@ -62,7 +65,7 @@ const MAX_PAYLOAD = 32 * 1024 * 1024;
 /** Trim/zero/status lengths are 32-bit on the wire; stay well inside, aligned. */
 const MAX_RANGE = 2 ** 31;
 
-export class NbdClient implements BlockDevice {
+export class NbdClient implements BlockDevice, Fenceable {
   readonly name: string;
   readonly size: number;
   readonly blockSizes: BlockSizes;
@@ -75,6 +78,8 @@ export class NbdClient implements BlockDevice {
   private closed = false;
   private lastError: string | undefined;
   private connects = 0;
+  /** The fencing token presented to the server (NBD_OPT_BLOCKGATE_FENCE); undefined: none. */
+  private fenceToken: number | undefined;
   /** Not connected since a loss (or since a detached start): the next connection is logged. */
   private lost = false;
 
@@ -106,6 +111,7 @@ export class NbdClient implements BlockDevice {
     this.blockSizes = geometry.blockSizes;
     this.capabilities = geometry.capabilities;
     this.exportName = options.exportName ?? '';
+    this.fenceToken = options.fenceToken;
     this.wanted = geometry.capabilities.multiConn ? Math.max(1, options.connections ?? 1) : 1;
     this.log = logger('nbd-client', { device: this.name, address: formatNbdAddress(options.address) });
   }
@@ -168,6 +174,17 @@ export class NbdClient implements BlockDevice {
         ...(this.lastError ? { lastError: this.lastError } : {}),
       },
     };
+  }
+
+  /**
+   * Present a newer fencing token (Fenceable): on every open connection at once (requests sent
+   * after this call travel behind it), and at the handshake of every later one. A server
+   * without blockgate's fencing extension ignores it.
+   */
+  fence(token: number): void {
+    if (this.fenceToken !== undefined && token <= this.fenceToken) return;
+    this.fenceToken = token;
+    for (const c of this.connections) c.fence(token);
   }
 
   async close(): Promise<void> {
@@ -237,7 +254,7 @@ export class NbdClient implements BlockDevice {
     const missing = this.wanted - this.connections.length;
     if (missing <= 0) return;
     const results = await Promise.allSettled(
-      Array.from({ length: missing }, () => NbdConnection.open(connectionOptions(this.options))),
+      Array.from({ length: missing }, () => NbdConnection.open(connectionOptions(this.options, this.fenceToken))),
     );
     let firstError: unknown;
     for (const result of results) {
@@ -262,6 +279,8 @@ export class NbdClient implements BlockDevice {
 
   private adopt(connection: NbdConnection): void {
     connection.onClose = this.onClose;
+    // A token raised while this connection was being opened is presented now, before any request.
+    if (this.fenceToken !== undefined) connection.fence(this.fenceToken);
     this.connections.push(connection);
     this.connects++;
     if (this.lost) this.log.info({ connections: this.connections.length }, 'connected to the NBD server');
@@ -297,12 +316,13 @@ export class NbdClient implements BlockDevice {
   }
 }
 
-function connectionOptions(options: NbdClientOptions): ConnectionOptions {
+function connectionOptions(options: NbdClientOptions, fenceToken = options.fenceToken): ConnectionOptions {
   return {
     address: options.address,
     exportName: options.exportName ?? '',
     connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
     timeoutMs: options.timeoutMs ?? 30_000,
+    ...(fenceToken !== undefined && { fenceToken }),
   };
 }
 

@@ -13,7 +13,8 @@ import { ByteQueue } from '../../byte-queue.js';
 import type { Extent } from '../../device.js';
 import { BlockError, type BlockErrorCode } from '../../errors.js';
 import { ExactReader } from '../../exact-reader.js';
-import { NBD_CMD_DISC, NBD_CMD_READ, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../protocols/nbd.js';
+import { NBD_CMD_BLOCKGATE_FENCE, NBD_CMD_DISC, NBD_CMD_READ, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../protocols/nbd.js';
+import { logger } from '../../log.js';
 import { connectOptions, formatNbdAddress, type NbdAddress } from './address.js';
 import { negotiate, type ExportInfo, type HandshakeIo } from './handshake.js';
 import { ReplyParser, type ReplySink } from './replies.js';
@@ -25,9 +26,12 @@ export interface ConnectionOptions {
   readonly connectTimeoutMs: number;
   /** A request unanswered this long fails with ETIMEDOUT and drops the connection. */
   readonly timeoutMs: number;
+  /** Present this fencing token (NBD_OPT_BLOCKGATE_FENCE) where the server knows the extension. */
+  readonly fenceToken?: number;
 }
 
 const RECEIVE_BUFFER = 256 * 1024;
+const fenceLog = logger('nbd-client');
 const BIG_READ = 32 * 1024;
 
 export class NbdConnection implements ReplySink {
@@ -51,6 +55,8 @@ export class NbdConnection implements ReplySink {
   };
   private closedWith: BlockError | undefined;
   info!: ExportInfo;
+  /** The fencing token the server holds for this connection (undefined: not fenced). */
+  fenceToken: number | undefined;
   /** Called once when an opened connection ends for any reason. */
   onClose: ((connection: NbdConnection, error: BlockError) => void) | undefined;
 
@@ -97,7 +103,8 @@ export class NbdConnection implements ReplySink {
     );
     try {
       const io: HandshakeIo = { read: (n) => this.handshake!.read(n), write: (b) => void this.socket.write(b) };
-      this.info = await negotiate(io, this.options.exportName);
+      this.info = await negotiate(io, this.options.exportName, this.options.fenceToken);
+      if (this.info.fenced) this.fenceToken = this.options.fenceToken;
     } catch (err) {
       this.fail('EIO', `handshake with ${this.where} failed`);
       throw err instanceof BlockError ? err : (this.closedWith ?? new BlockError('EIO', String(err), { transport: true }));
@@ -153,6 +160,21 @@ export class NbdConnection implements ReplySink {
       }
       this.socket.write(header);
       if (payload) for (const slice of payload) this.socket.write(slice);
+    });
+  }
+
+  /**
+   * Present a newer fencing token without reconnecting (NBD_CMD_BLOCKGATE_FENCE). The server
+   * applies it as it parses it, so requests sent after this call are judged by it without
+   * waiting for the reply. A no-op on a connection whose server does not fence.
+   */
+  fence(token: number): void {
+    if (this.fenceToken === undefined || token <= this.fenceToken || this.closedWith) return;
+    this.fenceToken = token;
+    this.request(NBD_CMD_BLOCKGATE_FENCE, 0, token, 0).catch((err: unknown) => {
+      // Refused: another client holds a newer token, and this connection's requests will be
+      // answered EPERM; a lost connection is noticed by the requests themselves.
+      if (!this.closedWith) fenceLog.warn({ server: this.where, token, err: err instanceof Error ? err.message : String(err) }, 'fencing token refused');
     });
   }
 

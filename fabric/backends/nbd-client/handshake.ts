@@ -9,6 +9,7 @@ import { BlockError } from '../../errors.js';
 import {
   BASE_ALLOCATION,
   IHAVEOPT,
+  NBD_OPT_BLOCKGATE_FENCE,
   NBDMAGIC,
   NBD_FLAG_C_FIXED_NEWSTYLE,
   NBD_FLAG_C_NO_ZEROES,
@@ -36,6 +37,8 @@ export interface ExportInfo {
   readonly structuredReplies: boolean;
   /** The id the server gave base:allocation, when negotiated. */
   readonly allocationContext?: number;
+  /** The server accepted our fencing token (NBD_OPT_BLOCKGATE_FENCE): NBD_CMD_BLOCKGATE_FENCE may be sent. */
+  readonly fenced?: boolean;
 }
 
 /** Byte-exact reads and writes on a connection during the handshake. */
@@ -51,7 +54,7 @@ interface OptionReply {
 
 const EXPORT_NAME_TRAILER = 124;
 
-export async function negotiate(io: HandshakeIo, exportName: string): Promise<ExportInfo> {
+export async function negotiate(io: HandshakeIo, exportName: string, fenceToken?: number): Promise<ExportInfo> {
   const greeting = await io.read(18);
   if (greeting.readBigUInt64BE(0) !== NBDMAGIC || greeting.readBigUInt64BE(8) !== IHAVEOPT) {
     throw protocolError('server does not speak newstyle NBD');
@@ -66,6 +69,8 @@ export async function negotiate(io: HandshakeIo, exportName: string): Promise<Ex
   const name = Buffer.from(exportName, 'utf8');
   const structured = (await simpleOption(io, NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0))) === NBD_REP_ACK;
   const allocationContext = structured ? await setMetaContext(io, name) : undefined;
+  // A server without blockgate's fencing (nbdkit, qemu-nbd) answers ERR_UNSUP: we go on unfenced.
+  const fenced = fenceToken !== undefined && (await simpleOption(io, NBD_OPT_BLOCKGATE_FENCE, tokenBytes(fenceToken))) === NBD_REP_ACK;
 
   const go = Buffer.alloc(4 + name.length + 2 + 2);
   go.writeUInt32BE(name.length, 0);
@@ -95,13 +100,14 @@ export async function negotiate(io: HandshakeIo, exportName: string): Promise<Ex
     }
     if (reply.type === NBD_REP_ACK) {
       if (size === undefined) throw protocolError('server finished NBD_OPT_GO without NBD_INFO_EXPORT');
-      return { size, transmissionFlags, blockSizes, structuredReplies: structured, allocationContext };
+      return { size, transmissionFlags, blockSizes, structuredReplies: structured, allocationContext, fenced };
     }
     if (reply.type === NBD_REP_ERR_UNSUP) break;
     throw optionError('NBD_OPT_GO', reply, exportName);
   }
 
-  // An old server: NBD_OPT_EXPORT_NAME has no error reply, the server just hangs up.
+  // An old server: NBD_OPT_EXPORT_NAME has no error reply, the server just hangs up (and
+  // one that knew our fencing option knows GO, so none is in force here).
   sendOption(io, NBD_OPT_EXPORT_NAME, name);
   const head = await io.read(10 + (noZeroes ? 0 : EXPORT_NAME_TRAILER));
   return {
@@ -154,6 +160,12 @@ async function readOptionReply(io: HandshakeIo, option: number): Promise<OptionR
   const length = header.readUInt32BE(16);
   if (length > 1 << 20) throw protocolError(`option reply of ${length} bytes`);
   return { type: header.readUInt32BE(12), data: length > 0 ? await io.read(length) : Buffer.alloc(0) };
+}
+
+function tokenBytes(token: number): Buffer {
+  const data = Buffer.alloc(8);
+  data.writeBigUInt64BE(BigInt(token));
+  return data;
 }
 
 function toSafeSize(size: bigint): number {

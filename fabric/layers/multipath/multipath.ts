@@ -24,6 +24,7 @@ import { logger, type Logger } from '../../log.js';
 import { issue, type Request } from '../../operation.js';
 import { commonBlockSizes } from '../combine.js';
 import { Path, type PathState } from './path.js';
+import { isFenceable } from '../../fencing.js';
 
 export type MultipathPolicy = 'active-passive' | 'active-active';
 
@@ -34,6 +35,12 @@ export interface MultipathOptions {
   readonly policy?: MultipathPolicy;
   /** How long requests wait for a path when none is usable (0: fail at once). */
   readonly noPathRetryMs?: number;
+  /**
+   * Fence the paths (where they can be: blockgate NBD servers): every path presents the
+   * device's generation, and the generation grows whenever a path is taken out, before any
+   * request is re-issued elsewhere, so the server refuses what the old path still delivers.
+   */
+  readonly fencing?: boolean;
 }
 
 export const MULTIPATH_DEFAULTS = {
@@ -79,6 +86,12 @@ export class MultipathDevice implements BlockDevice {
   private turn = 0;
   private closed = false;
   private readonly log: Logger;
+  /**
+   * The fencing generation, when fencing: seeded from the wall clock in milliseconds so it
+   * also grows across restarts of this process (a server remembers the newest it has seen),
+   * then one more per path taken out.
+   */
+  private generation: number | undefined;
 
   constructor(options: MultipathOptions) {
     const first = options.paths[0];
@@ -98,6 +111,7 @@ export class MultipathDevice implements BlockDevice {
     const probeSize = Math.max(512, this.blockSizes.minimum);
     this.paths = options.paths.map((d, i) => new Path(d, i, Math.min(probeSize, this.size)));
     this.log = logger('multipath', { device: this.name, policy: this.policy });
+    if (options.fencing) this.fenceAll(Date.now());
 
     for (const path of this.paths) {
       // A child that starts without its server (a detached NBD client) waits for the controller.
@@ -282,12 +296,20 @@ export class MultipathDevice implements BlockDevice {
   private takeOut(path: Path, reason: string): void {
     if (!path.usable) return;
     this.setPathState(path, 'failed', reason);
+    // Before anything is re-issued on another path: what the failed one delivers late is refused.
+    if (this.generation !== undefined) this.fenceAll(this.generation + 1);
     if (this.active === path) {
       this.active = undefined;
       const next = this.paths.find((p) => p.usable);
       if (next) this.makeActivePath(next, `path ${path.name} failed`);
     }
     this.updateDeviceState(reason);
+  }
+
+  private fenceAll(generation: number): void {
+    this.generation = generation;
+    for (const p of this.paths) if (isFenceable(p.device)) p.device.fence(generation);
+    this.log.info({ generation }, 'paths fenced at a new generation');
   }
 
   private makeActivePath(path: Path, why: string): void {

@@ -70,6 +70,12 @@ export const NbdSpec = kind('nbd', 'a disk on a remote NBD server, over one addr
   connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'NBD multi-conn: connections per address' })),
   timeoutMs: Type.Optional(Ms(1, 'a request not answered in this time fails its connection')),
   connectTimeoutMs: Type.Optional(Ms(1, 'how long a connection attempt may take')),
+  fencing: Type.Optional(
+    Type.Boolean({
+      description:
+        'with paths: present a growing generation as a fencing token so a blockgate server refuses the late writes of a path that hung (default true; false for a disk several independent clients write)',
+    }),
+  ),
   ...MultipathTuningFields,
 });
 

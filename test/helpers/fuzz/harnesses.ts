@@ -55,11 +55,12 @@ export async function harnesses(): Promise<Harness[]> {
     dist<typeof import('../../../fabric/log.js')>('fabric/log.js'),
     dist<typeof import('../../../gateway/access/refusals.js')>('gateway/access/refusals.js'),
   ]);
-  const [nbdErrors, { handshake }, { negotiateOptions }, { RequestReader }] = await Promise.all([
+  const [nbdErrors, { handshake }, { negotiateOptions }, { RequestReader }, { FenceRegistry }] = await Promise.all([
     dist<typeof import('../../../gateway/nbd/errors.js')>('gateway/nbd/errors.js'),
     dist<typeof import('../../../gateway/nbd/handshake.js')>('gateway/nbd/handshake.js'),
     dist<typeof import('../../../gateway/nbd/options.js')>('gateway/nbd/options.js'),
     dist<typeof import('../../../gateway/nbd/request-reader.js')>('gateway/nbd/request-reader.js'),
+    dist<typeof import('../../../gateway/nbd/fencing.js')>('gateway/nbd/fencing.js'),
   ]);
   const [pdu, { Login }, { DEFAULT_TARGET_LIMITS }] = await Promise.all([
     dist<typeof import('../../../gateway/iscsi/pdu.js')>('gateway/iscsi/pdu.js'),
@@ -92,7 +93,7 @@ export async function harnesses(): Promise<Harness[]> {
       };
       try {
         const flags = await handshake(io);
-        await negotiateOptions(io, flags, { fabric, stopping: () => false, log, refusals: new Refusals() });
+        await negotiateOptions(io, flags, { fabric, stopping: () => false, log, refusals: new Refusals(), fences: new FenceRegistry() });
       } catch (err) {
         if (err instanceof InputEnded || err instanceof nbdErrors.NbdProtocolError) return;
         throw err;

@@ -1,0 +1,69 @@
+/**
+ * Fencing tokens at an NBD server (the blockgate extension NBD_OPT_BLOCKGATE_FENCE, see
+ * fabric/protocols/nbd.ts). The hazard: a client that was paused (a stale cluster Primary) or
+ * a path that hung (a stopped relay, a congested link) can deliver writes long after another
+ * client or path took over and wrote newer data to the same blocks; executed then, they would
+ * overwrite the newer data. So each fenced connection carries a token, the server keeps the
+ * newest token seen per export, and a connection whose token is older than that is refused
+ * every request — checked when each request is parsed, so requests that were already queued
+ * in its socket when the newer token arrived are refused too. Requests handed to the device
+ * before the newer token arrived are not recalled: the newer client's own writes come after
+ * them in the server's order, which is the order the disk keeps.
+ *
+ * Tokens come from the client: the set's arbitration fencing token for a cluster Primary, a
+ * growing per-device generation for a multipath device's paths. Equal tokens are peers (the
+ * several connections of one client, the active paths of an Active-Active device).
+ * Connections that did not negotiate the extension are not judged.
+ */
+export class FenceRegistry {
+  private readonly newest = new Map<string, number>();
+
+  /** The newest token seen for this export, 0 if none. */
+  current(exportName: string): number {
+    return this.newest.get(exportName) ?? 0;
+  }
+
+  /** Record `token` for the export; false (and nothing changes) if a newer one was seen. */
+  admit(exportName: string, token: number): boolean {
+    const newest = this.current(exportName);
+    if (token < newest) return false;
+    if (token > newest) this.newest.set(exportName, token);
+    return true;
+  }
+}
+
+/**
+ * One member process has one fabric, so an export name means one disk whichever of its NBD
+ * servers (the member's port, a failover set's port) a client reaches it through: they share
+ * this registry unless a server is given its own.
+ */
+export const processFences = new FenceRegistry();
+
+/** A fenced connection's token, judged against its export's newest. */
+export class ConnectionFence {
+  constructor(
+    private readonly registry: FenceRegistry,
+    readonly exportName: string,
+    private token: number,
+  ) {}
+
+  get own(): number {
+    return this.token;
+  }
+
+  /** A newer token has been seen for the export: this connection's requests are refused. */
+  stale(): boolean {
+    return this.token < this.registry.current(this.exportName);
+  }
+
+  /** NBD_CMD_BLOCKGATE_FENCE: move to `token`; false if it is older than the export's newest. */
+  raise(token: number): boolean {
+    if (!this.registry.admit(this.exportName, token)) return false;
+    this.token = Math.max(this.token, token);
+    return true;
+  }
+
+  describe(): string {
+    return `fencing token ${this.token} is older than ${this.registry.current(this.exportName)}, the newest seen for export ${JSON.stringify(this.exportName)}`;
+  }
+}
