@@ -29,9 +29,19 @@ function clientOptions(spec: SpecOf<'nbd'>, name: string, address: string): NbdC
   };
 }
 
+/**
+ * The first fencing token of a fenced path set, presented from each path's first connection
+ * (a connection opened without one could not be fenced later without a reconnect); the
+ * multipath layer takes over from there with its own, never smaller, generation.
+ */
+function firstToken(spec: SpecOf<'nbd'>): Pick<NbdClientOptions, 'fenceToken'> {
+  return dataPath(spec).fencing ? { fenceToken: Date.now() } : {};
+}
+
 export const createNbd: DeviceFactory<'nbd'> = async (spec) => {
   if (spec.paths === undefined) return NbdClient.open(clientOptions(spec, spec.name, spec.address!));
-  const options = spec.paths.map((a, i) => clientOptions(spec, `${spec.name}.path${i}`, a));
+  const token = firstToken(spec);
+  const options = spec.paths.map((a, i) => ({ ...clientOptions(spec, `${spec.name}.path${i}`, a), ...token }));
   const opened = await Promise.allSettled(options.map((o) => NbdClient.open(o)));
   const up = opened.find((r): r is PromiseFulfilledResult<NbdClient> => r.status === 'fulfilled');
   if (!up) throw (opened[0] as PromiseRejectedResult).reason;
@@ -47,7 +57,8 @@ export const createNbd: DeviceFactory<'nbd'> = async (spec) => {
 /** A remote disk whose server is down at start, when it is a member of a failover set: shaped like `like`, a reachable sibling. */
 export function detachedNbd(spec: SpecOf<'nbd'>, like: BlockDevice): BlockDevice {
   if (spec.paths === undefined) return NbdClient.detached(clientOptions(spec, spec.name, spec.address!), like);
-  const paths = spec.paths.map((a, i) => NbdClient.detached(clientOptions(spec, `${spec.name}.path${i}`, a), like));
+  const token = firstToken(spec);
+  const paths = spec.paths.map((a, i) => NbdClient.detached({ ...clientOptions(spec, `${spec.name}.path${i}`, a), ...token }, like));
   return new MultipathDevice({ name: spec.name, paths, ...dataPath(spec) });
 }
 
