@@ -1,5 +1,5 @@
 import t from 'tap';
-import { closeSync, ftruncateSync, openSync, writeFileSync } from 'node:fs';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, startMember, type MemberProcess } from '../helpers/blockgate-cli.js';
 import { nbdsh, tempDir } from '../helpers/clients.js';
@@ -22,9 +22,8 @@ t.test('a hung path wakes after its write was re-issued and overwritten', async 
   const dir = await tempDir(t, 'bg-fencing-', '/dev/shm');
   const names = ['plain', 'fenced'] as const;
   for (const name of names) {
-    const fd = openSync(join(dir, `${name}.img`), 'w');
-    ftruncateSync(fd, 16 << 20);
-    closeSync(fd);
+    writeFileSync(join(dir, `${name}.img`), '');
+    truncateSync(join(dir, `${name}.img`), 16 << 20);
   }
   const serverPort = await freePort();
   const serverConfig = join(dir, 'server.json');
