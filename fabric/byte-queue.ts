@@ -5,9 +5,11 @@ import { countCopy } from './copies.js';
  * The bytes a socket delivered and nobody consumed yet, kept as the socket's own chunks:
  * the one receive queue of the NBD server, the iSCSI PDU reader and the NBD client's
  * handshake. Payloads leave as slices of those chunks (no concatenation). A fixed-size
- * header that straddles two chunks is read field by field where it lies (`peek`, then
- * `readUInt16BE`/`readUInt32BE`), so a request costs no copy wherever the socket's reads
- * happened to cut it; `readContiguous` still copies such a header, and counts it.
+ * header that straddles two chunks is read where it lies: chunks that follow each other in
+ * one receive arena are one run of memory, so `peek` and `readContiguous` return a view
+ * across them; elsewhere (the cut fell where one arena ends and the next begins, or on the
+ * plain 'data' path) `peek` answers null and its fields are read one by one
+ * (`readUInt16BE`/`readUInt32BE`), while `readContiguous` copies, and counts it.
  *
  * A chunk may come with an owner (the receive arena it is a view of): the queue holds a
  * reference until the chunk is consumed, and whatever is taken with `holds` takes its own.
@@ -47,7 +49,25 @@ export class ByteQueue {
   peek(n: number): Buffer | null {
     if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
     const first = this.chunks[this.head]!;
-    return first.length - this.offset >= n ? first.subarray(this.offset, this.offset + n) : null;
+    return first.length - this.offset >= n ? first.subarray(this.offset, this.offset + n) : this.spanningView(n);
+  }
+
+  /**
+   * The next `n` bytes (more than the first chunk holds) as one view, when the chunks they
+   * lie in follow each other in the same memory — consecutive socket reads into one receive
+   * arena — else null. The chunks then share their owner: the arena.
+   */
+  private spanningView(n: number): Buffer | null {
+    const first = this.chunks[this.head]!;
+    let end = first.byteOffset + first.length;
+    let have = first.length - this.offset;
+    for (let i = this.head + 1; have < n; i++) {
+      const next = this.chunks[i]!;
+      if (next.buffer !== first.buffer || next.byteOffset !== end) return null;
+      end += next.length;
+      have += next.length;
+    }
+    return Buffer.from(first.buffer, first.byteOffset + this.offset, n);
   }
 
   /** Big-endian u16 at unconsumed byte `index`, read across chunk boundaries without copying. */
@@ -61,16 +81,15 @@ export class ByteQueue {
   }
 
   /**
-   * The next `n` bytes as one Buffer: a view when they lie in one chunk, else a copy.
-   * Copies are counted as transfer copies unless `counted` is false. A view is valid only
-   * until the queue moves on, unless `holds` is given: then the chunk's owner is retained
-   * and added there (release it when the view is no longer used).
+   * The next `n` bytes as one Buffer: a view when they lie in one run of memory (one chunk,
+   * or chunks that follow each other in one arena), else a copy. Copies are counted as
+   * transfer copies unless `counted` is false. A view is valid only until the queue moves
+   * on, unless `holds` is given: then the chunk's owner is retained and added there
+   * (release it when the view is no longer used).
    */
   readContiguous(n: number, counted = true, holds?: Retained[]): Buffer {
-    if (n > this.length) throw new RangeError(`need ${n} bytes, have ${this.length}`);
-    const first = this.chunks[this.head]!;
-    if (first.length - this.offset >= n) {
-      const view = first.subarray(this.offset, this.offset + n);
+    const view = this.peek(n);
+    if (view) {
       if (holds) {
         const owner = this.owners[this.head];
         if (owner) {
@@ -78,7 +97,8 @@ export class ByteQueue {
           holds.push(owner);
         }
       }
-      this.advance(n);
+      // A view across chunks of one arena: the arena's reference taken above covers all of them.
+      this.skip(n);
       return view;
     }
     const out = Buffer.allocUnsafe(n);

@@ -124,7 +124,9 @@ export interface FramingLimits {
 
 /**
  * Cuts the TCP stream into PDUs. Header, AHS and data segment are returned as views of the
- * queued chunks (a header is copied only when it straddles two of them), each holding its
+ * queued chunks — a header cut by two socket reads into one receive arena is one view across
+ * both (ByteQueue.readContiguous); only a cut where one arena ends and the next begins, or
+ * on the plain 'data' path, copies its 48 bytes (counted) — each holding its
  * chunk's receive arena until the PDU is released, so a 1 MiB write is neither
  * concatenated nor copied. `limits` is read before each PDU, so digests switch on exactly
  * after login.

@@ -11,6 +11,7 @@
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { BufferPool } from '../../fabric/buffers.js';
+import { ByteQueue } from '../../fabric/byte-queue.js';
 import { Layer } from '../../fabric/layer.js';
 import type { Extent, WriteOptions } from '../../fabric/device.js';
 
@@ -188,4 +189,24 @@ export async function patternFile(path: string, size: number, block = 512): Prom
   for (let at = 0; at < size; at += block) b.fill(patternByte(at, block), at, at + block);
   await writeFile(path, b);
   return b;
+}
+
+/**
+ * Watches every chunk the servers in this process queue (ByteQueue#push): `chunks` lists
+ * their lengths, and `onPush`, when set, runs after each (a client waits on it to cut its
+ * bytes where it wants the server's reads to cut them). `restore()` undoes the hook.
+ */
+export function watchQueuedChunks(): { chunks: number[]; onPush: (() => void) | null; restore(): void } {
+  const push = ByteQueue.prototype.push;
+  const watch = {
+    chunks: [] as number[],
+    onPush: null as (() => void) | null,
+    restore: () => void (ByteQueue.prototype.push = push),
+  };
+  ByteQueue.prototype.push = function (this: ByteQueue, ...args: Parameters<ByteQueue['push']>) {
+    watch.chunks.push(args[0].length);
+    push.apply(this, args);
+    watch.onPush?.();
+  };
+  return watch;
 }

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { readBufferPool } from '../../fabric/buffers.js';
-import { run, startBlockgate, TestInitiator, write10 } from '../helpers/iscsi.js';
-import { CopyWatch, PatternDevice, patternFile, trackPool } from '../helpers/provenance.js';
+import { read10, run, startBlockgate, TestInitiator, write10 } from '../helpers/iscsi.js';
+import { CopyWatch, PatternDevice, patternFile, trackPool, watchQueuedChunks } from '../helpers/provenance.js';
 
 const MiB = 1 << 20;
 const SIZE = 32 * MiB;
@@ -102,4 +102,75 @@ t.test('R2T bursts of small Data-Out PDUs with header and data digests: still vi
   t.equal(dev.writeSlices.reduce((n, s) => n + s.length, 0), data.length);
   t.equal(dev.writeSlices.filter((s) => !pooled.has(s.buffer)).length, 0, 'every slice is a view of a receive arena');
   t.same(watch.onRequestPath(CONTROL).filter((m) => m.bytes > BHS_LENGTH), [], 'nothing larger than a PDU header moved');
+});
+
+/**
+ * Where the socket's reads cut a PDU is up to the kernel, so whether a real initiator's
+ * headers straddle two receive chunks is luck. Here the cut is forced at every byte of the
+ * BHS and of the header digest after it, for a SCSI Command, its Data-Out and a READ: the
+ * initiator sends the first part, waits until the target has queued exactly those bytes as
+ * one chunk, then sends the rest. Consecutive reads land side by side in one receive arena,
+ * so the header is a view across both chunks, not a copy. (The traffic stays well inside the
+ * connection's first arena: a cut where one arena ends and the next begins is still copied.)
+ */
+t.test('a PDU header cut at any byte by the socket reads costs no copy (digests on)', async (t) => {
+  const small = await startBlockgate({ device: new PatternDevice(new MemoryBackend({ name: 'disk', size: 8 * MiB })) });
+  t.teardown(() => small.stop());
+  const ini = await TestInitiator.connect(small.port);
+  t.teardown(() => ini.close());
+  ini.socket.setNoDelay(true);
+  await ini.login({ headerDigest: true, dataDigest: true });
+  t.ok(ini.headerDigest && ini.dataDigest, 'digests negotiated');
+  const dev = small.fabric.device('disk') as PatternDevice;
+
+  const queued = watchQueuedChunks();
+  t.teardown(queued.restore);
+  const chunks = queued.chunks;
+  // Every PDU the initiator writes goes out in two parts cut at `cut`, the second only once
+  // the target queued the first (the initiator writes one PDU at a time and waits for the answer).
+  const write = ini.socket.write;
+  let cut = 0;
+  const firstParts: number[] = [];
+  ini.socket.write = function (this: typeof ini.socket, bytes: Buffer) {
+    const seen = chunks.length;
+    const at = cut;
+    queued.onPush = () => {
+      if (chunks.length === seen) return;
+      queued.onPush = null;
+      firstParts.push(chunks[chunks.length - 1]!);
+      write.call(ini.socket, bytes.subarray(at));
+    };
+    return write.call(ini.socket, bytes.subarray(0, at));
+  } as typeof write;
+  t.teardown(() => void (ini.socket.write = write));
+
+  const BLOCK = 512;
+  const cuts: number[] = [];
+  for (let at = 1; at < BHS_LENGTH + 4; at++) cuts.push(at);
+  const results: number[] = [];
+  const readBack: boolean[] = [];
+  dev.recording = true;
+  const watch = new CopyWatch().start();
+  try {
+    for (const at of cuts) {
+      cut = at;
+      const data = image.subarray(at * 4096, at * 4096 + BLOCK);
+      results.push((await ini.scsi(write10(at * 8, 1), { write: data })).status);
+      const r = await ini.scsi(read10(at * 8, 1), { read: BLOCK });
+      results.push(r.status);
+      readBack.push(r.data.equals(data));
+    }
+  } finally {
+    watch.stop();
+    dev.recording = false;
+    ini.socket.write = write;
+  }
+  report(t, watch);
+  // Each WRITE: the command, then its Data-Out after the R2T; each READ: the command.
+  t.same(firstParts, cuts.flatMap((at) => [at, at, at]), 'the target received every PDU cut where the initiator cut it');
+  t.same(results, cuts.flatMap(() => [0, 0]), 'every command completed with GOOD');
+  t.same(dev.badWrites, [], 'every Data-Out reached the device intact');
+  t.equal(dev.writeSlices.filter((s) => !pooled.has(s.buffer)).length, 0, 'as views of receive arenas');
+  t.same(readBack.filter((ok) => !ok), [], 'every READ returned what its WRITE stored');
+  t.same(watch.onRequestPath(CONTROL), [], 'blockgate moved no bytes on the request path');
 });

@@ -11,6 +11,7 @@ import { BufferPool, ReceiveArenas, readBufferPool, type Retained } from '../../
 import type { WriteOptions } from '../../fabric/device.js';
 import { Layer } from '../../fabric/layer.js';
 import { ByteQueue } from '../../fabric/byte-queue.js';
+import { copyStats } from '../../fabric/copies.js';
 import { startNbdServer } from '../helpers/nbd.js';
 
 const run = promisify(execFile);
@@ -57,6 +58,45 @@ t.test('clearing the queue releases its chunks', async (t) => {
   queue.clear();
   t.equal(pool.stats.released, 1);
 });
+
+t.test('a header cut by two reads into one arena is a view across them; across arenas a counted copy', async (t) => {
+  const pool = new BufferPool();
+  const arenas = new ReceiveArenas(pool, { initialSize: 8192, maxSize: 8192, minRead: 4096 });
+  const queue = new ByteQueue();
+  const read = (bytes: number[]) => {
+    const region = arenas.region();
+    region.set(bytes);
+    const { chunk, owner } = arenas.filled(bytes.length);
+    queue.push(chunk, owner);
+  };
+  read([1, 2, 3]);
+  read([4, 5, 6, 7, 8]);
+  const peeked = queue.peek(6)!;
+  t.same([...peeked], [1, 2, 3, 4, 5, 6], 'peek sees both reads as one run');
+  const holds: Retained[] = [];
+  const view = queue.readContiguous(6, true, holds);
+  t.equal(view.buffer, peeked.buffer, 'a view of the arena, not a copy');
+  t.equal(holds.length, 1, 'holding the arena once');
+  t.same([...queue.readContiguous(2)], [7, 8], 'the queue moved past both chunks');
+  t.equal(queue.length, 0);
+  // A read that fills the arena to its end, the header's first bytes last: the next read starts a fresh arena.
+  read([...new Array<number>(8192 - 8 - 2).fill(0), 9, 10]);
+  queue.skip(8192 - 8 - 2);
+  read([11, 12]);
+  t.not(arenas.region().buffer, view.buffer, 'the second read went to a fresh arena');
+  t.equal(queue.peek(4), null, 'no one view spans two arenas');
+  const before = copyStats.transfer;
+  const copy = queue.readContiguous(4);
+  t.same([...copy], [9, 10, 11, 12], 'copied together');
+  t.equal(copyStats.transfer - before, 4, 'and the copy counted');
+  releaseAll(holds);
+  arenas.close();
+  t.equal(pool.stats.released, pool.stats.allocated, 'every arena went back once nothing held it');
+});
+
+function releaseAll(holds: Retained[]): void {
+  for (const h of holds) h.release();
+}
 
 /** Works on a write's payload only after a delay, long after later reads have landed. */
 class LateWriter extends Layer {

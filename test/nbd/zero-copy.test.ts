@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { BufferPool } from '../../fabric/buffers.js';
-import { ByteQueue } from '../../fabric/byte-queue.js';
 import { setLogLevel } from '../../fabric/log.js';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_REQUEST_MAGIC } from '../helpers/nbd-spec.js';
 import { RawNbdClient, startNbdServer } from '../helpers/nbd.js';
-import { CopyWatch, PatternDevice, patternFile, trackPool } from '../helpers/provenance.js';
+import { CopyWatch, PatternDevice, patternFile, trackPool, watchQueuedChunks } from '../helpers/provenance.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -118,22 +117,16 @@ t.test('a request header cut at any byte by the socket reads costs no copy', asy
   c.socket.setNoDelay(true);
   await c.go('disk');
 
-  const chunks: number[] = [];
-  let queued: (() => void) | null = null;
-  const push = ByteQueue.prototype.push;
-  ByteQueue.prototype.push = function (this: ByteQueue, ...args: Parameters<ByteQueue['push']>) {
-    chunks.push(args[0].length);
-    push.apply(this, args);
-    queued?.();
-  };
-  t.teardown(() => void (ByteQueue.prototype.push = push));
+  const queued = watchQueuedChunks();
+  t.teardown(queued.restore);
+  const chunks = queued.chunks;
   /** Sends `bytes` in two writes cut at `at`, the second only once the server queued the first. */
   async function sendCut(bytes: Buffer, at: number): Promise<void> {
     const seen = chunks.length;
-    const arrived = new Promise<void>((resolve) => (queued = () => chunks.length > seen && resolve()));
+    const arrived = new Promise<void>((resolve) => (queued.onPush = () => chunks.length > seen && resolve()));
     c.write(bytes.subarray(0, at));
     await arrived;
-    queued = null;
+    queued.onPush = null;
     c.write(bytes.subarray(at));
   }
   function header(type: number, offset: number, length: number, cookie: number): Buffer {
