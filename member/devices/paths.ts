@@ -14,8 +14,10 @@ import type { DeviceFactory } from './context.js';
 
 /** What the data path of a path set takes from its declaration. */
 function dataPath(spec: SpecOf<'nbd'> | SpecOf<'multipath'>): Pick<MultipathOptions, 'policy' | 'noPathRetryMs' | 'fencing'> {
-  // Paths of one nbd backend reach one server's export: fenced unless the operator says not.
-  return { policy: spec.policy, noPathRetryMs: spec.noPathRetryMs, fencing: spec.type === 'nbd' && spec.fencing !== false };
+  // Opt-in: a token claims the export for this client alone, so a second client with fencing
+  // on (another gateway, every member of a cluster set that opens the same backend) would
+  // refuse the first.
+  return { policy: spec.policy, noPathRetryMs: spec.noPathRetryMs, fencing: spec.type === 'nbd' && spec.fencing === true };
 }
 
 function clientOptions(spec: SpecOf<'nbd'>, name: string, address: string): NbdClientOptions {

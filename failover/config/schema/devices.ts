@@ -73,7 +73,7 @@ export const NbdSpec = kind('nbd', 'a disk on a remote NBD server, over one addr
   fencing: Type.Optional(
     Type.Boolean({
       description:
-        'with paths: present a growing generation as a fencing token so a blockgate server refuses the late writes of a path that hung (default true; false for a disk several independent clients write)',
+        'with paths: present a growing generation as a fencing token so a blockgate server refuses the late writes of a path that hung (default false; only for an export this device alone writes: the server refuses any other fencing client with an older token)',
     }),
   ),
   ...MultipathTuningFields,
