@@ -82,7 +82,8 @@ async function openSides(c, member) {
     for (const side of c.sides) {
       const spec = blockgateOf(side);
       const server = spec ? undefined : await side.start();
-      const uri = spec?.iscsi ? member.iscsiUri(spec.iscsi.target, spec.iscsi.lun) : spec ? member.uri(spec.export) : server.uri();
+      const address = spec?.iscsi ? member.iscsiUri(spec.iscsi.target, spec.iscsi.lun) : spec ? member.uri(spec.export) : server.uri();
+      const uri = spec?.uri ? spec.uri(address) : address;
       const pids = [...(spec ? member.pids : server.pids), ...(side.alsoCpu?.() ?? [])];
       opened.push({ label: side.label, uri, cpu: () => pids.reduce((n, pid) => n + cpuSeconds(pid), 0), stop: server?.stop ?? (async () => {}) });
     }
@@ -164,7 +165,8 @@ async function main() {
       await c.prepare?.();
     }
     // One member serves every blockgate side: started once, measured one export at a time.
-    const specs = measured.flatMap((c) => c.sides).map(blockgateOf).filter(Boolean);
+    // Sides that share an export (the same LUN measured two ways) configure it once.
+    const specs = [...new Map(measured.flatMap((c) => c.sides).map(blockgateOf).filter(Boolean).map((x) => [x.export, x])).values()];
     if (specs.length > 0) {
       member = await startBlockgate({
         root,

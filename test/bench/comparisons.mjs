@@ -2,8 +2,9 @@
 // run, alternately. A side is either
 //   { label, blockgate: { backends, devices?, export, device?, iscsi? } }  served by the one
 //     blockgate member of the run (device defaults to the export's name; names must be
-//     unique across comparisons; `iscsi: { target, lun }` also maps the export to an iSCSI
-//     LUN and measures that instead of NBD), or a function returning that (read after
+//     unique across comparisons, except that sides of one comparison may share an export;
+//     `iscsi: { target, lun }` also maps the export to an iSCSI LUN and measures that
+//     instead of NBD; `uri(uri)` rewrites the address measured), or a function returning that (read after
 //     prepare(), for addresses prepare() learns); `alsoCpu()` lists other processes whose
 //     CPU counts for the side (the nbdkit behind a remote hop), or
 //   { label, start: async () => ({ uri: () => string, pids, stop }) }   a server of its own.
@@ -16,7 +17,7 @@
 import { closeSync, openSync, ftruncateSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CPU_METRIC } from './lib/fio.mjs';
-import { ISCSI_WORKLOADS, measureIscsi } from './lib/iscsi-tools.mjs';
+import { ISCSI_DIGEST_WORKLOADS, ISCSI_WORKLOADS, measureIscsi, withHeaderDigest } from './lib/iscsi-tools.mjs';
 import { atLeast, atMost, within } from './lib/report.mjs';
 import { idleIscsiSessions, idleNbdConnections, sparseMemoryDevice } from './lib/memory-rows.mjs';
 import { startTgtd } from './lib/tgtd.mjs';
@@ -38,7 +39,7 @@ const parity = (_w, metric) => (isThroughput(metric) ? atLeast(1.0) : metric ===
 const BLOCKGATE_IQN = 'iqn.2026-11.dev.blockgate:bench';
 
 /** `--only` names standing for several comparisons. */
-export const GROUPS = { nbd: ['memory', 'file-shm', 'file-root'], file: ['file-shm', 'file-root'], memory: ['memory'], rss: ['rss-nbd', 'rss-iscsi', 'rss-sparse'] };
+export const GROUPS = { iscsi: ['iscsi', 'iscsi-digests'], nbd: ['memory', 'file-shm', 'file-root'], file: ['file-shm', 'file-root'], memory: ['memory'], rss: ['rss-nbd', 'rss-iscsi', 'rss-sparse'] };
 
 /** blockgate file backend vs nbdkit file vs qemu-nbd, each on its own file of the same kind in `dir`. */
 function fileComparison({ id, where, dir, size }) {
@@ -68,6 +69,7 @@ export function comparisons({ size, shmDir, rootDir, root, workDir }) {
   const remoteFile = join(shmDir, 'remote-nbdkit.img');
   const mirrorFiles = ['mirror-a', 'mirror-b', 'single'].map((n) => join(shmDir, `${n}.img`));
   const iscsiFiles = ['blockgate-lun', 'tgtd-lun'].map((n) => join(shmDir, `${n}.img`));
+  const digestFile = join(shmDir, 'digests-lun.img');
   return [
     {
       id: 'memory',
@@ -151,6 +153,31 @@ export function comparisons({ size, shmDir, rootDir, root, workDir }) {
         },
         { label: 'tgtd', start: () => startTgtd({ file: iscsiFiles[1], size }) },
       ],
+    },
+    {
+      id: 'iscsi-digests',
+      title:
+        'iSCSI digests: blockgate file LUN with HeaderDigest=CRC32C vs None, the same LUN (qemu-img bench through libiscsi 1.19, which always sends DataDigest=None: data digests cannot be measured with it)',
+      workloads: ISCSI_DIGEST_WORKLOADS,
+      target: (_w, metric) => (isThroughput(metric) ? atLeast(0.8) : undefined),
+      measure: measureIscsi,
+      prepare() {
+        sparseFile(digestFile, size);
+      },
+      cleanup() {
+        rmSync(digestFile, { force: true });
+      },
+      // Both sides are one LUN: one prefill writes it.
+      prefill: [0],
+      sides: ['crc32c', 'none'].map((digest) => ({
+        label: `blockgate iSCSI, HeaderDigest=${digest === 'none' ? 'None' : 'CRC32C'}`,
+        blockgate: {
+          backends: [{ name: 'bench-iscsi-digests', type: 'file', path: digestFile }],
+          export: 'bench-iscsi-digests',
+          iscsi: { target: `${BLOCKGATE_IQN}-digests`, lun: 0 },
+          uri: (uri) => withHeaderDigest(uri, digest),
+        },
+      })),
     },
     {
       id: 'rss-nbd',

@@ -5,8 +5,8 @@
 #   npm run bench                              build if needed, then run everything
 #   npm run bench -- --only file-shm,remote --seconds 2
 # Options (or BENCH_* environment variables):
-#   --only ID,…  --skip ID,…   comparisons: memory, file-shm, file-root, mirror, remote, iscsi,
-#                              rss-nbd, rss-iscsi, rss-sparse; groups: nbd, file, rss
+#   --only ID,…  --skip ID,…   comparisons: memory, file-shm, file-root, mirror, remote, iscsi, iscsi-digests,
+#                              rss-nbd, rss-iscsi, rss-sparse; groups: nbd, file, rss, iscsi (both iSCSI ones)
 #   --seconds S (3)  per measurement, after --ramp S (0.5) for fio; --rounds N (3)
 #   --size 512MiB    of every device      --no-prefill (BENCH_PREFILL=0)
 #   --workloads ID,… (ids in lib/fio.mjs and lib/iscsi-tools.mjs)

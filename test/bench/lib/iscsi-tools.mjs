@@ -27,6 +27,12 @@ export const ISCSI_WORKLOADS = [
   { id: 'iscsi-randread-4k-qd1', title: '4 KiB rand read, QD1 (iscsi-perf)', tool: 'iscsi-perf', random: true, bs: 4 * KiB, iodepth: 1, metrics: ['mean µs'] },
 ];
 
+/** Digests on vs off: only qemu-img can ask libiscsi for a header digest (see qemuImage). */
+export const ISCSI_DIGEST_WORKLOADS = [
+  ...ISCSI_WORKLOADS.filter((w) => w.tool === 'qemu-img'),
+  { id: 'iscsi-seqread-1m-qd8-qemu', title: '1 MiB seq read, QD8 (qemu-img bench)', tool: 'qemu-img', bs: MiB, iodepth: 8, metrics: ['MiB/s', CPU_METRIC] },
+];
+
 /** The LUN's size and logical block size, from READ CAPACITY(16). */
 async function capacity(uri) {
   const { stdout } = await run('iscsi-readcapacity16', ['-i', INITIATOR, uri]);
@@ -36,8 +42,23 @@ async function capacity(uri) {
   return { blockSize, size };
 }
 
+/**
+ * The LUN in qemu-img's words. `iscsi://host:port/target/lun?header_digest=crc32c|none`
+ * (libiscsi's URL form) asks for that header digest: qemu takes it only as an option of its
+ * iscsi driver (--image-opts); iscsi-perf has no way to ask for it at all.
+ */
+function qemuImage(uri) {
+  const m = /^iscsi:\/\/([^/]+)\/([^/]+)\/(\d+)\?header_digest=(\w+)$/.exec(uri);
+  if (!m) return ['-f', 'raw', uri];
+  const [, portal, target, lun, digest] = m;
+  return ['--image-opts', `driver=iscsi,transport=tcp,portal=${portal},target=${target},lun=${lun},initiator-name=${INITIATOR},header-digest=${digest}`];
+}
+
+/** `uri` with the header digest libiscsi should ask for (`crc32c` or `none`), for qemu-img workloads. */
+export const withHeaderDigest = (uri, digest) => `${uri}?header_digest=${digest}`;
+
 async function qemuImgBench(uri, { write, bs, iodepth, step }, count) {
-  const args = ['bench', '-f', 'raw', '-t', 'none', '-s', String(bs), '-d', String(iodepth), '-c', String(count), ...(write ? ['-w'] : []), ...(step ? ['-S', String(step)] : []), uri];
+  const args = ['bench', '-t', 'none', '-s', String(bs), '-d', String(iodepth), '-c', String(count), ...(write ? ['-w'] : []), ...(step ? ['-S', String(step)] : []), ...qemuImage(uri)];
   const { stdout } = await run('qemu-img', args);
   const seconds = Number(/completed in ([\d.]+) seconds/.exec(stdout)?.[1]);
   if (!seconds) throw new Error(`qemu-img ${args.join(' ')}: cannot parse ${JSON.stringify(stdout)}`);
@@ -45,6 +66,7 @@ async function qemuImgBench(uri, { write, bs, iodepth, step }, count) {
 }
 
 async function iscsiPerf(uri, { random, bs, iodepth }, seconds) {
+  if (uri.includes('?')) throw new Error(`iscsi-perf cannot be told to use a header digest (${uri}): use a qemu-img workload`);
   const { blockSize } = await capacity(uri);
   const args = ['-i', INITIATOR, '-b', String(bs / blockSize), '-m', String(iodepth), '-t', String(seconds), ...(random ? ['-r'] : []), uri];
   const { stdout } = await run('iscsi-perf', args, { maxBuffer: 16 * MiB, timeout: (seconds + 30) * 1000 });
