@@ -1,7 +1,18 @@
 import type { Socket } from 'node:net';
 import type { BufferPool } from '../../fabric/buffers.js';
+import { SIMPLE_REPLY_SIZE } from '../../fabric/protocols/nbd.js';
+import { StagedHeaders } from '../../fabric/staged-headers.js';
 import type { NbdRequest } from './request-reader.js';
-import { blockStatusChunk, errorChunk, offsetDataHeader, offsetHoleChunk, simpleReply } from './wire.js';
+import {
+  OFFSET_DATA_HEADER_SIZE,
+  blockStatusChunk,
+  errorChunk,
+  offsetDataHeader,
+  offsetHoleChunk,
+  putOffsetDataHeader,
+  putSimpleReply,
+  simpleReply,
+} from './wire.js';
 
 /** One piece of a sparse read reply: data from the read buffer, or a hole. */
 export interface ReadSegment {
@@ -20,16 +31,21 @@ export interface ReadSegment {
  * Replies are held until the current turn of the event loop ends (`hold`), so all that
  * complete in one turn — the replies to a burst of requests a fast device serves at once,
  * or every completion the poll phase delivered from the thread pool or a remote server —
- * leave in one writev rather than one system call each.
+ * leave in one writev rather than one system call each. Within it, the small replies and
+ * read headers of a run are encoded side by side (StagedHeaders): one socket.write for the
+ * run, not one per reply; read payloads are still written as they are, never copied.
  */
 export class ReplyWriter {
   private holding = false;
+  private readonly staged: StagedHeaders;
 
   constructor(
     private readonly socket: Socket,
     readonly structured: boolean,
     private readonly pool: BufferPool,
-  ) {}
+  ) {
+    this.staged = new StagedHeaders((bytes) => void socket.write(bytes));
+  }
 
   /** Keep what is written from now on in the socket until this turn of the event loop ends. */
   hold(): void {
@@ -41,6 +57,8 @@ export class ReplyWriter {
 
   private readonly release = (): void => {
     this.holding = false;
+    if (this.open) this.staged.flush();
+    else this.staged.discard();
     this.socket.uncork();
   };
 
@@ -52,23 +70,36 @@ export class ReplyWriter {
     // A simple reply is allowed for any payload-less success, structured or not.
     if (!this.open) return;
     this.hold();
-    this.socket.write(simpleReply(req.cookieHi, req.cookieLo, 0));
+    const at = this.staged.reserve(SIMPLE_REPLY_SIZE);
+    putSimpleReply(this.staged.slab, at, req.cookieHi, req.cookieLo, 0);
   }
 
   error(req: NbdRequest, errno: number, message: string): void {
     if (!this.open) return;
     this.hold();
+    this.staged.flush();
     this.socket.write(
       this.structured ? errorChunk(req.cookieHi, req.cookieLo, errno, message) : simpleReply(req.cookieHi, req.cookieLo, errno),
     );
   }
 
-  /** A successful read: the whole buffer as one reply. */
+  /** A successful read: the whole buffer as one reply (its header staged with those before it). */
   readData(req: NbdRequest, data: Buffer): void {
-    const header = this.structured
-      ? offsetDataHeader(req.cookieHi, req.cookieLo, req.offset, data.length, true)
-      : simpleReply(req.cookieHi, req.cookieLo, 0);
-    this.sendWithPayload([header, data], data);
+    if (!this.open) {
+      this.pool.release(data);
+      return;
+    }
+    this.hold();
+    const staged = this.staged;
+    if (this.structured) {
+      const at = staged.reserve(OFFSET_DATA_HEADER_SIZE);
+      putOffsetDataHeader(staged.slab, at, req.cookieHi, req.cookieLo, req.offset, data.length, true);
+    } else {
+      const at = staged.reserve(SIMPLE_REPLY_SIZE);
+      putSimpleReply(staged.slab, at, req.cookieHi, req.cookieLo, 0);
+    }
+    staged.flush();
+    this.socket.write(data, () => this.pool.release(data));
   }
 
   /** A sparse read (structured replies only): data chunks from `data`, hole chunks elsewhere. */
@@ -89,6 +120,7 @@ export class ReplyWriter {
   blockStatus(req: NbdRequest, contextId: number, descriptors: readonly number[]): void {
     if (!this.open) return;
     this.hold();
+    this.staged.flush();
     this.socket.write(blockStatusChunk(req.cookieHi, req.cookieLo, contextId, descriptors, true));
   }
 
@@ -99,6 +131,7 @@ export class ReplyWriter {
     }
     const socket = this.socket;
     this.hold();
+    this.staged.flush();
     socket.cork();
     const last = parts.length - 1;
     for (let i = 0; i < last; i++) socket.write(parts[i]!);

@@ -117,11 +117,16 @@ export function metaContextEntry(id: number, name: string): Buffer {
 
 export function simpleReply(cookieHi: number, cookieLo: number, error: number): Buffer {
   const buf = Buffer.allocUnsafe(SIMPLE_REPLY_SIZE);
-  buf.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
-  buf.writeUInt32BE(error, 4);
-  buf.writeUInt32BE(cookieHi, 8);
-  buf.writeUInt32BE(cookieLo, 12);
+  putSimpleReply(buf, 0, cookieHi, cookieLo, error);
   return buf;
+}
+
+/** A simple reply encoded into `buf` at `at` (SIMPLE_REPLY_SIZE bytes). */
+export function putSimpleReply(buf: Buffer, at: number, cookieHi: number, cookieLo: number, error: number): void {
+  buf.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, at);
+  buf.writeUInt32BE(error, at + 4);
+  buf.writeUInt32BE(cookieHi, at + 8);
+  buf.writeUInt32BE(cookieLo, at + 12);
 }
 
 function writeChunkHeader(
@@ -131,23 +136,40 @@ function writeChunkHeader(
   cookieHi: number,
   cookieLo: number,
   payloadLength: number,
+  at = 0,
 ): void {
-  buf.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0);
-  buf.writeUInt16BE(flags, 4);
-  buf.writeUInt16BE(type, 6);
-  buf.writeUInt32BE(cookieHi, 8);
-  buf.writeUInt32BE(cookieLo, 12);
-  buf.writeUInt32BE(payloadLength, 16);
+  buf.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, at);
+  buf.writeUInt16BE(flags, at + 4);
+  buf.writeUInt16BE(type, at + 6);
+  buf.writeUInt32BE(cookieHi, at + 8);
+  buf.writeUInt32BE(cookieLo, at + 12);
+  buf.writeUInt32BE(payloadLength, at + 16);
 }
 
 const doneFlag = (done: boolean): number => (done ? NBD_REPLY_FLAG_DONE : 0);
 
 /** Header of an OFFSET_DATA chunk, up to and including the offset; the data follows. */
 export function offsetDataHeader(cookieHi: number, cookieLo: number, offset: number, dataLength: number, done: boolean): Buffer {
-  const buf = Buffer.allocUnsafe(STRUCTURED_REPLY_HEADER_SIZE + 8);
-  writeChunkHeader(buf, doneFlag(done), NBD_REPLY_TYPE_OFFSET_DATA, cookieHi, cookieLo, 8 + dataLength);
-  writeU64(buf, offset, STRUCTURED_REPLY_HEADER_SIZE);
+  const buf = Buffer.allocUnsafe(OFFSET_DATA_HEADER_SIZE);
+  putOffsetDataHeader(buf, 0, cookieHi, cookieLo, offset, dataLength, done);
   return buf;
+}
+
+/** Bytes of an OFFSET_DATA chunk before its data. */
+export const OFFSET_DATA_HEADER_SIZE = STRUCTURED_REPLY_HEADER_SIZE + 8;
+
+/** offsetDataHeader() encoded into `buf` at `at` (OFFSET_DATA_HEADER_SIZE bytes). */
+export function putOffsetDataHeader(
+  buf: Buffer,
+  at: number,
+  cookieHi: number,
+  cookieLo: number,
+  offset: number,
+  dataLength: number,
+  done: boolean,
+): void {
+  writeChunkHeader(buf, doneFlag(done), NBD_REPLY_TYPE_OFFSET_DATA, cookieHi, cookieLo, 8 + dataLength, at);
+  writeU64(buf, offset, at + STRUCTURED_REPLY_HEADER_SIZE);
 }
 
 export function offsetHoleChunk(cookieHi: number, cookieLo: number, offset: number, holeSize: number, done: boolean): Buffer {

@@ -15,6 +15,7 @@ import { BlockError, type BlockErrorCode } from '../../errors.js';
 import { ExactReader } from '../../exact-reader.js';
 import { NBD_CMD_BLOCKGATE_FENCE, NBD_CMD_DISC, NBD_CMD_READ, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../protocols/nbd.js';
 import { logger } from '../../log.js';
+import { StagedHeaders } from '../../staged-headers.js';
 import { connectOptions, formatNbdAddress, type NbdAddress } from './address.js';
 import { negotiate, type ExportInfo, type HandshakeIo } from './handshake.js';
 import { ReplyParser, type ReplySink } from './replies.js';
@@ -49,8 +50,11 @@ export class NbdConnection implements ReplySink {
   private readonly headViews: Buffer[];
   private sweeper: NodeJS.Timeout | undefined;
   private corked = false;
+  /** This turn's request headers, encoded side by side: one socket.write for a run of them. */
+  private readonly headers: StagedHeaders;
   private readonly uncork = (): void => {
     this.corked = false;
+    if (!this.socket.destroyed) this.headers.flush();
     this.socket.uncork();
   };
   private closedWith: BlockError | undefined;
@@ -68,6 +72,7 @@ export class NbdConnection implements ReplySink {
 
   private constructor(private readonly options: ConnectionOptions) {
     this.headViews = Array.from({ length: 64 }, (_, n) => this.receive.subarray(0, n));
+    this.headers = new StagedHeaders((bytes) => void this.socket.write(bytes));
     this.socket = net.connect({
       ...connectOptions(options.address),
       onread: {
@@ -142,15 +147,6 @@ export class NbdConnection implements ReplySink {
       request.deadline = Date.now() + this.options.timeoutMs;
       this.inflight.set(cookie, request);
       if (command === NBD_CMD_READ && length >= BIG_READ) this.bigReads++;
-      const header = Buffer.allocUnsafe(REQUEST_HEADER_SIZE);
-      header.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
-      header.writeUInt16BE(flags, 4);
-      header.writeUInt16BE(command, 6);
-      header.writeUInt32BE(0, 8);
-      header.writeUInt32BE(cookie, 12);
-      header.writeUInt32BE(Math.floor(offset / 0x100000000), 16);
-      header.writeUInt32BE(offset >>> 0, 20);
-      header.writeUInt32BE(length, 24);
       // Requests issued in the same turn of the event loop (every client read the poll
       // phase delivered, not only this one) leave in one writev: cork now, uncork at its end.
       if (!this.corked) {
@@ -158,8 +154,21 @@ export class NbdConnection implements ReplySink {
         this.socket.cork();
         setImmediate(this.uncork);
       }
-      this.socket.write(header);
-      if (payload) for (const slice of payload) this.socket.write(slice);
+      const at = this.headers.reserve(REQUEST_HEADER_SIZE);
+      const header = this.headers.slab;
+      header.writeUInt32BE(NBD_REQUEST_MAGIC, at);
+      header.writeUInt16BE(flags, at + 4);
+      header.writeUInt16BE(command, at + 6);
+      header.writeUInt32BE(0, at + 8);
+      header.writeUInt32BE(cookie, at + 12);
+      header.writeUInt32BE(Math.floor(offset / 0x100000000), at + 16);
+      header.writeUInt32BE(offset >>> 0, at + 20);
+      header.writeUInt32BE(length, at + 24);
+      if (payload) {
+        // The headers so far, this one last, then the payload slices as they are.
+        this.headers.flush();
+        for (const slice of payload) this.socket.write(slice);
+      }
     });
   }
 
@@ -182,6 +191,7 @@ export class NbdConnection implements ReplySink {
   async close(): Promise<void> {
     if (this.closedWith) return;
     if (this.parser) {
+      this.headers.flush(); // requests of this turn go before the disconnect
       const header = Buffer.alloc(REQUEST_HEADER_SIZE);
       header.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
       header.writeUInt16BE(NBD_CMD_DISC, 6);
@@ -196,6 +206,7 @@ export class NbdConnection implements ReplySink {
     // Whatever ends a connection fails its requests as a transport failure, not a medium error.
     const error = new BlockError(code, message, { transport: true });
     this.closedWith = error;
+    this.headers.discard();
     if (this.sweeper) clearInterval(this.sweeper);
     if (code !== 'ESHUTDOWN' || !this.socket.writableEnded) this.socket.destroy();
     this.handshake?.fail(error);
