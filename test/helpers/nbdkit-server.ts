@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -43,7 +44,7 @@ export interface NbdkitServer {
 
 let counter = 0;
 
-export { freePort } from './free-port.js';
+export { freePort };
 
 export async function startNbdkit(t: Tap, options: NbdkitOptions): Promise<NbdkitServer> {
   const dir = await mkdtemp(join(tmpdir(), 'nbdkit-'));
