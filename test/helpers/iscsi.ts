@@ -6,13 +6,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { BlockDevice } from '../../fabric/device.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { IscsiServer, type IscsiServerOptions } from '../../gateway/iscsi/server.js';
 import type { IscsiTargetConfig } from '../../gateway/iscsi/target-config.js';
 import { crc32c } from './crc32c.js';
+import { freePort } from './free-port.js';
 import { setLogLevel } from '../../fabric/log.js';
 
 // Tests read TAP, not the server's state-change log; BLOCKGATE_LOG_LEVEL=info brings it back.
@@ -75,7 +76,8 @@ export async function startBlockgate(
   };
 }
 
-export { freePort } from './free-port.js';
+
+export { freePort };
 
 export interface RunResult {
   readonly code: number | null;
