@@ -97,6 +97,11 @@ export class NbdConnection implements ReplySink {
     return this.inflight.size;
   }
 
+  /** Requests were sent in this turn of the event loop: they leave together at its end. */
+  get batching(): boolean {
+    return this.corked;
+  }
+
   get open(): boolean {
     return this.closedWith === undefined && this.parser !== undefined;
   }
