@@ -54,10 +54,18 @@ export class FileArbiter implements Arbiter {
       closeSync(fd);
       throw err;
     }
-    const token = this.readToken(set) + 1;
-    this.writeAtomic(this.path(set, 'token'), String(token));
-    const info: LeaderInfo & { pid: number } = { member, token, meta: options.meta ?? {}, pid: process.pid };
-    this.writeAtomic(this.path(set, 'leader'), JSON.stringify(info));
+    let token: number;
+    try {
+      token = this.readToken(set) + 1;
+      this.writeAtomic(this.path(set, 'token'), String(token));
+      const info: LeaderInfo & { pid: number } = { member, token, meta: options.meta ?? {}, pid: process.pid };
+      this.writeAtomic(this.path(set, 'leader'), JSON.stringify(info));
+    } catch (err) {
+      // Never keep the lock without the role (a directory removed under us): the set would stall.
+      unlock(fd);
+      closeSync(fd);
+      throw err;
+    }
     const leadership = new FileLeadership(set, member, token, fd, (l) => this.release(l));
     this.held.add(leadership);
     log.info({ set, member, token }, 'lock acquired: Primary');

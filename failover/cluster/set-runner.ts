@@ -15,6 +15,9 @@ export interface SetActions {
 
 export type SetRole = 'primary' | 'standby' | 'stopped';
 
+/** How often a member waiting for permission to campaign (or campaigning) re-reads its gate. */
+const GATE_POLL_MS = 50;
+
 /** The system-wide monotonic clock (CLOCK_MONOTONIC): comparable between processes of one machine. */
 export function monotonicNs(): string {
   return process.hrtime.bigint().toString();
@@ -42,6 +45,12 @@ export class SetRunner {
     private readonly actions: SetActions,
     private readonly meta: Record<string, unknown> = {},
     private readonly retryMs = 500,
+    /**
+     * May this member campaign now? The Policy Manager's answer (only the named Secondary
+     * does, the Alternates wait); read before each campaign and while it waits, which it
+     * abandons when the answer turns to no. Without one, every member campaigns.
+     */
+    private readonly mayCampaign: () => boolean = () => true,
   ) {
     this.view = new SetView(set.name, member, arbiter);
   }
@@ -63,14 +72,31 @@ export class SetRunner {
     // survives a kill -9 of the process that added it).
     await this.actions.deactivate('start-up').catch((err: unknown) => log.warn({ err, set: this.set.name }, 'clean-up at start failed'));
     while (!this.stopping) {
+      if (!this.mayCampaign()) {
+        await sleep(GATE_POLL_MS, this.abort.signal);
+        continue;
+      }
       let leadership: Leadership;
+      const campaign = new AbortController();
+      const onStop = (): void => campaign.abort();
+      this.abort.signal.addEventListener('abort', onStop);
+      const watch = setInterval(() => {
+        if (!this.mayCampaign()) campaign.abort();
+      }, GATE_POLL_MS);
       try {
-        leadership = await this.arbiter.campaign(this.set.name, this.member, { meta: this.meta, signal: this.abort.signal });
+        leadership = await this.arbiter.campaign(this.set.name, this.member, { meta: this.meta, signal: campaign.signal });
       } catch (err) {
         if (this.stopping) return;
+        if (campaign.signal.aborted) {
+          log.info({ set: this.set.name, member: this.member }, 'campaign withdrawn: another member is to take over');
+          continue;
+        }
         log.warn({ err, set: this.set.name }, 'campaign failed: trying again');
-        await sleep(this.retryMs);
+        await sleep(this.retryMs, this.abort.signal);
         continue;
+      } finally {
+        clearInterval(watch);
+        this.abort.signal.removeEventListener('abort', onStop);
       }
       if (this.stopping) {
         await leadership.resign();
@@ -96,8 +122,13 @@ export class SetRunner {
       this.role = this.stopping ? 'stopped' : 'standby';
       this.view.selfEnded();
       await this.actions.deactivate(why).catch((err: unknown) => log.error({ err, set: this.set.name }, 'deactivate failed'));
-      if (why !== 'resigned' && why !== 'closed') await sleep(this.retryMs);
+      if (why !== 'resigned' && why !== 'closed') await sleep(this.retryMs, this.abort.signal);
     }
+  }
+
+  /** Give the Primary role up (the member keeps running and may be named again later). */
+  async handOver(): Promise<void> {
+    await this.leadership?.resign();
   }
 
   /** Planned stop: hand the role over (resign) so the next member takes it without a lease wait. */
@@ -111,6 +142,16 @@ export class SetRunner {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Sleeps `ms`, or less if `signal` aborts (a stopping member does not wait out a retry). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
 }

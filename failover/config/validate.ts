@@ -85,7 +85,7 @@ function normalize(doc: ConfigDocument, options: ValidateOptions, problems: Prob
         openMetrics: api.openMetrics ?? true,
       },
     }),
-    ...(cluster !== undefined && { cluster: normalizeCluster(cluster) }),
+    ...(cluster !== undefined && { cluster: normalizeCluster(cluster, (p, f) => absolute(p, f, options, problems)) }),
   };
 }
 
