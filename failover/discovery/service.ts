@@ -40,6 +40,7 @@ export class DiscoveryService {
   readonly locals: readonly LocalNetwork[];
   private readonly endpoints = new Map<string, NetworkEndpoint>();
   private readonly mdns = new Map<string, MdnsDiscovery>();
+  private readonly handlers = new Map<string, RequestHandler>();
   /** The last mDNS advert heard per network and member, for status. */
   readonly adverts = new Map<string, Map<string, MdnsAdvert>>();
   private timer: NodeJS.Timeout | undefined;
@@ -67,6 +68,7 @@ export class DiscoveryService {
           const port = this.listeningPort(l.network, hb.a.id) ?? (l.network.heartbeat.protocol === 'udp' ? from.port : l.network.heartbeat.port);
           this.peers.heartbeat(l.network.name, { host: from.address, port }, hb.seq, hb.a);
         });
+        for (const [op, handler] of this.handlers) endpoint.handle(op, handler);
         this.endpoints.set(l.network.name, endpoint);
         await endpoint.start();
         this.addCandidates(l);
@@ -95,6 +97,7 @@ export class DiscoveryService {
 
   /** Run `op` on every network's endpoint when a peer asks for it. */
   handle(op: string, handler: RequestHandler): void {
+    this.handlers.set(op, handler);
     for (const e of this.endpoints.values()) e.handle(op, handler);
   }
 
