@@ -2,7 +2,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import { ConfigError } from './errors.js';
 import { logger } from '../../fabric/log.js';
 import { configChecksum } from './canonical.js';
-import type { MemberConfig } from './schema/member-config.js';
+import { CONFIG_SCHEMA_VERSION, type MemberConfig } from './schema/member-config.js';
 
 /**
  * One version of the member configuration as the database keeps it. Records are
@@ -21,6 +21,8 @@ export interface ConfigRecord {
   readonly writtenAt: string;
   /** Where it came from: `file:/etc/blockgate.yaml`, `sync:member-b`, `api`… */
   readonly source: string;
+  /** The configuration schema version of the writer (absent in records written before it was kept: 1). */
+  readonly schemaVersion?: number;
   readonly config: MemberConfig;
 }
 
@@ -66,23 +68,34 @@ export class ConfigStore {
 
   /** Store a validated configuration as the next generation, unless it equals the current one. */
   async commit(config: MemberConfig, origin: { writtenBy: string; source: string }): Promise<CommitResult> {
-    const checksum = configChecksum(config);
     const result = await this.db.transaction((): CommitResult => {
-      const latest = this.latest();
-      if (latest && latest.checksum === checksum) return { record: latest, changed: false };
-      const record: ConfigRecord = {
-        generation: (latest?.generation ?? 0) + 1,
-        checksum,
-        writtenBy: origin.writtenBy,
-        writtenAt: new Date().toISOString(),
-        source: origin.source,
-        config,
-      };
-      this.append(record);
-      return { record, changed: true };
+      const next = this.next(config, origin);
+      if (!next.changed) return next;
+      this.append(next.record);
+      return next;
     });
-    if (result.changed) log.info({ generation: result.record.generation, source: origin.source, checksum }, 'configuration stored');
+    if (result.changed) log.info({ generation: result.record.generation, source: origin.source, checksum: result.record.checksum }, 'configuration stored');
     return result;
+  }
+
+  /**
+   * The record `config` would be stored as, without storing it (the current one if equal):
+   * a cluster's Primary has the cluster accept a generation before it keeps it.
+   */
+  next(config: MemberConfig, origin: { writtenBy: string; source: string }): CommitResult {
+    const checksum = configChecksum(config);
+    const latest = this.latest();
+    if (latest && latest.checksum === checksum) return { record: latest, changed: false };
+    const record: ConfigRecord = {
+      generation: (latest?.generation ?? 0) + 1,
+      checksum,
+      writtenBy: origin.writtenBy,
+      writtenAt: new Date().toISOString(),
+      source: origin.source,
+      schemaVersion: CONFIG_SCHEMA_VERSION,
+      config,
+    };
+    return { record, changed: true };
   }
 
   /**

@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { logger } from '../../fabric/log.js';
+import type { Arbiter, Leadership } from '../arbitration/arbiter.js';
+import { configChecksum } from '../config/canonical.js';
+import { ConfigError } from '../config/errors.js';
+import type { MemberConfig } from '../config/schema/member-config.js';
+import type { ConfigRecord, ConfigStore } from '../config/store.js';
+import type { DiscoveryService } from '../discovery/service.js';
+import { PeerRequestError } from '../peer/messages.js';
+
+const log = logger('config-sync');
+
+/** Where the cluster keeps its newest generation in the arbiter's store (etcd, or the file arbiter's directory). */
+export const CONFIG_KEY = 'config/current';
+const REQUEST_TIMEOUT_MS = 5000;
+
+export interface ConfigSyncOptions {
+  readonly memberId: string;
+  readonly store: ConfigStore;
+  readonly arbiter: Arbiter;
+  readonly discovery: DiscoveryService;
+  /** Check a document as this member's version reads it (throws ConfigError). */
+  readonly validate: (doc: unknown) => MemberConfig;
+  /** This member's leadership of the cluster set, while it is its Primary. */
+  readonly leadership: () => Leadership | undefined;
+  /** The cluster set's Primary as the members announce it (undefined: none known). */
+  readonly primary: () => string | undefined;
+}
+
+export interface SubmitResult {
+  readonly generation: number;
+  readonly checksum: string;
+  readonly changed: boolean;
+  /** The member that made the change (the cluster set's Primary). */
+  readonly appliedBy: string;
+}
+
+export interface ConfigSyncEvents {
+  /** A newer generation is in this member's store (pulled from a peer or the arbiter, or made here). */
+  updated: [ConfigRecord];
+}
+
+/**
+ * The configuration database kept identical on every member. A change is made once, by the
+ * Primary of the cluster set: it becomes the next generation with its checksum, is written to
+ * the arbiter's store in one step with a check of the writer's fencing token (a deposed
+ * Primary cannot write), then kept in the Primary's store. Every member announces the
+ * generation it holds in its heartbeats; one that sees a newer one pulls it from that peer
+ * (or from the arbiter's store) and keeps it. A change sent to any member is forwarded to
+ * the Primary, and answered once this member holds the new generation too.
+ */
+export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
+  private pulling = false;
+
+  constructor(private readonly options: ConfigSyncOptions) {
+    super();
+    options.discovery.handle('config.get', async () => {
+      const current = this.options.store.current();
+      if (!current) throw new PeerRequestError('ENOENT', 'no configuration stored');
+      return current;
+    });
+    options.discovery.handle('config.submit', async (body, from) => {
+      const b = body as { config?: unknown; source?: unknown };
+      if (typeof b !== 'object' || b === null || b.config === undefined) throw new PeerRequestError('EINVAL', 'config.submit needs {config, source}');
+      return this.apply(b.config, `${typeof b.source === 'string' ? b.source : 'forwarded'} via ${from.member}`);
+    });
+  }
+
+  current(): ConfigRecord | undefined {
+    return this.options.store.current();
+  }
+
+  /** Make `doc` the cluster's configuration: here if this member is the cluster set's Primary, else forwarded to it. */
+  async submit(doc: unknown, source: string): Promise<SubmitResult> {
+    // A document this member cannot read is refused here, before it reaches the Primary.
+    this.options.validate(doc);
+    if (this.options.leadership()?.isValid()) return this.apply(doc, source);
+    const primary = this.options.primary();
+    if (primary === undefined) throw new PeerRequestError('ENOPRIMARY', 'the cluster set has no Primary now: try again shortly');
+    log.info({ primary, source }, 'configuration change forwarded to the Primary');
+    const result = (await this.options.discovery.request(primary, 'config.submit', { config: doc, source }, { timeoutMs: REQUEST_TIMEOUT_MS })) as SubmitResult;
+    // Answer once this member runs what it was asked to make: the caller reads it back here.
+    await this.until(() => (this.current()?.generation ?? 0) >= result.generation, REQUEST_TIMEOUT_MS);
+    return result;
+  }
+
+  /** As the cluster set's Primary: the next generation, fenced by our token in the arbiter's store, then kept here. */
+  private async apply(doc: unknown, source: string): Promise<SubmitResult> {
+    const leadership = this.options.leadership();
+    if (!leadership?.isValid()) throw new PeerRequestError('ENOTPRIMARY', `${this.options.memberId} is not the cluster set's Primary`);
+    let config: MemberConfig;
+    try {
+      config = this.options.validate(doc);
+    } catch (err) {
+      throw new PeerRequestError('EINVAL', err instanceof ConfigError ? err.message : String(err));
+    }
+    const next = this.options.store.next(config, { writtenBy: this.options.memberId, source });
+    if (!next.changed) return { generation: next.record.generation, checksum: next.record.checksum, changed: false, appliedBy: this.options.memberId };
+    await this.options.arbiter.guardedPut(leadership, CONFIG_KEY, JSON.stringify(next.record));
+    await this.keep(next.record, 'made here');
+    return { generation: next.record.generation, checksum: next.record.checksum, changed: true, appliedBy: this.options.memberId };
+  }
+
+  /**
+   * Catch up: pull the newest generation a live peer announces (or the arbiter's store holds)
+   * when it is newer than ours. Returns the generation held afterwards.
+   */
+  async catchUp(newestAnnounced: { generation: number; from: string | undefined }): Promise<number> {
+    const mine = this.current()?.generation ?? 0;
+    if (newestAnnounced.generation <= mine || this.pulling) return mine;
+    this.pulling = true;
+    try {
+      if (newestAnnounced.from !== undefined) {
+        try {
+          const record = (await this.options.discovery.request(newestAnnounced.from, 'config.get', {}, { timeoutMs: REQUEST_TIMEOUT_MS })) as ConfigRecord;
+          await this.keep(record, `pulled from ${newestAnnounced.from}`);
+          return this.current()?.generation ?? 0;
+        } catch (err) {
+          log.warn({ err, from: newestAnnounced.from }, 'could not pull the configuration from the peer: trying the arbiter');
+        }
+      }
+      await this.fromArbiter();
+      return this.current()?.generation ?? 0;
+    } finally {
+      this.pulling = false;
+    }
+  }
+
+  /** The generation the arbiter's store holds, kept if newer than ours (a member starting alone). */
+  async fromArbiter(): Promise<void> {
+    const text = await this.options.arbiter.get(CONFIG_KEY);
+    if (text === undefined) return;
+    await this.keep(JSON.parse(text) as ConfigRecord, 'read from the arbiter');
+  }
+
+  private async keep(record: ConfigRecord, how: string): Promise<void> {
+    if (configChecksum(record.config) !== record.checksum) throw new ConfigError(`config generation ${record.generation}`, 'checksum mismatch: not kept');
+    // Read as this member's version reads it: one it cannot read is not kept (the compatibility check refuses it a role).
+    this.options.validate(record.config);
+    if (await this.options.store.accept(record)) {
+      log.info({ generation: record.generation, checksum: record.checksum, writtenBy: record.writtenBy, how }, 'configuration generation kept');
+      this.emit('updated', record);
+    }
+  }
+
+  private async until(condition: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!condition() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+}
