@@ -48,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/config-command.js')).configCommand(rest);
     case 'image':
       return (await import('./cli/image-command.js')).imageCommand(rest);
+    case 'cluster':
+      return (await import('./cli/cluster-command.js')).clusterCommand(rest);
     case 'completion':
     case 'man':
       return (await import('./cli/docs-command.js')).docsCommand(command, rest);

@@ -188,7 +188,7 @@ function sameTarget(a: IscsiTargetConfig, b: IscsiTargetConfig | undefined): boo
   return b !== undefined && canonicalJson(a) === canonicalJson(b);
 }
 
-function apiPort({ config, fabric, sets, dataDir, addresses, ports, configControl }: PortContext, { refusals }: Shared): GatewayPort {
+function apiPort({ config, fabric, sets, dataDir, addresses, ports, configControl, boot }: PortContext, { refusals }: Shared): GatewayPort {
   const api = config.api!;
   const dataPorts = () => ports() as readonly GatewayPort[];
   const server = new ApiServer({
@@ -207,6 +207,7 @@ function apiPort({ config, fabric, sets, dataDir, addresses, ports, configContro
     sessions: () => dataPorts().flatMap((p) => p.sessions?.() ?? []),
     luns: () => dataPorts().flatMap((p) => p.luns?.() ?? []),
     configControl,
+    ...(boot.cluster && { cluster: boot.cluster }),
   });
   return {
     protocol: 'api',

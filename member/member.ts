@@ -31,6 +31,8 @@ export interface MemberOptions {
   readonly memberId?: string;
   /** Decides roles before the ports open; default: standalone without a cluster section, else cluster. */
   readonly bootPhase?: BootPhase;
+  /** The software version a cluster member announces to its peers. */
+  readonly version?: string;
 }
 
 /** A configuration's changes against the running one, and the ones that would be refused now. */
@@ -93,7 +95,17 @@ export class Member {
       for (const device of devices.values()) fabric.addDevice(device);
       // The cluster's services (and their etcd client) are loaded only by a member that has a cluster.
       const phase = options.bootPhase ?? (config.cluster ? (await import('../failover/cluster/boot.js')).clusterBoot : standaloneBoot);
-      boot = await phase.boot({ config, memberId, fabric, setPorts: (set) => options.ports.setPorts(set, fabric, memberId, config) });
+      boot = await phase.boot({
+        config,
+        memberId,
+        fabric,
+        setPorts: (set) => options.ports.setPorts(set, fabric, memberId, config),
+        ...(options.store && { store: options.store }),
+        ...(options.version !== undefined && { version: options.version }),
+        // A self-test reads the devices exported now (a reload may have rebuilt them).
+        devices: () => member?.exportedDevices() ?? [],
+        api: () => apiUrl(member?.ports ?? started),
+      });
       member = new Member(validated, fabric, sets, started, boot, devices, options);
       for (const e of config.exports) member.addExport(e);
       for (const protocol of options.ports.protocols(config)) {
@@ -192,6 +204,11 @@ export class Member {
     return diff;
   }
 
+  /** The top devices of the graph running now (a cluster member's self-test reads them). */
+  exportedDevices(): BlockDevice[] {
+    return topDevices(this.current.graph).flatMap((n) => this.devices.get(n) ?? []);
+  }
+
   private addExport(e: ExportConfig): void {
     // A gated export (a cluster set's) is checked per request: served only while Primary.
     const gate = this.boot.gate(e.name);
@@ -230,6 +247,7 @@ export class Member {
       store: this.options.store,
       memberId: this.options.memberId ?? this.config.member,
       primaryOf: (set) => this.boot.primaryOf(set),
+      boot: this.boot,
       ports: () => this.running,
       addresses: () => this.addresses(),
       configControl: () => this.configControl,
@@ -310,6 +328,12 @@ async function closeTopDown(tops: readonly BlockDevice[], fabric: FabricSwitch):
     if (r.status === 'rejected') log.warn({ err: r.reason, device: tops[i]!.name }, 'device close failed');
   });
   await fabric.close();
+}
+
+/** The management API's URL (its first TCP listener), for peers and operators. */
+function apiUrl(ports: readonly Port[]): string | undefined {
+  const address = ports.find((p) => p.protocol === 'api')?.addresses().find((a) => !a.startsWith('unix:'));
+  return address === undefined ? undefined : `http://${address}`;
 }
 
 function addressesByProtocol(ports: readonly Port[]): Record<string, string[]> {

@@ -39,6 +39,8 @@ export interface InUse {
 export interface PortContext {
   /** The configuration the member runs (with this run's command-line overrides). */
   readonly config: MemberConfig;
+  /** What the boot phase decided: roles, and a cluster member's services (the API shows them). */
+  readonly boot: BootOutcome;
   readonly fabric: FabricSwitch;
   /** The member's failover sets as they are now (a reload rebuilds them). */
   sets(): FailoverSets;

@@ -1,8 +1,13 @@
+import type { RootDatabase } from 'lmdb';
+import type { BlockDevice } from '../../fabric/device.js';
 import type { FabricSwitch } from '../../fabric/switch.js';
+import type { ClusterStatus } from '../cluster/runtime.js';
 import type { SetActions, SetRole } from '../cluster/set-runner.js';
 import type { SetView } from '../cluster/set-view.js';
 import type { FailoverSetConfig } from '../config/schema/cluster.js';
 import type { MemberConfig } from '../config/schema/member-config.js';
+import type { ConfigRecord, ConfigStore } from '../config/store.js';
+import type { SubmitResult } from '../sync/config-sync.js';
 
 /**
  * The boot phase of a member: after its device graph is built and before its ports open, it
@@ -31,6 +36,28 @@ export interface BootContext {
    * listeners, its service address). The gateway provides them; the boot phase decides when.
    */
   readonly setPorts: (set: FailoverSetConfig) => SetActions & { addresses(): string[] };
+  /** The member store (a cluster with management networks keeps its incarnation, failures and generations there). */
+  readonly store?: { readonly root: RootDatabase; readonly config: ConfigStore };
+  /** This member's software version, announced to its peers. */
+  readonly version?: string;
+  /** The devices this member exports (a self-test reads them). */
+  readonly devices?: () => readonly BlockDevice[];
+  /** This member's management API URL once its ports are up, announced to peers and operators. */
+  readonly api?: () => string | undefined;
+}
+
+/** A cluster member's services as the management API sees them (members with management networks). */
+export interface ClusterServices {
+  /** Members, networks, roles, alarms as this member sees them. */
+  status(): ClusterStatus | undefined;
+  /** Make `doc` the cluster's configuration (the cluster set's Primary writes it; forwarded there). */
+  submitConfig(doc: unknown, source: string): Promise<SubmitResult>;
+  /** An operator clears `member`'s quarantine. */
+  clearQuarantine(member: string, by: string): Promise<boolean>;
+  /** A configuration file given at start, proposed to the cluster once this member has booted. */
+  proposeFile(config: MemberConfig, source: string): Promise<void>;
+  /** A newer configuration generation reached this member's store: the member should run it. */
+  on(event: 'config', listener: (record: ConfigRecord) => void): unknown;
 }
 
 /** One failover set's role on this member, for status and logs. */
@@ -58,4 +85,6 @@ export interface BootOutcome {
   roles(): readonly SetRoleInfo[];
   /** Who is Primary of a failover set this member belongs to, as it sees it (ports every member serves follow it); undefined otherwise. */
   primaryOf(set: string): SetView | undefined;
+  /** With management networks: the cluster services. */
+  readonly cluster?: ClusterServices;
 }

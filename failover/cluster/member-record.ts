@@ -46,8 +46,16 @@ export interface StartInfo {
 
 const log = logger('member-record');
 
+/**
+ * This process's life per member id: a member restarted inside its process (to run a new
+ * configuration generation) is the same incarnation, neither a new start nor a crash.
+ */
+const lives = new Map<string, StartInfo>();
+
 export class MemberRecord {
   private readonly db: Database<unknown, string>;
+  private touches = 0;
+  private touching: Promise<void> = Promise.resolve();
 
   constructor(
     root: RootDatabase,
@@ -60,6 +68,11 @@ export class MemberRecord {
   /** Record a start: bump the incarnation, count a crash of the last life against the failure limit. */
   async start(): Promise<StartInfo> {
     const before = this.db.get('identity') as Identity | undefined;
+    const life = lives.get(this.id);
+    if (life && before?.incarnation === life.incarnation) {
+      await this.db.put('identity', { ...before, running: true } satisfies Identity);
+      return life;
+    }
     const incarnation = (before?.incarnation ?? 0) + 1;
     await this.db.put('identity', { id: this.id, incarnation, running: true, startedAt: new Date().toISOString() } satisfies Identity);
     const crashed = before?.running === true;
@@ -71,6 +84,7 @@ export class MemberRecord {
       ...(before && before.id !== this.id && { previousId: before.id }),
     };
     log.info({ member: this.id, ...info }, 'member incarnation');
+    lives.set(this.id, info);
     return info;
   }
 
@@ -118,10 +132,28 @@ export class MemberRecord {
     return q !== undefined;
   }
 
-  /** Prove the store takes a write (the self-test's store check). */
-  async touch(): Promise<void> {
-    const value = { at: Date.now() };
-    await this.db.put('self-test', value);
-    if ((this.db.get('self-test') as { at: number } | undefined)?.at !== value.at) throw new Error('the store did not keep a write');
+  /** The checksum of the configuration file this member last proposed to its cluster. */
+  lastFile(): string | undefined {
+    return this.db.get('last-file') as string | undefined;
+  }
+
+  async setLastFile(checksum: string): Promise<void> {
+    await this.db.put('last-file', checksum);
+  }
+
+  /**
+   * Prove the store takes a write (the self-test's store check). Several peers may ask at
+   * once: the checks run one after another, each with its own value, so one never reads
+   * another's write.
+   */
+  touch(): Promise<void> {
+    const check = async (): Promise<void> => {
+      const value = { at: Date.now(), nonce: ++this.touches };
+      await this.db.put('self-test', value);
+      if ((this.db.get('self-test') as { nonce?: number } | undefined)?.nonce !== value.nonce) throw new Error('the store did not keep a write');
+    };
+    const run = this.touching.then(check, check);
+    this.touching = run.catch(() => undefined);
+    return run;
   }
 }

@@ -20,6 +20,9 @@ import type { SetRunner } from './set-runner.js';
 
 const log = logger('cluster');
 
+/** The boot type this process decided per member id: a restart inside the process (a new configuration) keeps it. */
+const decided = new Map<string, BootType>();
+
 /** The configuration this member runs, as announced. */
 export interface RunningConfig {
   readonly generation: number;
@@ -132,6 +135,7 @@ export class ClusterRuntime {
   private bootType: BootType | undefined;
   private state: Announcement['state'] = 'booting';
   private selfTestFailed: string | undefined;
+  private forming = false;
   private quarantined: Quarantine | undefined;
 
   constructor(private readonly options: ClusterRuntimeOptions) {
@@ -152,8 +156,11 @@ export class ClusterRuntime {
       loop: this.loop,
       onMemberFailure: (peer, reason) => log.warn({ peer, reason }, 'member failure'),
     });
+    const graceMs = 3 * cluster.health.silenceMs + 2000;
+    // The cluster set (every member; its Primary writes the configuration) and the failover sets this member is in.
+    this.policies.set(cluster.name, new SetPolicy(cluster.name, cluster.members.map((m) => m.id), memberId, graceMs));
     for (const set of cluster.sets) {
-      if (set.members.includes(memberId)) this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, 3 * cluster.health.silenceMs + 2000));
+      if (set.members.includes(memberId)) this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, graceMs));
     }
   }
 
@@ -183,8 +190,12 @@ export class ClusterRuntime {
     // Long enough to hear every running member on some network.
     await this.until(() => this.livePeers().length >= cluster.members.length - 1, 2 * cluster.health.silenceMs);
     const serving = this.livePeers().some((p) => Object.values(p.announcement?.roles ?? {}).includes('primary'));
+    // A set that formed in a cold start still going on (not all members joined yet) is joined as a cold start too.
+    const forming = this.livePeers().some((p) => p.announcement?.forming === true);
     let type: BootType;
-    if (serving) type = this.started!.fresh || this.started!.previousId !== undefined ? 'replacement' : 'restart';
+    const before = decided.get(this.options.memberId);
+    if (before !== undefined) type = before;
+    else if (serving && !forming) type = this.started!.fresh || this.started!.previousId !== undefined ? 'replacement' : 'restart';
     else {
       type = 'cold';
       const quorum = (): boolean => this.livePeers().length + 1 >= cluster.boot.quorum || this.livePeers().some((p) => Object.values(p.announcement?.roles ?? {}).includes('primary'));
@@ -194,7 +205,15 @@ export class ClusterRuntime {
       }
     }
     this.bootType = type;
+    decided.set(this.options.memberId, type);
     this.state = 'ready';
+    if (type === 'cold') {
+      this.forming = true;
+      // The cold start ends once every member has decided its boot type, or after the cold-start wait.
+      void this.until(() => this.livePeers().filter((p) => p.announcement!.state === 'ready').length >= cluster.members.length - 1, cluster.boot.coldStartWaitMs).then(() => {
+        this.forming = false;
+      });
+    }
     log.info({ member: this.options.memberId, boot: type, incarnation: this.started!.incarnation, peers: this.livePeers().map((p) => p.id) }, 'boot type decided');
     return type;
   }
@@ -202,6 +221,28 @@ export class ClusterRuntime {
   /** The set runner of `set` on this member, whose campaigns this runtime gates. */
   attach(runner: SetRunner): void {
     this.runners.set(runner.set.name, runner);
+    // A fence is a failure of this member, counted against its failure limit.
+    runner.on('ended', (why) => {
+      if (why === 'lease-expired' || why === 'lease-lost' || why === 'superseded') void this.failed('fenced', `${runner.set.name}: ${why}`);
+    });
+  }
+
+  /** Resolves once the boot type is decided (the member takes part). */
+  booted(): Promise<void> {
+    return this.until(() => this.state === 'ready', Infinity).then(() => undefined);
+  }
+
+  /** Who is Primary of `set` now, as this member sees it (itself included). */
+  primaryOf(set: string): string | undefined {
+    if (this.runners.get(set)?.role === 'primary') return this.options.memberId;
+    return this.livePeers().find((p) => p.announcement!.roles[set] === 'primary')?.id;
+  }
+
+  /** The newest configuration generation a live peer announces, and who. */
+  newestAnnounced(): { generation: number; from: string | undefined } {
+    let newest: { generation: number; from: string | undefined } = { generation: 0, from: undefined };
+    for (const p of this.livePeers()) if (p.announcement!.generation > newest.generation) newest = { generation: p.announcement!.generation, from: p.id };
+    return newest;
   }
 
   /** May this member campaign for `set` now? (The runner's gate.) */
@@ -231,6 +272,7 @@ export class ClusterRuntime {
       configSchema: config.schema,
       state: this.state,
       ...(this.bootType && { boot: this.bootType }),
+      ...(this.forming && { forming: true }),
       roles,
       ...(Object.keys(secondaries).length > 0 && { secondaries }),
       ...(refused !== undefined && { refused }),
@@ -299,7 +341,7 @@ export class ClusterRuntime {
         name: l.network.name,
         address: `${l.local.address} (${l.local.interface}) port ${l.port}`,
         heartbeat: l.network.heartbeat.protocol,
-        discovery: l.network.discovery.type,
+        discovery: l.network.discovery === 'mdns' ? 'mdns' : 'seeds',
       })),
       peers: this.discovery.peers.list().map((p) => {
         const a = p.announcement;

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { logger } from '../../fabric/log.js';
 import type { Arbiter, Leadership, LeadershipEnd } from '../arbitration/arbiter.js';
 import type { FailoverSetConfig } from '../config/schema/cluster.js';
@@ -29,7 +30,12 @@ export function monotonicNs(): string {
  * the machine's monotonic clock at both ends (`serving` / `stopped serving`), so the
  * intervals of every member can be checked never to overlap.
  */
-export class SetRunner {
+export interface SetRunnerEvents {
+  /** A Primary term ended (a fence: lease-expired, lease-lost, superseded; or a planned end). */
+  ended: [LeadershipEnd | 'activation-failed'];
+}
+
+export class SetRunner extends EventEmitter<SetRunnerEvents> {
   private leadership: Leadership | undefined;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
@@ -52,6 +58,7 @@ export class SetRunner {
      */
     private readonly mayCampaign: () => boolean = () => true,
   ) {
+    super();
     this.view = new SetView(set.name, member, arbiter);
   }
 
@@ -60,6 +67,11 @@ export class SetRunner {
 
   get token(): number | undefined {
     return this.leadership?.token;
+  }
+
+  /** The current Primary term, while this member holds it. */
+  get current(): Leadership | undefined {
+    return this.leadership;
   }
 
   start(): void {
@@ -120,6 +132,7 @@ export class SetRunner {
       log.info({ set: this.set.name, member: this.member, token: leadership.token, why, monoNs: monotonicNs() }, 'stopped serving');
       this.leadership = undefined;
       this.role = this.stopping ? 'stopped' : 'standby';
+      this.emit('ended', why);
       this.view.selfEnded();
       await this.actions.deactivate(why).catch((err: unknown) => log.error({ err, set: this.set.name }, 'deactivate failed'));
       if (why !== 'resigned' && why !== 'closed') await sleep(this.retryMs, this.abort.signal);

@@ -49,13 +49,11 @@ export function normalizeCluster(section: Section, absolute: (path: string, fiel
 }
 
 function normalizeNetwork(n: NonNullable<Section['networks']>[number]): NetworkConfig {
-  const d = n.discovery ?? 'mdns';
   return {
     name: n.name,
     subnet: n.subnet,
-    family: parseSubnet(n.subnet)?.family ?? 4,
     heartbeat: { protocol: n.heartbeat?.protocol ?? 'udp', port: n.heartbeat?.port ?? DEFAULT_PEER_PORT },
-    discovery: d === 'mdns' ? { type: 'mdns' } : { type: 'seeds', seeds: d.seeds },
+    discovery: n.discovery ?? 'mdns',
   };
 }
 
@@ -77,7 +75,7 @@ function checkNetworks(cluster: ClusterConfig, problems: Problems): void {
     return s;
   });
   networks.forEach((n, i) => {
-    if (n.discovery.type !== 'seeds') return;
+    if (n.discovery === 'mdns') return;
     n.discovery.seeds.forEach((seed, j) => {
       const a = parsePeerAddress(seed, n.heartbeat.port);
       if (!a) problems.add(`${field}.networks[${i}].discovery.seeds[${j}]`, `${JSON.stringify(seed)} is not an address`);

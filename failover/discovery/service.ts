@@ -1,6 +1,6 @@
 import { logger } from '../../fabric/log.js';
 import { ConfigError } from '../config/errors.js';
-import { formatHostPort, interfaceOf, localAddressesIn, parsePeerAddress, parseSubnet, type HostPort, type LocalAddress, type Subnet } from '../config/net-address.js';
+import { formatHostPort, interfaceOf, localAddressesIn, parsePeerAddress, parseSubnet, type LocalAddress, type Subnet } from '../config/net-address.js';
 import type { ClusterConfig, NetworkConfig } from '../config/schema/cluster.js';
 import { NetworkEndpoint, type EndpointCounters, type RequestHandler } from '../peer/endpoint.js';
 import { PeerRequestError, type Announcement } from '../peer/messages.js';
@@ -29,6 +29,13 @@ export interface DiscoveryOptions {
 const PATH_ERRORS = new Set(['ETIMEDOUT', 'ECONNRESET', 'ESHUTDOWN', 'ENOPATH']);
 
 /**
+ * Heartbeat sequence numbers, per process: a member restarted inside its process (to run a
+ * new configuration generation) keeps its incarnation, so its sequence must keep growing
+ * or its peers would drop its heartbeats as replays.
+ */
+let heartbeatSeq = 0;
+
+/**
  * The Discovery Service: on every management network, find the other members (DNS-SD over
  * mDNS, or the network's seed list where there is no multicast) and exchange heartbeats
  * with them, each carrying the sender's announcement (id, incarnation, versions, roles,
@@ -44,7 +51,6 @@ export class DiscoveryService {
   /** The last mDNS advert heard per network and member, for status. */
   readonly adverts = new Map<string, Map<string, MdnsAdvert>>();
   private timer: NodeJS.Timeout | undefined;
-  private seq = 0;
 
   constructor(private readonly options: DiscoveryOptions) {
     this.peers = new PeerTable(options.memberId);
@@ -72,7 +78,7 @@ export class DiscoveryService {
         this.endpoints.set(l.network.name, endpoint);
         await endpoint.start();
         this.addCandidates(l);
-        if (l.network.discovery.type === 'mdns') {
+        if (l.network.discovery === 'mdns') {
           const mdns = new MdnsDiscovery({
             cluster: cluster.name,
             network: l.network.name,
@@ -141,7 +147,7 @@ export class DiscoveryService {
   /** Send every network's heartbeat to everyone known there (seeds and adverts included). */
   beat(): void {
     const a = this.options.announcement();
-    const seq = this.seq++;
+    const seq = heartbeatSeq++;
     for (const l of this.locals) {
       const endpoint = this.endpoints.get(l.network.name);
       if (!endpoint) continue;
@@ -154,7 +160,7 @@ export class DiscoveryService {
 
   private addCandidates(l: LocalNetwork): void {
     const d = l.network.discovery;
-    if (d.type === 'seeds') {
+    if (d !== 'mdns') {
       for (const seed of d.seeds) {
         const a = parsePeerAddress(seed, l.network.heartbeat.port)!;
         if (!(a.host === l.local.address && a.port === l.port)) this.peers.addCandidate(l.network.name, a, 'seed');

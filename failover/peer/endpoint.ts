@@ -93,7 +93,7 @@ export class NetworkEndpoint extends EventEmitter<EndpointEvents> {
     server.on('error', (err) => log.error({ err, network: this.network }, 'management listener error'));
     this.server = server;
     if (this.options.network.heartbeat.protocol === 'udp') {
-      const udp = createSocket({ type: this.options.network.family === 4 ? 'udp4' : 'udp6' });
+      const udp = createSocket({ type: this.options.subnet.family === 4 ? 'udp4' : 'udp6' });
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);
         udp.bind({ address: local.host, port: local.port, exclusive: true }, () => {
@@ -188,22 +188,13 @@ export class NetworkEndpoint extends EventEmitter<EndpointEvents> {
     }
     this.inbound.add(socket);
     socket.setNoDelay(true);
-    const reader = new FrameReader(this.options.key);
-    socket.on('data', (chunk: Buffer) => {
-      let messages: unknown[];
-      try {
-        messages = reader.push(chunk);
-      } catch (err) {
-        this.reject(err, from);
-        socket.destroy();
-        return;
-      }
-      for (const raw of messages) {
-        const message = asPeerMessage(raw);
-        if (message?.t === 'hb') this.heard(message, from);
-        else if (message?.t === 'req') void this.serve(message, from, socket);
-        else this.reject(new FrameError('unexpected message on an inbound connection'), from);
-      }
+    onMessages(socket, this.options.key, (message) => {
+      if (message?.t === 'hb') this.heard(message, from);
+      else if (message?.t === 'req') void this.serve(message, from, socket);
+      else this.reject(new FrameError('unexpected message on an inbound connection'), from);
+    }, (err) => {
+      this.reject(err, from);
+      socket.destroy();
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.inbound.delete(socket));
@@ -308,26 +299,15 @@ class Outbound {
     socket.setNoDelay(true);
     socket.setTimeout(this.options.connectTimeoutMs);
     socket.once('timeout', () => socket.destroy(new Error('connect timed out')));
-    const reader = new FrameReader(this.options.key);
-    socket.on('data', (chunk: Buffer) => {
-      let messages: unknown[];
-      try {
-        messages = reader.push(chunk);
-      } catch (err) {
-        socket.destroy(err as Error);
-        return;
-      }
-      for (const raw of messages) {
-        const m = asPeerMessage(raw);
-        if (m?.t !== 'res') continue;
-        const p = this.pending.get(m.id);
-        if (!p) continue;
-        this.pending.delete(m.id);
-        clearTimeout(p.timer);
-        if (m.ok) p.resolve(m.body);
-        else p.reject(new PeerRequestError(m.code ?? 'EFAILED', m.error ?? 'refused'));
-      }
-    });
+    onMessages(socket, this.options.key, (m) => {
+      if (m?.t !== 'res') return;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve(m.body);
+      else p.reject(new PeerRequestError(m.code ?? 'EFAILED', m.error ?? 'refused'));
+    }, (err) => socket.destroy(err));
     socket.on('error', () => undefined);
     socket.on('close', () => {
       if (this.socket === socket) {
@@ -352,4 +332,19 @@ class Outbound {
       this.pending.delete(id);
     }
   }
+}
+
+/** Each sealed message a TCP connection carries, in order; a frame that fails its check ends the stream. */
+function onMessages(socket: Socket, key: Buffer, onMessage: (message: PeerMessage | undefined) => void, onBadFrame: (err: Error) => void): void {
+  const reader = new FrameReader(key);
+  socket.on('data', (chunk: Buffer) => {
+    let messages: unknown[];
+    try {
+      messages = reader.push(chunk);
+    } catch (err) {
+      onBadFrame(err as Error);
+      return;
+    }
+    for (const raw of messages) onMessage(asPeerMessage(raw));
+  });
 }

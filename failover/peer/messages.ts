@@ -43,6 +43,8 @@ export const AnnouncementSchema = Type.Object({
   /** `booting` until its boot phase decided; `ready` while it takes part; `stopping` on a planned stop. */
   state: Type.Union([Type.Literal('booting'), Type.Literal('ready'), Type.Literal('stopping')]),
   boot: Type.Optional(BootTypeSchema),
+  /** Booted cold and the set is still forming (not every member has joined yet): a member starting now joins the cold start. */
+  forming: Type.Optional(Type.Boolean()),
   /** Role per failover set (the cluster set under the cluster's name). */
   roles: Type.Record(Type.String(), MemberRoleSchema),
   /** As Primary of a set: the member it named Secondary. */

@@ -26,6 +26,7 @@ import { exportViews, type ExportView, type LunMapping } from './exports.js';
 import { LiveStream } from './live-stream.js';
 import { RateSampler } from './sampler.js';
 import { rotateToken } from './token-rotate.js';
+import { routeCluster, type ClusterApi } from './cluster.js';
 import { ApiTokens } from './tokens.js';
 
 /**
@@ -62,6 +63,8 @@ export interface ApiServerOptions extends StatusSource {
   readonly refusals?: Refusals;
   /** The member's live configuration (show, diff, apply, roll back), once it runs. */
   configControl?(): ConfigControl | undefined;
+  /** The member's cluster (a member without one answers 404/409 on the cluster resources). */
+  readonly cluster?: ClusterApi;
 }
 
 /** The dashboard's scripts and styles (assets.ts): public, like the page. */
@@ -165,6 +168,13 @@ export class ApiServer {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
     const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http' }, this.isPublic(path));
+    // The cluster's resources first: on a cluster member PUT /api/v1/config is the cluster's change.
+    const clustered = await routeCluster(this.options.cluster, method, path, (limit) => readJson(req, limit));
+    if (clustered) {
+      if (method !== 'GET' && method !== 'HEAD') this.log.info({ path, method, status: clustered.status }, 'operator request');
+      sendJson(res, clustered.status, clustered.body, clustered.headers);
+      return;
+    }
     const reply = (await routeJobs(this.jobs, method, path, () => readJson(req))) ?? (await routeConfig(this.options.configControl?.(), method, path, (limit) => readJson(req, limit)));
     if (reply) {
       if (path.startsWith('/api/v1/config/') && method === 'POST') this.log.info({ path, status: reply.status }, 'configuration request');

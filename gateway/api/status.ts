@@ -1,4 +1,5 @@
 import type { FabricSwitch } from '../../fabric/switch.js';
+import type { ClusterStatus } from '../../failover/cluster/runtime.js';
 import type { FailoverSets } from '../../failover/sets.js';
 import type { FailoverSetState } from '../../failover/set.js';
 
@@ -12,6 +13,8 @@ export interface MemberStatus {
   readonly ports: Array<{ port: string; io: Record<string, unknown> }>;
   /** Listening addresses by protocol. */
   readonly frontEnds: Record<string, string[]>;
+  /** A cluster member's view of its cluster: members, networks, roles, alarms. */
+  readonly cluster?: ClusterStatus;
 }
 
 export interface StatusSource {
@@ -19,10 +22,12 @@ export interface StatusSource {
   readonly fabric: FabricSwitch;
   readonly sets: FailoverSets;
   addresses(): Record<string, string[]>;
+  readonly cluster?: { status(): ClusterStatus | undefined };
 }
 
 export function memberStatus(source: StatusSource): MemberStatus {
   const { fabric } = source;
+  const cluster = source.cluster?.status();
   return {
     member: source.member,
     exports: fabric.listExports().map((e) => ({ name: e.name, device: e.device.name, readOnly: e.readOnly, description: e.description })),
@@ -39,5 +44,6 @@ export function memberStatus(source: StatusSource): MemberStatus {
     failoverSets: source.sets.states(),
     ports: [...fabric.portStats].map(([port, stats]) => ({ port, io: stats.toJSON() })),
     frontEnds: source.addresses(),
+    ...(cluster && { cluster }),
   };
 }

@@ -5,6 +5,7 @@ import { ReloadRefused } from '../../member/reload-check.js';
 import { startMember, StartupError, type RunningMember } from '../../member/startup.js';
 import { gatewayPorts } from '../ports.js';
 import { EXIT_FAILURE, EXIT_OK, reportError } from './exit.js';
+import { version } from './version.js';
 
 /** How long ports let in-flight requests finish on SIGTERM/SIGINT. */
 const DRAIN_MS = 5000;
@@ -51,6 +52,9 @@ export async function serve(options: ServeOptions): Promise<number> {
       },
       ...(options.memberId !== undefined && { memberId: options.memberId }),
       ports: gatewayPorts,
+      version: version(),
+      // The member no longer serves: exit, so the service manager starts it again.
+      onReloadFailed: () => process.exit(EXIT_FAILURE),
     });
   } catch (err) {
     return err instanceof StartupError ? reportError(err.cause, err.step) : reportError(err);

@@ -20,6 +20,7 @@ Usage:
   blockgate token rotate [--read-only] [--json] [MEMBER OPTIONS]
   blockgate config show [GEN] | diff FILE | apply FILE | rollback GEN [--json] [MEMBER OPTIONS]
   blockgate image import FILE EXPORT | export EXPORT FILE | jobs | watch JOB | cancel JOB
+  blockgate cluster status | clear-quarantine MEMBER | apply-config FILE
   blockgate completion bash
   blockgate man
   blockgate --help | --version
@@ -43,6 +44,8 @@ Commands:
                  apply or roll back a configuration live.
   image          Write a disk image onto an export, or an export into an image file,
                  through a running member (with a progress bar).
+  cluster        A cluster member's view (members, networks, roles, alarms), an
+                 operator's clearance of a quarantined member, a configuration change.
   completion     Print the bash completion script.
   man            Print the manual page (roff).
 
@@ -479,6 +482,23 @@ ${MEMBER_OPTIONS}
   -h, --help             show this text
 `;
 
+export const CLUSTER_USAGE = `Usage: blockgate cluster status [--json] [OPTIONS]
+       blockgate cluster clear-quarantine MEMBER [OPTIONS]
+       blockgate cluster apply-config FILE [OPTIONS]
+
+Talk to any member of a cluster with management networks through its management API.
+status prints what that member sees: every member with its incarnation, version, health
+per network, roles and configuration generation, and the active alarms. clear-quarantine
+lets a member that exceeded its failure limit take roles again (any member forwards it to
+MEMBER). apply-config makes FILE the cluster's configuration: the cluster set's Primary
+stores it as the next generation and every member runs it.
+
+Options:
+      --json             print the status as the API returns it
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+`;
+
 export const COMPLETION_USAGE = `Usage: blockgate completion bash
 
 Print the bash completion script for blockgate (commands, options, file arguments).
@@ -519,6 +539,7 @@ export const HELP: ReadonlyMap<string, string> = new Map([
   ['image jobs', IMAGE_JOBS_USAGE],
   ['image watch', IMAGE_WATCH_USAGE],
   ['image cancel', IMAGE_CANCEL_USAGE],
+  ['cluster', CLUSTER_USAGE],
   ['completion', COMPLETION_USAGE],
   ['man', MAN_USAGE],
 ]);

@@ -20,11 +20,13 @@ export interface ClusterMember {
 export interface StartOptions {
   readonly netns?: string;
   readonly extraArgs?: readonly string[];
+  /** More environment for the member process. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export function spawnMember(config: string, id: string, dataDir: string, options: StartOptions = {}): MemberProcess {
   const args = [CLI, 'serve', '--config', config, '--member', id, '--data-dir', dataDir, ...(options.extraArgs ?? [])];
-  const env = { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info' };
+  const env = { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info', ...options.env };
   const child = options.netns
     ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,8 +61,8 @@ export class TestCluster {
     return out.sort().join('\n');
   }
 
-  start(id: string): ClusterMember {
-    const proc = spawnMember(this.config, id, this.dataDirOf(id), this.optionsOf(id));
+  start(id: string, env?: Readonly<Record<string, string>>): ClusterMember {
+    const proc = spawnMember(this.config, id, this.dataDirOf(id), { ...this.optionsOf(id), ...(env && { env }) });
     let m = this.members.get(id);
     if (!m) {
       m = { id, process: proc, history: [], killedAt: new Map() };

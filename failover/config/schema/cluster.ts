@@ -161,9 +161,9 @@ export interface NetworkConfig {
   readonly name: string;
   /** `10.0.1.0/24`, `fd00:2::/64`. */
   readonly subnet: string;
-  readonly family: 4 | 6;
   readonly heartbeat: { readonly protocol: 'udp' | 'tcp'; readonly port: number };
-  readonly discovery: { readonly type: 'mdns' } | { readonly type: 'seeds'; readonly seeds: readonly string[] };
+  /** DNS-SD over mDNS, or the members' addresses where the network has no multicast. */
+  readonly discovery: 'mdns' | { readonly seeds: readonly string[] };
 }
 
 export interface FailureLimitConfig {

@@ -1,0 +1,172 @@
+import t from 'tap';
+import { CLI, ensureBuilt, type LogLine } from '../helpers/blockgate-cli.js';
+import { eventually } from '../helpers/cluster-net.js';
+import { alternateOf, NetCluster, primaryOf, SET } from '../helpers/net-cluster.js';
+import { nsExec } from '../helpers/netns.js';
+
+/**
+ * The cluster services between three member hosts in network namespaces, with management
+ * networks A (UDP heartbeats over IPv4, DNS-SD over mDNS) and B (TCP heartbeats over IPv6, a
+ * seed list): Discovery, the Policy Manager (health monitoring, link vs member faults,
+ * compatibility, failure limit), the Boot Service and the configuration database kept
+ * identical on every member. The arbiter is the file lock (the namespaces share one file
+ * system), so no etcd runs here; multi-host.test.ts covers etcd. One topology and one set of
+ * members for the whole file: each test leaves the cluster running for the next.
+ */
+
+ensureBuilt();
+let net: NetCluster;
+let cluster: NetCluster['cluster'];
+let topo: NetCluster['topo'];
+
+t.before(async () => {
+  net = await NetCluster.create(t, 'bgcs', 'clu-services-');
+  ({ cluster, topo } = net);
+});
+
+const ids = (): string[] => net.ids();
+const nsOf = (id: string): string => net.nsOf(id);
+const dataOf = (id: string): string => net.dataOf(id);
+const api = (id: string, method: string, path: string, body?: unknown) => net.api(id, method, path, body);
+const clusterStatus = (id: string) => net.status(id);
+const settledRoles = (set?: string, members?: string[]) => net.settledRoles(set, members);
+
+t.test('cold start in random order: every member found on both networks, one Primary, a Secondary named, the file becomes generation 1 everywhere', async (t) => {
+  const order = [...ids()].sort(() => Math.random() - 0.5);
+  t.comment(`start order: ${order.join(', ')}`);
+  for (const id of order) {
+    cluster.start(id);
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 1500)));
+  }
+  for (const id of order) await cluster.members.get(id)!.process.ready();
+  const roles = await settledRoles();
+  t.comment(`roles: ${JSON.stringify(roles)}`);
+  for (const id of ids()) {
+    const s = await clusterStatus(id);
+    t.equal(s.boot, 'cold', `${id} knew it was a cold start`);
+    const peers = s.peers as Array<{ id: string; networks: Record<string, { state: string }> }>;
+    t.same(peers.map((p) => p.id).sort(), ids().filter((x) => x !== id).sort(), `${id} sees the two others`);
+    for (const p of peers) t.same([p.networks.a!.state, p.networks.b!.state], ['up', 'up'], `${id} hears ${p.id} on A (UDP, IPv4) and B (TCP, IPv6)`);
+    const lines = cluster.members.get(id)!.process.lines;
+    t.ok(lines.some((l) => l.msg === 'member found by mDNS' && l.network === 'a'), `${id} found members by DNS-SD on network A`);
+  }
+  const primary = primaryOf(roles);
+  const named = ((await clusterStatus(primary)).sets as Array<{ name: string; secondary?: string }>).find((x) => x.name === SET)!.secondary;
+  t.equal(roles[named!], 'secondary', `the Primary (${primary}) named ${named} Secondary, and ${named} says so`);
+  const configs = await eventually(
+    async () => {
+      const all = await Promise.all(ids().map(async (id) => (await api(id, 'GET', '/api/v1/config')).body));
+      return all.every((c) => c.generation === 1) ? all : undefined;
+    },
+    20_000,
+    'generation 1 on every member',
+  );
+  t.equal(new Set(configs.map((c) => c.checksum)).size, 1, 'one checksum everywhere');
+});
+
+t.test('cut network A only: an alarm naming network A within 2 s, and no role changes', async (t) => {
+  const before = await settledRoles();
+  const primary = primaryOf(before);
+  const victim = ids().find((id) => id !== primary)!;
+  const marks = new Map([...cluster.members.values()].map((m) => [m.id, m.process.lines.length]));
+  const start = Date.now();
+  await topo.cut(victim, 'a');
+  t.teardown(() => topo.heal(victim, 'a'));
+  const seen = await eventually(
+    async () => {
+      for (const m of cluster.members.values()) {
+        const l = m.process.lines.slice(marks.get(m.id)).find((x) => typeof x.msg === 'string' && x.msg.startsWith('alarm:') && x.alarm === 'link-down' && x.network === 'a');
+        if (l) return { by: m.id, line: l, ms: Date.now() - start };
+      }
+      return undefined;
+    },
+    10_000,
+    'a link alarm naming network A',
+  );
+  t.ok(seen.ms <= 2000, `${seen.by} raised "${String(seen.line.msg)}" ${seen.ms} ms after the cut`);
+  const status = (await api(primary, 'GET', '/api/v1/status')).body as { cluster: { alarms: Array<{ kind: string; network?: string }> } };
+  await eventually(
+    async () => ((await clusterStatus(primary)).alarms as Array<{ kind: string; network?: string }>).some((a) => a.kind === 'link-down' && a.network === 'a') || undefined,
+    5000,
+    'the alarm in /api/v1/cluster',
+  );
+  t.ok(status.cluster, '/api/v1/status carries the cluster view');
+  await new Promise((r) => setTimeout(r, 3000));
+  t.same(await settledRoles(), before, 'roles unchanged');
+  for (const m of cluster.members.values()) {
+    const bad = m.process.lines.slice(marks.get(m.id)).filter((l) => l.msg === 'stopped serving' || l.alarm === 'member-failed');
+    t.same(bad, [], `${m.id}: no member failure, nobody stopped serving`);
+  }
+  await topo.heal(victim, 'a');
+  await eventually(async () => ((await clusterStatus(primary)).alarms as unknown[]).length === 0 || undefined, 10_000, 'the alarm cleared after healing');
+});
+
+t.test('kill -9 of a member: the others report a member failure (its host still answers ICMP echo), not a link fault', async (t) => {
+  const before = await settledRoles();
+  const primary = primaryOf(before);
+  const victim = alternateOf(before);
+  const others = ids().filter((id) => id !== victim);
+  const marks = new Map([...cluster.members.values()].map((m) => [m.id, m.process.lines.length]));
+  await cluster.kill(victim, 'SIGKILL');
+  const since = (id: string): LogLine[] => cluster.members.get(id)!.process.lines.slice(marks.get(id));
+  for (const id of others) {
+    const line = await eventually(
+      async () => since(id).find((l) => l.alarm === 'member-failed' && l.peer === victim && typeof l.msg === 'string' && l.msg.startsWith('alarm:')),
+      10_000,
+      `${id} reports ${victim} failed`,
+    );
+    t.match(line.msg, /host is up, the member is not/, `${id}: ${String(line.msg)}`);
+    t.same(since(id).filter((l) => l.alarm === 'link-down' && l.peer === victim && typeof l.msg === 'string' && l.msg.startsWith('alarm:')), [], `${id} raised no link alarm about ${victim}`);
+    const peer = ((await clusterStatus(id)).peers as Array<{ id: string; health: string }>).find((p) => p.id === victim);
+    t.equal(peer?.health, 'failed', `${id}'s status shows ${victim} failed`);
+  }
+  t.equal(primaryOf(await settledRoles('disks', others)), primary, 'the Primary kept its role');
+  await cluster.start(victim).process.ready();
+  await settledRoles();
+});
+
+t.test('a configuration change sent to a non-Primary member is applied, with the same generation and checksum everywhere', async (t) => {
+  const roles = await settledRoles();
+  const alternate = alternateOf(roles);
+  const current = (await api(alternate, 'GET', '/api/v1/config')).body as { generation: number; config: Record<string, any> };
+  const doc = { ...current.config, exports: [{ ...current.config.exports[0], description: 'generation two' }] };
+  const reply = await api(alternate, 'PUT', '/api/v1/config', doc);
+  t.equal(reply.status, 200, `PUT /api/v1/config on ${alternate}: ${JSON.stringify(reply.body)}`);
+  t.equal(reply.body.generation, current.generation + 1, 'a new generation');
+  t.not(reply.body.appliedBy, alternate, `made by the cluster set's Primary (${String(reply.body.appliedBy)}), not where it was sent`);
+  let seen: unknown[] = [];
+  await eventually(
+    async () => {
+      seen = await Promise.all(ids().map(async (id) => (await api(id, 'GET', '/api/v1/config').catch((err: unknown) => ({ body: { generation: String(err) } }))).body.generation));
+      return seen.every((g) => g === reply.body.generation) || undefined;
+    },
+    30_000,
+    'the new generation on every member',
+  ).catch((err: unknown) => {
+    for (const m of cluster.members.values()) {
+      t.comment(`${m.id}: ${m.process.lines.filter((l) => /configuration|generation|reload|restart|exit|error/i.test(String(l.msg))).slice(-12).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.generation ?? '')}`).join('\n    ')}`);
+    }
+    throw new Error(`${String(err)}: generations ${JSON.stringify(seen)}`);
+  });
+  const shown: string[] = [];
+  for (const id of ids()) {
+    const { stdout } = await nsExec(nsOf(id), process.execPath, [CLI, 'show-config', '--data-dir', dataOf(id)], { timeoutMs: 120_000 });
+    shown.push(stdout.split('\n')[0]!);
+    t.match(shown.at(-1), `generation ${reply.body.generation as number} `, `show-config on ${id}: ${shown.at(-1)}`);
+  }
+  const sums = shown.map((l) => /(sha256:[0-9a-f]+)/.exec(l)?.[1]);
+  t.same(new Set(sums).size, 1, `one checksum on every member: ${sums[0]}`);
+  t.equal(sums[0], reply.body.checksum);
+  // Applied: the set's Primary serves the export with its new description.
+  const primary = primaryOf(await settledRoles());
+  const listing = await eventually(
+    async () => {
+      const { stdout } = await nsExec(nsOf(primary), 'nbdinfo', ['--list', '--json', 'nbd://127.0.0.1:10809']);
+      return stdout.includes('generation two') ? stdout : undefined;
+    },
+    30_000,
+    'the new description served',
+  );
+  t.match(listing, /generation two/, 'the Primary serves the changed export');
+});
+
