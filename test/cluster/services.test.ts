@@ -36,13 +36,26 @@ t.test('cold start in random order: every member found on both networks, one Pri
   t.comment(`start order: ${order.join(', ')}`);
   for (const id of order) {
     cluster.start(id);
-    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 1500)));
+    // Staggered, as hosts come up: each start meets a different set of members already up.
+    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 800)));
   }
   for (const id of order) await cluster.members.get(id)!.process.ready();
   const roles = await settledRoles();
   t.comment(`roles: ${JSON.stringify(roles)}`);
   for (const id of ids()) {
-    const s = await clusterStatus(id);
+    // Heartbeats on both networks are confirmed peer by peer as they arrive: polled, with room for a loaded machine.
+    const s = await eventually(
+      async () => {
+        const x = await clusterStatus(id);
+        const peers = x.peers as Array<{ id: string; networks: Record<string, { state: string }> }>;
+        return peers.length === 2 && peers.every((p) => p.networks.a?.state === 'up' && p.networks.b?.state === 'up') ? x : undefined;
+      },
+      60_000,
+      `${id} hears both others on A and B`,
+    ).catch(async (err: unknown) => {
+      t.comment(`${id}: ${JSON.stringify((await clusterStatus(id)).peers)}`);
+      throw err;
+    });
     t.equal(s.boot, 'cold', `${id} knew it was a cold start`);
     const peers = s.peers as Array<{ id: string; networks: Record<string, { state: string }> }>;
     t.same(peers.map((p) => p.id).sort(), ids().filter((x) => x !== id).sort(), `${id} sees the two others`);
@@ -58,10 +71,10 @@ t.test('cold start in random order: every member found on both networks, one Pri
       const all = await Promise.all(ids().map(async (id) => (await api(id, 'GET', '/api/v1/config')).body));
       return all.every((c) => c.generation === 1) ? all : undefined;
     },
-    20_000,
+    60_000,
     'generation 1 on every member',
   );
-  t.equal(new Set(configs.map((c) => c.checksum)).size, 1, 'one checksum everywhere');
+  t.equal(new Set(configs.map((c) => c.current.checksum)).size, 1, 'one checksum everywhere');
 });
 
 t.test('cut network A only: an alarm naming network A within 2 s, and no role changes', async (t) => {
@@ -69,36 +82,39 @@ t.test('cut network A only: an alarm naming network A within 2 s, and no role ch
   const primary = primaryOf(before);
   const victim = ids().find((id) => id !== primary)!;
   const marks = new Map([...cluster.members.values()].map((m) => [m.id, m.process.lines.length]));
-  const start = Date.now();
+  const since = (id: string): LogLine[] => cluster.members.get(id)!.process.lines.slice(marks.get(id));
+  const cutAt = Date.now();
   await topo.cut(victim, 'a');
   t.teardown(() => topo.heal(victim, 'a'));
-  const seen = await eventually(
-    async () => {
-      for (const m of cluster.members.values()) {
-        const l = m.process.lines.slice(marks.get(m.id)).find((x) => typeof x.msg === 'string' && x.msg.startsWith('alarm:') && x.alarm === 'link-down' && x.network === 'a');
-        if (l) return { by: m.id, line: l, ms: Date.now() - start };
+  const seen = await net.whenLogs(
+    () => {
+      for (const id of ids()) {
+        const l = since(id).find((x) => typeof x.msg === 'string' && x.msg.startsWith('alarm:') && x.alarm === 'link-down' && x.network === 'a');
+        if (l) return { by: id, line: l };
       }
       return undefined;
     },
-    10_000,
+    30_000,
     'a link alarm naming network A',
   );
-  t.ok(seen.ms <= 2000, `${seen.by} raised "${String(seen.line.msg)}" ${seen.ms} ms after the cut`);
-  const status = (await api(primary, 'GET', '/api/v1/status')).body as { cluster: { alarms: Array<{ kind: string; network?: string }> } };
+  // Timed by the member's own log clock (pino's time), from before the cut was made: what a loaded test runner adds is not counted.
+  const ms = Number(seen.line.time) - cutAt;
+  t.ok(ms <= 2000, `${seen.by} raised "${String(seen.line.msg)}" ${ms} ms after the cut`);
   await eventually(
     async () => ((await clusterStatus(primary)).alarms as Array<{ kind: string; network?: string }>).some((a) => a.kind === 'link-down' && a.network === 'a') || undefined,
-    5000,
+    30_000,
     'the alarm in /api/v1/cluster',
   );
-  t.ok(status.cluster, '/api/v1/status carries the cluster view');
-  await new Promise((r) => setTimeout(r, 3000));
-  t.same(await settledRoles(), before, 'roles unchanged');
-  for (const m of cluster.members.values()) {
-    const bad = m.process.lines.slice(marks.get(m.id)).filter((l) => l.msg === 'stopped serving' || l.alarm === 'member-failed');
-    t.same(bad, [], `${m.id}: no member failure, nobody stopped serving`);
-  }
+  t.ok(((await api(primary, 'GET', '/api/v1/status')).body as { cluster?: unknown }).cluster, '/api/v1/status carries the cluster view');
+  // The link stays cut a while longer: a member failure would have been decided by now (silence, then the self-test over B).
+  await new Promise((r) => setTimeout(r, 2000));
   await topo.heal(victim, 'a');
-  await eventually(async () => ((await clusterStatus(primary)).alarms as unknown[]).length === 0 || undefined, 10_000, 'the alarm cleared after healing');
+  await eventually(async () => ((await clusterStatus(primary)).alarms as unknown[]).length === 0 || undefined, 60_000, 'the alarm cleared after healing');
+  for (const id of ids()) {
+    const bad = since(id).filter((l) => l.msg === 'stopped serving' || l.msg === 'role in set' || (l.alarm === 'member-failed' && typeof l.msg === 'string' && l.msg.startsWith('alarm:')));
+    t.same(bad, [], `${id}: no role change, no member failure, nobody stopped serving while A was cut`);
+  }
+  t.same(await settledRoles(), before, 'roles unchanged');
 });
 
 t.test('kill -9 of a member: the others report a member failure (its host still answers ICMP echo), not a link fault', async (t) => {
@@ -110,9 +126,9 @@ t.test('kill -9 of a member: the others report a member failure (its host still 
   await cluster.kill(victim, 'SIGKILL');
   const since = (id: string): LogLine[] => cluster.members.get(id)!.process.lines.slice(marks.get(id));
   for (const id of others) {
-    const line = await eventually(
-      async () => since(id).find((l) => l.alarm === 'member-failed' && l.peer === victim && typeof l.msg === 'string' && l.msg.startsWith('alarm:')),
-      10_000,
+    const line = await net.whenLogs(
+      () => since(id).find((l) => l.alarm === 'member-failed' && l.peer === victim && typeof l.msg === 'string' && l.msg.startsWith('alarm:')),
+      30_000,
       `${id} reports ${victim} failed`,
     );
     t.match(line.msg, /host is up, the member is not/, `${id}: ${String(line.msg)}`);
@@ -128,11 +144,11 @@ t.test('kill -9 of a member: the others report a member failure (its host still 
 t.test('a configuration change sent to a non-Primary member is applied, with the same generation and checksum everywhere', async (t) => {
   const roles = await settledRoles();
   const alternate = alternateOf(roles);
-  const current = (await api(alternate, 'GET', '/api/v1/config')).body as { generation: number; config: Record<string, any> };
+  const { generation, current } = (await api(alternate, 'GET', '/api/v1/config')).body as { generation: number; current: { config: Record<string, any> } };
   const doc = { ...current.config, exports: [{ ...current.config.exports[0], description: 'generation two' }] };
   const reply = await api(alternate, 'PUT', '/api/v1/config', doc);
   t.equal(reply.status, 200, `PUT /api/v1/config on ${alternate}: ${JSON.stringify(reply.body)}`);
-  t.equal(reply.body.generation, current.generation + 1, 'a new generation');
+  t.equal(reply.body.generation, generation + 1, 'a new generation');
   t.not(reply.body.appliedBy, alternate, `made by the cluster set's Primary (${String(reply.body.appliedBy)}), not where it was sent`);
   let seen: unknown[] = [];
   await eventually(
@@ -164,7 +180,7 @@ t.test('a configuration change sent to a non-Primary member is applied, with the
       const { stdout } = await nsExec(nsOf(primary), 'nbdinfo', ['--list', '--json', 'nbd://127.0.0.1:10809']);
       return stdout.includes('generation two') ? stdout : undefined;
     },
-    30_000,
+    60_000,
     'the new description served',
   );
   t.match(listing, /generation two/, 'the Primary serves the changed export');

@@ -89,6 +89,7 @@ export class MemberProcess {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  private readonly listeners = new Set<(l: LogLine) => void>();
 
   constructor(readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (text) => {
@@ -99,6 +100,7 @@ export class MemberProcess {
         line = { msg: text };
       }
       this.lines.push(line);
+      for (const l of this.listeners) l(line);
       for (const w of [...this.waiters]) {
         if (w.match(line)) {
           this.waiters.splice(this.waiters.indexOf(w), 1);
@@ -120,6 +122,12 @@ export class MemberProcess {
         reject(new Error(`blockgate exited (code ${code}, signal ${signal}) before the awaited log line; stderr: ${this.stderr}`)),
       );
     });
+  }
+
+  /** Call `fn` with every log line from now on, until the returned function is called. */
+  onLine(fn: (l: LogLine) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
   /** Resolves with the listen addresses once the member logs `ready`. */

@@ -62,7 +62,7 @@ export async function nsApi(ns: string, dataDir: string, method: string, path: s
 }
 
 /** Poll `probe` until it returns a value (not undefined), or fail after `timeoutMs` with the last reason. */
-export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -73,6 +73,6 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

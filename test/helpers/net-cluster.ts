@@ -6,7 +6,7 @@
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, type ClusterMember } from './cluster.js';
-import { API_PORT, eventually, nsApi, writeNetClusterConfig } from './cluster-net.js';
+import { API_PORT, nsApi, writeNetClusterConfig, type NetClusterOptions } from './cluster-net.js';
 import { createTopology, type Topology } from './topology.js';
 
 export const SET = 'disks';
@@ -27,14 +27,14 @@ export class NetCluster {
   ) {}
 
   /** Topology, a 16 MiB shared disk, the configuration; no member started yet. */
-  static async create(t: { teardown(fn: () => unknown): void }, name: string, prefix: string): Promise<NetCluster> {
+  static async create(t: { teardown(fn: () => unknown): void }, name: string, prefix: string, options: Pick<NetClusterOptions, 'failureLimit'> = {}): Promise<NetCluster> {
     const topo = await createTopology(t);
     const dir = mkdtempSync(join('/dev/shm', prefix));
     const disk = join(dir, 'disk.img');
     const fd = openSync(disk, 'w');
     ftruncateSync(fd, 16 * MiB);
     closeSync(fd);
-    const config = writeNetClusterConfig({ name, dir, topology: topo, disk });
+    const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...options });
     const nsOf = (id: string): string => topo.members.find((m) => m.name === id)!.ns;
     const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`), (id) => ({ netns: nsOf(id), extraArgs: ['--api', `127.0.0.1:${API_PORT}`] }));
     // After the cluster's own teardown (registered first, run last): members killed, then files.
@@ -69,20 +69,82 @@ export class NetCluster {
     return ((await this.status(id)).sets as SetStatus[]).find((x) => x.name === set)!;
   }
 
-  /** The set's roles as each running member announces them, once they agree: one Primary, one Secondary. */
-  settledRoles(set = SET, members = this.ids()): Promise<Record<string, string>> {
-    return eventually(
-      async () => {
-        const roles: Record<string, string> = {};
-        for (const id of members) roles[id] = (await this.setOf(id, set)).role;
-        const values = Object.values(roles);
-        const primaries = values.filter((r) => r === 'primary').length;
-        const secondaries = values.filter((r) => r === 'secondary').length;
-        return primaries === 1 && secondaries === (members.length > 1 ? 1 : 0) ? roles : undefined;
-      },
-      30_000,
-      `one Primary and one Secondary of ${set}`,
-    );
+  /**
+   * Evaluate `probe` now and again after every log line of any member (and at least every
+   * second, for processes started meanwhile) until it returns a value, or fail after `timeoutMs`.
+   */
+  whenLogs<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const unsubscribe: Array<() => void> = [];
+      const finish = (err: Error | undefined, value?: T): void => {
+        clearInterval(tick);
+        clearTimeout(timer);
+        for (const u of unsubscribe.splice(0)) u();
+        if (err) reject(err);
+        else resolve(value as T);
+      };
+      const check = (): void => {
+        let v: T | undefined;
+        try {
+          v = probe();
+        } catch (err) {
+          finish(err as Error);
+          return;
+        }
+        if (v !== undefined) finish(undefined, v);
+      };
+      const subscribed = new Set<unknown>();
+      const subscribe = (): void => {
+        for (const m of this.cluster.members.values()) {
+          if (subscribed.has(m.process)) continue;
+          subscribed.add(m.process);
+          unsubscribe.push(m.process.onLine(check));
+        }
+      };
+      const tick = setInterval(() => {
+        subscribe();
+        check();
+      }, 1000);
+      const timer = setTimeout(() => finish(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs);
+      subscribe();
+      check();
+    });
+  }
+
+  /** Each running member's role in `set` as its last "role in set" log line says (none before the first). */
+  logRoles(set = SET, members = this.ids()): Record<string, string> {
+    const roles: Record<string, string> = {};
+    for (const id of members) {
+      const p = this.cluster.members.get(id)?.process;
+      if (!p || p.child.exitCode !== null || p.child.signalCode !== null) continue;
+      let role = 'none';
+      for (let i = p.lines.length - 1; i >= 0; i--) {
+        const l = p.lines[i]!;
+        if (l.msg === 'role in set' && l.set === set) {
+          role = String(l.role);
+          break;
+        }
+      }
+      roles[id] = role;
+    }
+    return roles;
+  }
+
+  /**
+   * The set's roles once every one of `members` holds one: one Primary, one Secondary (with
+   * two or more), the rest Alternates. Waits on the members' logs, then confirms through each
+   * member's API (and waits again if the API disagrees).
+   */
+  async settledRoles(set = SET, members = this.ids(), timeoutMs = 90_000): Promise<Record<string, string>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.whenLogs(() => (settled(this.logRoles(set, members), members) ? true : undefined), Math.max(1, deadline - Date.now()), `one Primary, one Secondary and Alternates of ${set} on ${members.join(', ')} (roles ${JSON.stringify(this.logRoles(set, members))})`);
+      const roles: Record<string, string> = {};
+      for (const id of members) roles[id] = (await this.setOf(id, set)).role;
+      if (settled(roles, members)) return roles;
+      if (Date.now() > deadline) throw new Error(`roles of ${set}: the API shows ${JSON.stringify(roles)}`);
+      await new Promise((r) => setTimeout(r, 500)); // the API is polled: its view follows the logs
+    }
   }
 
   /** Start every member (in the given order), each once ready. */
@@ -99,6 +161,14 @@ export class NetCluster {
     await m.process.ready();
     return m;
   }
+}
+
+/** Every member holds a role: exactly one Primary, one Secondary when there are two or more, the rest Alternates. */
+function settled(roles: Record<string, string>, members: readonly string[]): boolean {
+  const values = members.map((id) => roles[id]);
+  const count = (r: string): number => values.filter((v) => v === r).length;
+  const secondaries = members.length > 1 ? 1 : 0;
+  return count('primary') === 1 && count('secondary') === secondaries && count('alternate') === members.length - 1 - secondaries;
 }
 
 export const primaryOf = (roles: Record<string, string>): string => Object.entries(roles).find(([, r]) => r === 'primary')![0];
