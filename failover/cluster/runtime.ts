@@ -189,25 +189,30 @@ export class ClusterRuntime {
     const { cluster } = this.options;
     // Long enough to hear every running member on some network.
     await this.until(() => this.livePeers().length >= cluster.members.length - 1, 2 * cluster.health.silenceMs);
-    const serving = this.livePeers().some((p) => Object.values(p.announcement?.roles ?? {}).includes('primary'));
+    // The cluster runs already: a live peer has booted (not in a cold start of its own) and holds a role.
+    const established = (): boolean =>
+      this.livePeers().some((p) => p.announcement!.state === 'ready' && p.announcement!.forming !== true && Object.values(p.announcement!.roles).some((r) => r !== 'none'));
     // A set that formed in a cold start still going on (not all members joined yet) is joined as a cold start too.
-    const forming = this.livePeers().some((p) => p.announcement?.forming === true);
+    const forming = (): boolean => this.livePeers().some((p) => p.announcement?.forming === true);
+    const joining = (): BootType => (this.started!.fresh || this.started!.previousId !== undefined ? 'replacement' : 'restart');
     let type: BootType;
     const before = decided.get(this.options.memberId);
     if (before !== undefined) type = before;
-    else if (serving && !forming) type = this.started!.fresh || this.started!.previousId !== undefined ? 'replacement' : 'restart';
+    else if (established() && !forming()) type = joining();
     else {
-      type = 'cold';
-      const quorum = (): boolean => this.livePeers().length + 1 >= cluster.boot.quorum || this.livePeers().some((p) => Object.values(p.announcement?.roles ?? {}).includes('primary'));
+      const quorum = (): boolean => this.livePeers().length + 1 >= cluster.boot.quorum || established();
       if (!quorum()) log.info({ quorum: cluster.boot.quorum, seen: this.livePeers().map((p) => p.id) }, 'cold start: waiting for a quorum of members');
       if (!(await this.until(quorum, cluster.boot.coldStartWaitMs))) {
         log.warn({ quorum: cluster.boot.quorum, waitedMs: cluster.boot.coldStartWaitMs }, 'cold start: no quorum within the wait; going on (the arbiter still allows one Primary)');
       }
+      // Peers heard late (a loaded host, discovery still going on) may show the cluster runs already.
+      type = established() && !forming() ? joining() : 'cold';
     }
     this.bootType = type;
     decided.set(this.options.memberId, type);
     this.state = 'ready';
-    if (type === 'cold') {
+    // Only a cold start of this process forms the set: a restart inside it (a new configuration) joins what runs.
+    if (type === 'cold' && before === undefined) {
       this.forming = true;
       // The cold start ends once every member has decided its boot type, or after the cold-start wait.
       void this.until(() => this.livePeers().filter((p) => p.announcement!.state === 'ready').length >= cluster.members.length - 1, cluster.boot.coldStartWaitMs).then(() => {
