@@ -15,6 +15,8 @@ import { nsExec } from '../helpers/netns.js';
  */
 
 ensureBuilt();
+// Room for a loaded machine (member starts slow down most); the file takes 1-2 minutes on a quiet one.
+t.setTimeout(600_000);
 let net: NetCluster;
 /** One crash is tolerated, the second within the window quarantines (fewer restarts to prove the limit). */
 const FAILURE_LIMIT = { failures: 1, windowMs: 600_000 };

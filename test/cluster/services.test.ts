@@ -15,6 +15,8 @@ import { nsExec } from '../helpers/netns.js';
  */
 
 ensureBuilt();
+// Room for a loaded machine (member starts slow down most); the file takes 1-2 minutes on a quiet one.
+t.setTimeout(600_000);
 let net: NetCluster;
 let cluster: NetCluster['cluster'];
 let topo: NetCluster['topo'];
@@ -210,6 +212,8 @@ t.test('cold start of the whole set: the member with the newest configuration ca
   // The first member in preference order misses a change: it would win on preference alone.
   const stale = ids()[0]!;
   const others = ids().filter((id) => id !== stale);
+  const t0 = Date.now();
+  const step = (what: string): void => t.comment(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
   await settledRoles();
   await cluster.kill(stale, 'SIGTERM');
   await settledRoles(SET, others);
@@ -221,13 +225,18 @@ t.test('cold start of the whole set: the member with the newest configuration ca
     60_000,
     `generation ${String(change.body.generation)} on ${others.join(', ')}`,
   );
+  step('change made');
   await Promise.all(others.map((id) => cluster.kill(id, 'SIGTERM')));
+  step('all stopped');
   // The stale member comes up first and waits for a quorum; then the others.
   const first = cluster.start(stale);
   await first.process.waitFor((l) => l.msg === 'cold start: waiting for a quorum of members');
+  step(`${stale} waits for a quorum`);
   for (const id of others) cluster.start(id);
   for (const id of ids()) await cluster.members.get(id)!.process.ready();
+  step('all ready');
   const roles = await settledRoles();
+  step('roles settled');
   t.comment(`roles: ${JSON.stringify(roles)}`);
   for (const id of ids()) t.equal((await clusterStatus(id)).boot, 'cold', `${id} knew it was a cold start`);
   // It met members with a newer configuration: it campaigned (Secondary without a Primary) or
