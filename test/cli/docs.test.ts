@@ -88,7 +88,7 @@ t.test('bash completes commands, options, option values and file arguments', asy
     t.same(await complete('blockgate i'), ['image'], `${mode}: a command`);
     t.same(
       await complete('blockgate '),
-      ['action', 'check-config', 'completion', 'config', 'devices', 'exports', 'image', 'man', 'paths', 'resync', 'serve', 'sessions', 'show-config', 'status', 'token'],
+      ['action', 'check-config', 'cluster', 'completion', 'config', 'devices', 'exports', 'image', 'man', 'paths', 'resync', 'serve', 'sessions', 'show-config', 'status', 'token'],
       `${mode}: every command`,
     );
     t.same(await complete('blockgate token '), ['rotate'], `${mode}: token rotate`);
