@@ -4,6 +4,8 @@ import type { ListenAddress } from '../failover/config/schema/listen.js';
 import type { MemberConfig } from '../failover/config/schema/member-config.js';
 import type { InUse, Port, PortContext, PortProvider } from '../member/ports.js';
 import type { LunMapping } from './api/exports.js';
+import { Forwarder } from './api/forward.js';
+import { primaryDirectory } from './api/primary-directory.js';
 import { ApiServer } from './api/server.js';
 import { IscsiServer } from './iscsi/server.js';
 import { NbdServer } from './nbd/server.js';
@@ -208,6 +210,8 @@ function apiPort({ config, fabric, sets, dataDir, addresses, ports, configContro
     luns: () => dataPorts().flatMap((p) => p.luns?.() ?? []),
     configControl,
     ...(boot.cluster && { cluster: boot.cluster }),
+    // A cluster with management networks: a change sent here goes to its set's Primary.
+    ...(boot.cluster && config.cluster && { forwarder: new Forwarder(primaryDirectory(config, boot, boot.cluster, () => configControl()?.current()?.generation)) }),
   });
   return {
     protocol: 'api',

@@ -48,8 +48,14 @@ export interface BootContext {
 
 /** A cluster member's services as the management API sees them (members with management networks). */
 export interface ClusterServices {
+  /** This member's id in the cluster. */
+  readonly memberId: string;
   /** Members, networks, roles, alarms as this member sees them. */
   status(): ClusterStatus | undefined;
+  /** Where another member's management API is reached from here ([] only from its own host; undefined while it is not heard). */
+  apiOf(member: string): string[] | undefined;
+  /** HMAC-SHA256 (hex) of `text` with the cluster's shared key: members vouch for what they forward. */
+  seal(text: string): string;
   /** Make `doc` the cluster's configuration (the cluster set's Primary writes it; forwarded there). */
   submitConfig(doc: unknown, source: string): Promise<SubmitResult>;
   /** An operator clears `member`'s quarantine. */

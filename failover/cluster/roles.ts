@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { logger } from '../../fabric/log.js';
 import type { Arbiter } from '../arbitration/arbiter.js';
@@ -8,10 +9,11 @@ import type { MemberConfig } from '../config/schema/member-config.js';
 import type { ConfigRecord } from '../config/store.js';
 import { validateMemberConfig } from '../config/validate.js';
 import { configChecksum } from '../config/canonical.js';
+import { formatHostPort } from '../config/net-address.js';
 import { PeerRequestError } from '../peer/messages.js';
 import { ConfigSync, type SubmitResult } from '../sync/config-sync.js';
 import { arbiterOf } from './arbiter-of.js';
-import { ClusterRuntime, type ClusterStatus } from './runtime.js';
+import { ClusterRuntime, readClusterKey, type ClusterStatus } from './runtime.js';
 import { SetRunner, type SetActions } from './set-runner.js';
 import type { SetView } from './set-view.js';
 
@@ -41,9 +43,14 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
   private timer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
+  private readonly member: string;
+  /** The cluster's shared key (members with management networks have one). */
+  private readonly key: Buffer | undefined;
+
   constructor(ctx: BootContext) {
     super();
     const { config, memberId } = ctx;
+    this.member = memberId;
     const cluster = config.cluster;
     if (!cluster) throw new Error('cluster roles need a cluster section');
     if (!cluster.members.some((m) => m.id === memberId)) {
@@ -51,6 +58,7 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
     }
     this.arbiter = arbiterOf(cluster);
     let runtime: ClusterRuntime | undefined;
+    this.key = cluster.networks.length > 0 ? readClusterKey(cluster.keyFile!) : undefined;
     if (cluster.networks.length > 0) {
       if (!ctx.store) throw new Error('a cluster with management networks needs the member store');
       const store = ctx.store;
@@ -132,6 +140,34 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
 
   status(): ClusterStatus | undefined {
     return this.runtime?.status();
+  }
+
+  get memberId(): string {
+    return this.member;
+  }
+
+  /**
+   * Where `member`'s management API is reached from here: the URL it announces, or, when it
+   * listens on every address (0.0.0.0, ::), its address on each management network it was
+   * heard on lately, with the port it announces. None for an API on loopback: that one is
+   * reached from its own host only (another member's 127.0.0.1 is not its). Undefined while
+   * the member is not heard or announces no API.
+   */
+  apiOf(member: string): string[] | undefined {
+    const peer = this.runtime?.discovery.peers.get(member);
+    const announced = peer?.announcement?.api;
+    if (!peer || announced === undefined || !URL.canParse(announced)) return undefined;
+    const url = new URL(announced);
+    if (/^(127\.|\[::1\]$|localhost$)/.test(url.hostname)) return [];
+    if (!['0.0.0.0', '[::]'].includes(url.hostname)) return [url.origin];
+    const heard = [...peer.networks.values()].filter((s) => s.lastHeardMs !== undefined);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    return heard.length === 0 ? undefined : heard.map((s) => `${url.protocol}//${formatHostPort({ host: s.address.host, port })}`);
+  }
+
+  seal(text: string): string {
+    if (!this.key) throw new PeerRequestError('ENOTSUP', 'sealing needs the cluster key (cluster.keyFile)');
+    return createHmac('sha256', this.key).update(text).digest('hex');
   }
 
   /** Make `doc` the cluster's configuration (forwarded to the cluster set's Primary when needed). */

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { FORWARD_SEAL, type SealChecker } from './forward-seal.js';
 import { HttpError } from './http-error.js';
 import type { ApiTokens, Role } from './tokens.js';
 
@@ -11,12 +12,15 @@ import type { ApiTokens, Role } from './tokens.js';
  * 2. Every endpoint but the public ones (the dashboard's static page, `/metrics` when left
  *    open) needs `Authorization: Bearer TOKEN` (401 without a valid one).
  * 3. The read-only token reads (GET, HEAD); anything else needs the admin token (403).
+ *    A change another cluster member forwarded carries that member's seal instead (forward-seal.ts).
  * 4. A state-changing request must say `Content-Type: application/json` (415): HTML forms
  *    and no-CORS fetches cannot send that type, so no page can forge one.
  */
 
 export interface GuardOptions {
   readonly tokens: ApiTokens;
+  /** A cluster member: a change forwarded by another member is admitted by its seal (forward-seal.ts). */
+  readonly seals?: SealChecker;
   /** The scheme the API is served with, for its own origin. */
   readonly scheme: 'http' | 'https';
 }
@@ -30,7 +34,8 @@ const SAME_SITE_FETCH = new Set(['same-origin', 'none']);
 export function admit(req: IncomingMessage, options: GuardOptions, isPublic: boolean): Caller {
   checkOrigin(req, options.scheme);
   const method = req.method ?? 'GET';
-  const role = bearerRole(req, options.tokens);
+  const seal = req.headers[FORWARD_SEAL];
+  const role = typeof seal === 'string' && options.seals ? options.seals.open(seal, method, req.url ?? '/').role : bearerRole(req, options.tokens);
   if (role === undefined) {
     if (isPublic && READ_METHODS.has(method)) return 'public';
     throw new HttpError(401, 'this endpoint needs "Authorization: Bearer TOKEN" with an API token (see DATA_DIR/api/*.token)', {

@@ -9,13 +9,14 @@ import type { ListenAddress } from '../../failover/config/schema/listen.js';
 import type { ConfigControl } from '../../member/config-control.js';
 import { actionNames, deviceAction } from './actions.js';
 import { loadAssets, type Asset } from './assets.js';
-import { routeConfig } from './config.js';
+import { MAX_CONFIG_BODY, routeConfig } from './config.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { JobError } from '../image/errors.js';
 import { ImageJobs } from '../image/jobs.js';
 import { HTTP_STATUS_OF_JOB_ERROR, routeJobs } from './jobs.js';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.js';
 import { admit } from './guard.js';
+import type { Forwarder } from './forward.js';
 import { SECURITY_HEADERS } from './headers.js';
 import { HttpError } from './http-error.js';
 import { renderMetrics } from './metrics.js';
@@ -45,7 +46,9 @@ import { ApiTokens } from './tokens.js';
  *   GET  /api/v1/config, POST /api/v1/config/diff|apply|rollback   live configuration (see config.ts)
  *   GET  /, /assets/NAME                            dashboard page and its files (no token)
  *
- * Every request passes guard.ts first (origin, bearer token, role, content type).
+ * Every request passes guard.ts first (origin, bearer token, role, content type). On a
+ * cluster member a change that belongs to a failover set's Primary is then forwarded there
+ * (forward.ts) unless this member is that Primary.
  */
 export interface ApiServerOptions extends StatusSource {
   readonly listen: readonly ListenAddress[];
@@ -65,6 +68,8 @@ export interface ApiServerOptions extends StatusSource {
   configControl?(): ConfigControl | undefined;
   /** The member's cluster (a member without one answers 404/409 on the cluster resources). */
   readonly cluster?: ClusterApi;
+  /** A cluster member: changes that belong to a set's Primary are forwarded there (forward.ts). */
+  readonly forwarder?: Forwarder;
 }
 
 /** The dashboard's scripts and styles (assets.ts): public, like the page. */
@@ -167,15 +172,27 @@ export class ApiServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
-    const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http' }, this.isPublic(path));
+    const forwarder = this.options.forwarder;
+    const caller = admit(req, { tokens: this.tokens!, scheme: this.tlsOptions ? 'https' : 'http', ...(forwarder && { seals: forwarder.seals }) }, this.isPublic(path));
+    // Read once: a change forwarded to the Primary, or handled here after all, needs it again.
+    let body: Promise<unknown> | undefined;
+    const readBody = (limit = MAX_BODY): Promise<unknown> => (body ??= readJson(req, limit));
+    const owner = caller === 'public' ? undefined : forwarder?.ownerOf(method, path);
+    if (owner !== undefined && caller !== 'public') {
+      const forwarded = await forwarder!.forward(req, owner, await readBody(MAX_CONFIG_BODY), caller);
+      if (forwarded !== 'local') {
+        sendJson(res, forwarded.status, forwarded.body, forwarded.headers);
+        return;
+      }
+    }
     // The cluster's resources first: on a cluster member PUT /api/v1/config is the cluster's change.
-    const clustered = await routeCluster(this.options.cluster, method, path, (limit) => readJson(req, limit));
+    const clustered = await routeCluster(this.options.cluster, method, path, (limit) => readBody(limit));
     if (clustered) {
       if (method !== 'GET' && method !== 'HEAD') this.log.info({ path, method, status: clustered.status }, 'operator request');
       sendJson(res, clustered.status, clustered.body, clustered.headers);
       return;
     }
-    const reply = (await routeJobs(this.jobs, method, path, () => readJson(req))) ?? (await routeConfig(this.options.configControl?.(), method, path, (limit) => readJson(req, limit)));
+    const reply = (await routeJobs(this.jobs, method, path, () => readBody())) ?? (await routeConfig(this.options.configControl?.(), method, path, (limit) => readBody(limit)));
     if (reply) {
       if (path.startsWith('/api/v1/config/') && method === 'POST') this.log.info({ path, status: reply.status }, 'configuration request');
       sendJson(res, reply.status, reply.body, reply.headers);
@@ -187,7 +204,7 @@ export class ApiServer {
       const [name, act] = [decode(action[1]!), decode(action[2]!)];
       const device = this.options.fabric.device(name);
       if (!device) throw new HttpError(404, `no device named ${JSON.stringify(name)}`);
-      const body = await readJson(req);
+      const body = await readBody();
       if (actionNames(this.options.sets, name).includes(act)) this.log.info({ device: name, action: act, body }, 'operator action');
       const result = await deviceAction(this.options.sets, name, act, body);
       sendJson(res, 200, { device: name, action: act, ok: true, ...result, status: device.status(), set: this.options.sets.get(name)?.state() });
@@ -220,7 +237,7 @@ export class ApiServer {
         return;
       case '/api/v1/tokens/rotate':
         allow(method, 'POST');
-        sendJson(res, 200, await rotateToken(this.tokens!, await readJson(req)));
+        sendJson(res, 200, await rotateToken(this.tokens!, await readBody()));
         return;
       case '/':
         allow(method, 'GET');

@@ -47,6 +47,7 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly body: unknown,
+    readonly headers: IncomingMessage['headers'] = {},
   ) {
     super(message);
   }
@@ -84,6 +85,8 @@ export interface ApiClientOptions {
   readonly connectTimeoutMs?: number;
   /** Certificates to trust for an https member (PEM), instead of the system's. */
   readonly ca?: Buffer;
+  /** Sent with every request besides the client's own (a member forwarding a change names itself). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export class ApiClient {
@@ -108,7 +111,7 @@ export class ApiClient {
   /** One request; resolves for 2xx with the parsed JSON body, rejects with ApiError otherwise. */
   request<T>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = { accept: 'application/json' };
+    const headers: Record<string, string | number> = { ...this.options.headers, accept: 'application/json' };
     // Every state-changing request says JSON, body or not: the API refuses any other (no form
     // or no-CORS page can send that type, so none can forge one).
     if (method !== 'GET' && method !== 'HEAD') Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload?.length ?? 0 });
@@ -142,7 +145,7 @@ export class ApiClient {
           }
           if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body: parsed as T });
           const message = typeof (parsed as { error?: unknown })?.error === 'string' ? (parsed as { error: string }).error : `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
-          reject(new ApiError(status, message, parsed));
+          reject(new ApiError(status, message, parsed, res.headers));
         });
         res.on('error', (err) => reject(new MemberUnreachableError(`${this.member}: ${err.message}`)));
       });

@@ -7,6 +7,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { TestCluster, type ClusterMember } from './cluster.js';
 import { API_PORT, nsApi, writeNetClusterConfig, type NetClusterOptions } from './cluster-net.js';
+import { startEtcdCluster, type EtcdCluster } from './etcd.js';
 import { createTopology, type Topology } from './topology.js';
 
 export const SET = 'disks';
@@ -24,25 +25,43 @@ export class NetCluster {
     readonly topo: Topology,
     readonly dir: string,
     readonly cluster: TestCluster,
+    readonly etcd?: EtcdCluster,
   ) {}
 
   /** Topology, a 16 MiB shared disk, the configuration; no member started yet. */
-  static async create(t: { teardown(fn: () => unknown): void }, name: string, prefix: string, options: Pick<NetClusterOptions, 'failureLimit'> = {}): Promise<NetCluster> {
+  /**
+   * `apiHost`: where each member's API listens in its namespace (default its loopback; 0.0.0.0
+   * lets peers forward to it). `etcd`: a three-node etcd, one node per member host on
+   * network A, arbitrates (default: the file lock).
+   */
+  static async create(
+    t: { teardown(fn: () => unknown): void },
+    name: string,
+    prefix: string,
+    options: Pick<NetClusterOptions, 'failureLimit'> & { apiHost?: string; etcd?: boolean } = {},
+  ): Promise<NetCluster> {
     const topo = await createTopology(t);
+    let etcd: EtcdCluster | undefined;
+    if (options.etcd) {
+      etcd = await startEtcdCluster(topo.members.map((m) => ({ name: `e-${m.name}`, host: m.v4.a, clientPort: 2379, peerPort: 2380, netns: m.ns })));
+      t.teardown(() => etcd!.stop());
+    }
     const dir = mkdtempSync(join('/dev/shm', prefix));
     const disk = join(dir, 'disk.img');
     const fd = openSync(disk, 'w');
     ftruncateSync(fd, 16 * MiB);
     closeSync(fd);
-    const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...options });
+    const { apiHost = '127.0.0.1', etcd: _, ...configOptions } = options;
+    const arbitration = etcd && { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds: 4 };
+    const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...configOptions, ...(arbitration && { arbitration }) });
     const nsOf = (id: string): string => topo.members.find((m) => m.name === id)!.ns;
-    const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`), (id) => ({ netns: nsOf(id), extraArgs: ['--api', `127.0.0.1:${API_PORT}`] }));
+    const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`), (id) => ({ netns: nsOf(id), extraArgs: ['--api', `${apiHost}:${API_PORT}`] }));
     // After the cluster's own teardown (registered first, run last): members killed, then files.
     t.teardown(async () => {
       await cluster.killAll();
       rmSync(dir, { recursive: true, force: true });
     });
-    return new NetCluster(topo, dir, cluster);
+    return new NetCluster(topo, dir, cluster, etcd);
   }
 
   ids(): string[] {
