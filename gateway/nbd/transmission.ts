@@ -98,7 +98,6 @@ export class Transmission {
 
   /** Parse and dispatch every complete request in the queue. */
   pump(): void {
-    this.o.writer.hold();
     while (!this.paused && !this.ending) {
       let req: NbdRequest | null;
       try {
