@@ -141,15 +141,18 @@ export const MAX_STRING_LENGTH = 4096;
  * that does not know it answers NBD_REP_ERR_UNSUP, as the spec requires for any unknown
  * option, and the client goes on unfenced; a client that does not know it never sends it,
  * and is never refused (nbdkit, qemu, nbdinfo keep working unchanged).
+ * The token (fabric/fencing.ts) is a term (u64: a cluster set's arbitration token) and a
+ * generation (u32: a device's path generation), ordered by term first.
  */
 export const NBD_OPT_BLOCKGATE_FENCE = 0x42470001;
 /**
- * A newer token on a connection already in transmission (a standby path taking over), so no
- * reconnect is needed: the token travels in the request's offset field, length 0. Valid only
+ * A newer token on a connection already in transmission (a standby path taking over, a new
+ * Primary), so no reconnect is needed: the term travels in the request's offset field, the
+ * generation in its length field (no payload follows). Valid only
  * on a connection that negotiated NBD_OPT_BLOCKGATE_FENCE (elsewhere: EINVAL, unknown
  * command). The server applies it when it parses it, so requests the client sends behind it
  * on the same connection are judged by the new token without waiting for its reply.
  */
 export const NBD_CMD_BLOCKGATE_FENCE = 0x4247;
-/** Data length of NBD_OPT_BLOCKGATE_FENCE: one u64 token. */
-export const BLOCKGATE_FENCE_OPTION_LENGTH = 8;
+/** Data length of NBD_OPT_BLOCKGATE_FENCE: u64 term, u32 generation. */
+export const BLOCKGATE_FENCE_OPTION_LENGTH = 12;

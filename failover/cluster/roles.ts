@@ -8,6 +8,7 @@ import type { FailoverSetConfig } from '../config/schema/cluster.js';
 import type { MemberConfig } from '../config/schema/member-config.js';
 import type { ConfigRecord } from '../config/store.js';
 import { validateMemberConfig } from '../config/validate.js';
+import { fencingBackends } from './backend-fencing.js';
 import { configChecksum } from '../config/canonical.js';
 import { formatHostPort } from '../config/net-address.js';
 import { PeerRequestError } from '../peer/messages.js';
@@ -78,9 +79,11 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
     this.runtime = runtime;
     const gateOf = (set: string): (() => boolean) | undefined => (runtime ? () => runtime.mayCampaign(set) : undefined);
     const runners: SetRunner[] = [];
+    const { graph } = validateMemberConfig(ctx.config);
     for (const set of cluster.sets) {
       if (!set.members.includes(memberId)) continue;
-      const runner = new SetRunner(set, memberId, this.arbiter, ctx.setPorts(set), { pid: process.pid }, 500, gateOf(set.name));
+      const actions = fencingBackends(ctx.setPorts(set), set, ctx.config, graph, ctx.fabric);
+      const runner = new SetRunner(set, memberId, this.arbiter, actions, { pid: process.pid }, 500, gateOf(set.name));
       runners.push(runner);
       for (const e of set.exports) this.gates.set(e, runner.mayServe);
     }

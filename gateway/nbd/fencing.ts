@@ -10,24 +10,28 @@
  * before the newer token arrived are not recalled: the newer client's own writes come after
  * them in the server's order, which is the order the disk keeps.
  *
- * Tokens come from the client: the set's arbitration fencing token for a cluster Primary, a
- * growing per-device generation for a multipath device's paths. Equal tokens are peers (the
- * several connections of one client, the active paths of an Active-Active device).
- * Connections that did not negotiate the extension are not judged.
+ * Tokens (fabric/fencing.ts) come from the client: the set's arbitration fencing token as the
+ * term for a cluster Primary, a growing per-device generation for a multipath device's paths.
+ * Equal tokens are peers (the several connections of one client, the active paths of an
+ * Active-Active device). Connections that did not negotiate the extension are not judged.
  */
-export class FenceRegistry {
-  private readonly newest = new Map<string, number>();
+import { compareTokens, formatToken, type FenceToken } from '../../fabric/fencing.js';
 
-  /** The newest token seen for this export, 0 if none. */
-  current(exportName: string): number {
-    return this.newest.get(exportName) ?? 0;
+const ZERO: FenceToken = Object.freeze({ term: 0, generation: 0 });
+
+export class FenceRegistry {
+  private readonly newest = new Map<string, FenceToken>();
+
+  /** The newest token seen for this export, the zero token if none. */
+  current(exportName: string): FenceToken {
+    return this.newest.get(exportName) ?? ZERO;
   }
 
   /** Record `token` for the export; false (and nothing changes) if a newer one was seen. */
-  admit(exportName: string, token: number): boolean {
-    const newest = this.current(exportName);
-    if (token < newest) return false;
-    if (token > newest) this.newest.set(exportName, token);
+  admit(exportName: string, token: FenceToken): boolean {
+    const order = compareTokens(token, this.current(exportName));
+    if (order < 0) return false;
+    if (order > 0) this.newest.set(exportName, token);
     return true;
   }
 }
@@ -39,31 +43,42 @@ export class FenceRegistry {
  */
 export const processFences = new FenceRegistry();
 
+/**
+ * Whether a client connecting with `token` may enter transmission. A token with a term is a
+ * Primary's claim: an older one is refused outright (a deposed Primary reconnecting). A term-0
+ * token (a path generation, or a cluster member that holds no role yet) is let in whatever
+ * its age, raising the newest if it is newer, and its requests are judged one by one: every
+ * member of a set opens the set's backends at start, and a standby must be able to.
+ */
+export function mayConnect(registry: FenceRegistry, exportName: string, token: FenceToken): boolean {
+  return registry.admit(exportName, token) || token.term === 0;
+}
+
 /** A fenced connection's token, judged against its export's newest. */
 export class ConnectionFence {
   constructor(
     private readonly registry: FenceRegistry,
     readonly exportName: string,
-    private token: number,
+    private token: FenceToken,
   ) {}
 
-  get own(): number {
-    return this.token;
+  get own(): string {
+    return formatToken(this.token);
   }
 
   /** A newer token has been seen for the export: this connection's requests are refused. */
   stale(): boolean {
-    return this.token < this.registry.current(this.exportName);
+    return compareTokens(this.token, this.registry.current(this.exportName)) < 0;
   }
 
   /** NBD_CMD_BLOCKGATE_FENCE: move to `token`; false if it is older than the export's newest. */
-  raise(token: number): boolean {
+  raise(token: FenceToken): boolean {
     if (!this.registry.admit(this.exportName, token)) return false;
-    this.token = Math.max(this.token, token);
+    if (compareTokens(token, this.token) > 0) this.token = token;
     return true;
   }
 
   describe(): string {
-    return `fencing token ${this.token} is older than ${this.registry.current(this.exportName)}, the newest seen for export ${JSON.stringify(this.exportName)}`;
+    return `fencing token ${formatToken(this.token)} is older than ${formatToken(this.registry.current(this.exportName))}, the newest seen for export ${JSON.stringify(this.exportName)}`;
   }
 }

@@ -31,7 +31,8 @@ import {
   OPTION_HEADER_SIZE,
 } from '../../fabric/protocols/nbd.js';
 import { NbdProtocolError } from './errors.js';
-import { ConnectionFence, type FenceRegistry } from './fencing.js';
+import { ConnectionFence, mayConnect, type FenceRegistry } from './fencing.js';
+import { formatToken, type FenceToken } from '../../fabric/fencing.js';
 import type { NbdAccess, Verdict } from './access.js';
 import type { TlsPeer } from './tls.js';
 import type { Refusals } from '../access/refusals.js';
@@ -84,7 +85,7 @@ interface State {
   /** Set once STARTTLS succeeded. */
   tls: TlsPeer | undefined;
   /** The client's NBD_OPT_BLOCKGATE_FENCE token, applied to the export GO names. */
-  fenceToken: number | undefined;
+  fenceToken: FenceToken | undefined;
 }
 
 /**
@@ -151,7 +152,7 @@ export async function negotiateOptions(
         }
         const fenced = fenceOf(ctx, state, entry.name);
         // No error reply exists here either: a stale client is hung up on.
-        if (fenced === 'stale') throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: fencing token ${state.fenceToken} is stale`);
+        if (fenced === 'stale') throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: fencing token ${formatToken(state.fenceToken!)} is stale`);
         const flags = transmissionFlags(entry.device.capabilities, state.structuredReplies);
         io.write(exportNameReply(entry.device.size, flags, client.noZeroes));
         return finish(state, entry, fenced);
@@ -198,8 +199,9 @@ export async function negotiateOptions(
         const fenced = option === NBD_OPT_GO ? fenceOf(ctx, state, entry.name) : undefined;
         if (fenced === 'stale') {
           const newest = ctx.fences.current(entry.name);
-          ctx.refusals.refuse('nbd', 'fenced', ctx.log, { export: entry.name, token: state.fenceToken, newest, ...identity() });
-          reply(NBD_REP_ERR_POLICY, Buffer.from(`fencing token ${state.fenceToken} is older than ${newest}, the newest seen for export ${JSON.stringify(entry.name)}`, 'utf8'));
+          const [token, newer] = [formatToken(state.fenceToken!), formatToken(newest)];
+          ctx.refusals.refuse('nbd', 'fenced', ctx.log, { export: entry.name, token, newest: newer, ...identity() });
+          reply(NBD_REP_ERR_POLICY, Buffer.from(`fencing token ${token} is older than ${newer}, the newest seen for export ${JSON.stringify(entry.name)}`, 'utf8'));
           break;
         }
         const device = entry.device;
@@ -267,13 +269,13 @@ export async function negotiateOptions(
           fail(NBD_REP_ERR_INVALID, `NBD_OPT_BLOCKGATE_FENCE takes a ${BLOCKGATE_FENCE_OPTION_LENGTH}-byte token`);
           break;
         }
-        const token = data.readBigUInt64BE(0);
-        if (token > BigInt(Number.MAX_SAFE_INTEGER)) {
-          fail(NBD_REP_ERR_INVALID, `fencing token ${token} is too large`);
+        const term = data.readBigUInt64BE(0);
+        if (term > BigInt(Number.MAX_SAFE_INTEGER)) {
+          fail(NBD_REP_ERR_INVALID, `fencing term ${term} is too large`);
           break;
         }
         // Judged at GO, when the export is known: the ACK says only that the server fences.
-        state.fenceToken = Number(token);
+        state.fenceToken = { term: Number(term), generation: data.readUInt32BE(8) };
         reply(NBD_REP_ACK);
         break;
       }
@@ -298,7 +300,7 @@ function finish(state: State, entry: ExportEntry, fence: ConnectionFence | undef
 function fenceOf(ctx: NegotiationContext, state: State, exportName: string): ConnectionFence | 'stale' | undefined {
   const token = state.fenceToken;
   if (token === undefined) return undefined;
-  if (!ctx.fences.admit(exportName, token)) return 'stale';
+  if (!mayConnect(ctx.fences, exportName, token)) return 'stale';
   return new ConnectionFence(ctx.fences, exportName, token);
 }
 

@@ -211,13 +211,13 @@ export class Transmission {
     }
   }
 
-  /** NBD_CMD_BLOCKGATE_FENCE: the token is in the offset field. */
+  /** NBD_CMD_BLOCKGATE_FENCE: the term is in the offset field, the generation in the length field. */
   private newToken(req: NbdRequest, fence: ConnectionFence): void {
-    if (req.length !== 0 || req.flags !== 0) {
-      this.o.writer.error(req, NBD_EINVAL, 'NBD_CMD_BLOCKGATE_FENCE takes no length and no flags');
+    if (req.flags !== 0) {
+      this.o.writer.error(req, NBD_EINVAL, 'NBD_CMD_BLOCKGATE_FENCE takes no flags');
       return;
     }
-    if (!fence.raise(req.offset)) {
+    if (!fence.raise({ term: req.offset, generation: req.length })) {
       this.o.writer.error(req, NBD_EPERM, `new ${fence.describe()}`);
       return;
     }

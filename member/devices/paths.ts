@@ -1,7 +1,7 @@
 import { parseNbdAddress } from '../../fabric/backends/nbd-client/address.js';
 import { NbdClient, type NbdClientOptions } from '../../fabric/backends/nbd-client/client.js';
 import type { BlockDevice } from '../../fabric/device.js';
-import { MultipathDevice, type MultipathOptions } from '../../fabric/layers/multipath/multipath.js';
+import { firstGeneration, MultipathDevice, type MultipathOptions } from '../../fabric/layers/multipath/multipath.js';
 import type { SpecOf } from '../../failover/config/schema/devices.js';
 import type { DeviceFactory } from './context.js';
 
@@ -37,7 +37,7 @@ function clientOptions(spec: SpecOf<'nbd'>, name: string, address: string): NbdC
  * multipath layer takes over from there with its own, never smaller, generation.
  */
 function firstToken(spec: SpecOf<'nbd'>): Pick<NbdClientOptions, 'fenceToken'> {
-  return dataPath(spec).fencing ? { fenceToken: Date.now() } : {};
+  return dataPath(spec).fencing ? { fenceToken: { term: 0, generation: firstGeneration() } } : {};
 }
 
 export const createNbd: DeviceFactory<'nbd'> = async (spec) => {

@@ -22,15 +22,17 @@ const NBD_OPT_BLOCKGATE_FENCE = 0x42470001;
 const NBD_CMD_BLOCKGATE_FENCE = 0x4247;
 const BLOCK = 4096;
 
-function token(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
+/** u64 term, u32 generation. */
+function token(term: number, generation = 0): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeBigUInt64BE(BigInt(term));
+  b.writeUInt32BE(generation, 8);
   return b;
 }
 
-async function fencedClient(port: number, n: number): Promise<RawNbdClient> {
+async function fencedClient(port: number, term: number, generation = 0): Promise<RawNbdClient> {
   const c = await RawNbdClient.open({ port });
-  c.sendOption(NBD_OPT_BLOCKGATE_FENCE, token(n));
+  c.sendOption(NBD_OPT_BLOCKGATE_FENCE, token(term, generation));
   const r = await c.readOptionReply();
   if (r.type !== NBD_REP_ACK) throw new Error(`fence option refused: 0x${r.type.toString(16)}`);
   return c;
@@ -73,21 +75,23 @@ t.test('a stale token is refused at GO and on every request, queued ones include
   const replies = await late.readOptionReplies(NBD_REP_INFO);
   const last = replies[replies.length - 1]!;
   t.equal(last.type >>> 0, NBD_REP_ERR_POLICY, 'GO with an older token is refused (NBD_REP_ERR_POLICY)');
-  t.match(last.data.toString(), /fencing token 6 is older than 7/);
+  t.match(last.data.toString(), /fencing token 6\.0 is older than 7\.0/);
   late.destroy();
 
   // An equal token is a peer (another connection of the same client).
   const peer = await fencedClient(server.port, 7);
   await peer.go('disk');
   // A newer token without reconnecting: the write sent right behind it is judged by it.
-  newer.request(NBD_CMD_BLOCKGATE_FENCE, { cookie: 5n, offset: 9 });
+  newer.request(NBD_CMD_BLOCKGATE_FENCE, { cookie: 5n, offset: 7, length: 1 });
   newer.request(NBD_CMD_WRITE, { cookie: 6n, payload: Buffer.alloc(BLOCK, 0xcc) });
   t.equal((await newer.readSimple()).error, 0, 'NBD_CMD_BLOCKGATE_FENCE raises the token');
   t.equal((await newer.readSimple()).error, 0, 'and the write behind it is served');
   peer.request(NBD_CMD_WRITE, { cookie: 7n, payload: Buffer.alloc(BLOCK, 0xdd) });
   t.equal((await peer.readSimple()).error, NBD_EPERM, 'the connection left at the older token is now refused');
-  newer.request(NBD_CMD_BLOCKGATE_FENCE, { cookie: 8n, offset: 8 });
-  t.equal((await newer.readSimple()).error, NBD_EPERM, 'a token never goes back');
+  newer.request(NBD_CMD_BLOCKGATE_FENCE, { cookie: 8n, offset: 7, length: 0 });
+  t.equal((await newer.readSimple()).error, NBD_EPERM, 'a token never goes back (the generation orders tokens of one term)');
+  newer.request(NBD_CMD_BLOCKGATE_FENCE, { cookie: 11n, offset: 8, length: 0 });
+  t.equal((await newer.readSimple()).error, 0, 'a newer term wins over any generation of an older one');
   old.destroy();
   peer.destroy();
   newer.destroy();
@@ -103,6 +107,14 @@ t.test('a stale token is refused at GO and on every request, queued ones include
   t.same((await plain.readSimple(BLOCK)).payload, Buffer.alloc(BLOCK, 0xcc), 'an unfenced client is served whatever tokens were seen');
   plain.destroy();
 
+  // A term-0 token (a path generation; a cluster member with no role yet) is let in, and
+  // judged request by request.
+  const unclaimed = await fencedClient(server.port, 0, 99);
+  await unclaimed.go('disk');
+  unclaimed.request(NBD_CMD_WRITE, { cookie: 12n, payload: Buffer.alloc(BLOCK, 0xee) });
+  t.equal((await unclaimed.readSimple()).error, NBD_EPERM, 'a term-0 client connects but may not write an export a term has claimed');
+  unclaimed.destroy();
+
   // A client that knows nothing of the extension works unchanged.
   const info = await runTool('nbdinfo', ['--size', server.uri('disk')]);
   t.equal(info.stdout.trim(), String(1 << 20), 'nbdinfo is served');
@@ -112,22 +124,33 @@ t.test('our client: fenced against blockgate (token raised without reconnecting)
   const server = await startNbdServer([{ name: 'disk', device: new MemoryBackend({ name: 'fence-disk2', size: 1 << 20 }) }], { fences: new FenceRegistry() });
   t.teardown(() => server.stop());
   const address = { host: '127.0.0.1', port: server.port };
-  const a = await NbdClient.open({ name: 'a', address, exportName: 'disk', fenceToken: 10 });
-  const b = await NbdClient.open({ name: 'b', address, exportName: 'disk', fenceToken: 10 });
+  const a = await NbdClient.open({ name: 'a', address, exportName: 'disk', fenceToken: { term: 0, generation: 10 } });
+  const b = await NbdClient.open({ name: 'b', address, exportName: 'disk', fenceToken: { term: 0, generation: 10 } });
   t.teardown(() => Promise.all([a.close(), b.close()]));
   await a.write(0, [Buffer.alloc(BLOCK, 1)]);
-  b.fence(11);
+  b.fence({ term: 0, generation: 11 });
   await b.write(0, [Buffer.alloc(BLOCK, 2)]);
   await t.rejects(a.write(0, [Buffer.alloc(BLOCK, 3)]), { code: 'EPERM' }, 'the client left behind is refused');
   const target = Buffer.alloc(BLOCK);
   await b.read(0, target);
   t.same(target, Buffer.alloc(BLOCK, 2));
-  await t.rejects(NbdClient.open({ name: 'c', address, exportName: 'disk', fenceToken: 10 }), /fencing token 10 is older than 11/, 'a new connection with an old token is refused');
+  const c = await NbdClient.open({ name: 'c', address, exportName: 'disk', fenceToken: { term: 0, generation: 10 } });
+  await t.rejects(c.write(0, [Buffer.alloc(BLOCK, 3)]), { code: 'EPERM' }, 'a path connecting with an older generation is let in, its writes refused');
+  await c.close();
+  // A new Primary's term (its arbitration token) wins over any path generation.
+  a.fenceTerm(2);
+  await a.write(0, [Buffer.alloc(BLOCK, 5)]);
+  await t.rejects(b.write(0, [Buffer.alloc(BLOCK, 6)]), { code: 'EPERM' }, 'the client of the older term is refused');
+  await t.rejects(
+    NbdClient.open({ name: 'd', address, exportName: 'disk', fenceToken: { term: 1, generation: 99 } }),
+    /fencing token 1\.99 is older than 2\.10/,
+    'a deposed Primary (an older term) connecting again is refused at GO',
+  );
 
   const nbdkit = await startNbdkit(t, { plugin: ['memory', 'size=1M'] });
-  const unaware = await NbdClient.open({ name: 'k', address: parseNbdAddress(nbdkit.address)!, fenceToken: 10 });
+  const unaware = await NbdClient.open({ name: 'k', address: parseNbdAddress(nbdkit.address)!, fenceToken: { term: 0, generation: 10 } });
   t.teardown(() => unaware.close());
-  unaware.fence(12);
+  unaware.fenceTerm(12);
   await unaware.write(0, [Buffer.alloc(BLOCK, 4)]);
   await unaware.read(0, target);
   t.same(target, Buffer.alloc(BLOCK, 4), 'a server without the extension (nbdkit) is used unfenced');

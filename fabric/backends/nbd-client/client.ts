@@ -37,7 +37,7 @@ import {
 import { formatNbdAddress, type NbdAddress } from './address.js';
 import { NbdConnection, type ConnectionOptions } from './connection.js';
 import type { ExportInfo } from './handshake.js';
-import type { Fenceable } from '../../fencing.js';
+import { compareTokens, type Fenceable, type FenceToken, type TokenPresenter } from '../../fencing.js';
 
 export interface NbdClientOptions {
   readonly name: string;
@@ -50,7 +50,7 @@ export interface NbdClientOptions {
   readonly timeoutMs?: number;
   readonly connectTimeoutMs?: number;
   /** A fencing token to present from the first connection on (see fence()). */
-  readonly fenceToken?: number;
+  readonly fenceToken?: FenceToken;
 }
 
 /** What a device looks like from outside; a detached client borrows it from a sibling path. */
@@ -69,7 +69,7 @@ const SPREAD_MIN = 64 * 1024;
 /** Trim/zero/status lengths are 32-bit on the wire; stay well inside, aligned. */
 const MAX_RANGE = 2 ** 31;
 
-export class NbdClient implements BlockDevice, Fenceable {
+export class NbdClient implements BlockDevice, Fenceable, TokenPresenter {
   readonly name: string;
   readonly size: number;
   readonly blockSizes: BlockSizes;
@@ -83,7 +83,7 @@ export class NbdClient implements BlockDevice, Fenceable {
   private lastError: string | undefined;
   private connects = 0;
   /** The fencing token presented to the server (NBD_OPT_BLOCKGATE_FENCE); undefined: none. */
-  private fenceToken: number | undefined;
+  private fenceToken: FenceToken | undefined;
   /** Not connected since a loss (or since a detached start): the next connection is logged. */
   private lost = false;
 
@@ -181,14 +181,20 @@ export class NbdClient implements BlockDevice, Fenceable {
   }
 
   /**
-   * Present a newer fencing token (Fenceable): on every open connection at once (requests sent
-   * after this call travel behind it), and at the handshake of every later one. A server
-   * without blockgate's fencing extension ignores it.
+   * Present a newer fencing token: on every open connection at once (requests sent after this
+   * call travel behind it), and at the handshake of every later one. A server without
+   * blockgate's fencing extension ignores it. Only a client opened with a token can be fenced
+   * (its connections negotiated the extension).
    */
-  fence(token: number): void {
-    if (this.fenceToken !== undefined && token <= this.fenceToken) return;
+  fence(token: FenceToken): void {
+    if (this.fenceToken === undefined || compareTokens(token, this.fenceToken) <= 0) return;
     this.fenceToken = token;
     for (const c of this.connections) c.fence(token);
+  }
+
+  /** Fenceable: a new Primary's arbitration token as the term, this client's generation kept. */
+  fenceTerm(term: number): void {
+    if (this.fenceToken) this.fence({ term, generation: this.fenceToken.generation });
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import { ExactReader } from '../../exact-reader.js';
 import { NBD_CMD_BLOCKGATE_FENCE, NBD_CMD_DISC, NBD_CMD_READ, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE } from '../../protocols/nbd.js';
 import { logger } from '../../log.js';
 import { StagedHeaders } from '../../staged-headers.js';
+import { compareTokens, formatToken, type FenceToken } from '../../fencing.js';
 import { connectOptions, formatNbdAddress, type NbdAddress } from './address.js';
 import { negotiate, type ExportInfo, type HandshakeIo } from './handshake.js';
 import { ReplyParser, type ReplySink } from './replies.js';
@@ -28,7 +29,7 @@ export interface ConnectionOptions {
   /** A request unanswered this long fails with ETIMEDOUT and drops the connection. */
   readonly timeoutMs: number;
   /** Present this fencing token (NBD_OPT_BLOCKGATE_FENCE) where the server knows the extension. */
-  readonly fenceToken?: number;
+  readonly fenceToken?: FenceToken;
 }
 
 const RECEIVE_BUFFER = 256 * 1024;
@@ -60,7 +61,7 @@ export class NbdConnection implements ReplySink {
   private closedWith: BlockError | undefined;
   info!: ExportInfo;
   /** The fencing token the server holds for this connection (undefined: not fenced). */
-  fenceToken: number | undefined;
+  fenceToken: FenceToken | undefined;
   /** Called once when an opened connection ends for any reason. */
   onClose: ((connection: NbdConnection, error: BlockError) => void) | undefined;
 
@@ -182,13 +183,13 @@ export class NbdConnection implements ReplySink {
    * applies it as it parses it, so requests sent after this call are judged by it without
    * waiting for the reply. A no-op on a connection whose server does not fence.
    */
-  fence(token: number): void {
-    if (this.fenceToken === undefined || token <= this.fenceToken || this.closedWith) return;
+  fence(token: FenceToken): void {
+    if (this.fenceToken === undefined || compareTokens(token, this.fenceToken) <= 0 || this.closedWith) return;
     this.fenceToken = token;
-    this.request(NBD_CMD_BLOCKGATE_FENCE, 0, token, 0).catch((err: unknown) => {
+    this.request(NBD_CMD_BLOCKGATE_FENCE, 0, token.term, token.generation).catch((err: unknown) => {
       // Refused: another client holds a newer token, and this connection's requests will be
       // answered EPERM; a lost connection is noticed by the requests themselves.
-      if (!this.closedWith) fenceLog.warn({ server: this.where, token, err: err instanceof Error ? err.message : String(err) }, 'fencing token refused');
+      if (!this.closedWith) fenceLog.warn({ server: this.where, token: formatToken(token), err: err instanceof Error ? err.message : String(err) }, 'fencing token refused');
     });
   }
 

@@ -6,8 +6,10 @@
  *   negotiate(io, exportName) → ExportInfo
  */
 import { BlockError } from '../../errors.js';
+import type { FenceToken } from '../../fencing.js';
 import {
   BASE_ALLOCATION,
+  BLOCKGATE_FENCE_OPTION_LENGTH,
   IHAVEOPT,
   NBD_OPT_BLOCKGATE_FENCE,
   NBDMAGIC,
@@ -54,7 +56,7 @@ interface OptionReply {
 
 const EXPORT_NAME_TRAILER = 124;
 
-export async function negotiate(io: HandshakeIo, exportName: string, fenceToken?: number): Promise<ExportInfo> {
+export async function negotiate(io: HandshakeIo, exportName: string, fenceToken?: FenceToken): Promise<ExportInfo> {
   const greeting = await io.read(18);
   if (greeting.readBigUInt64BE(0) !== NBDMAGIC || greeting.readBigUInt64BE(8) !== IHAVEOPT) {
     throw protocolError('server does not speak newstyle NBD');
@@ -162,9 +164,10 @@ async function readOptionReply(io: HandshakeIo, option: number): Promise<OptionR
   return { type: header.readUInt32BE(12), data: length > 0 ? await io.read(length) : Buffer.alloc(0) };
 }
 
-function tokenBytes(token: number): Buffer {
-  const data = Buffer.alloc(8);
-  data.writeBigUInt64BE(BigInt(token));
+function tokenBytes(token: FenceToken): Buffer {
+  const data = Buffer.alloc(BLOCKGATE_FENCE_OPTION_LENGTH);
+  data.writeBigUInt64BE(BigInt(token.term), 0);
+  data.writeUInt32BE(token.generation, 8);
   return data;
 }
 

@@ -24,7 +24,7 @@ import { logger, type Logger } from '../../log.js';
 import { issue, type Request } from '../../operation.js';
 import { commonBlockSizes } from '../combine.js';
 import { Path, type PathState } from './path.js';
-import { isFenceable } from '../../fencing.js';
+import { MAX_FENCE_GENERATION, presentsTokens, type Fenceable, type FenceToken } from '../../fencing.js';
 
 export type MultipathPolicy = 'active-passive' | 'active-active';
 
@@ -41,6 +41,11 @@ export interface MultipathOptions {
    * request is re-issued elsewhere, so the server refuses what the old path still delivers.
    */
   readonly fencing?: boolean;
+}
+
+/** Path generations start from the wall clock in seconds, so they also grow across restarts. */
+export function firstGeneration(): number {
+  return Math.floor(Date.now() / 1000);
 }
 
 export const MULTIPATH_DEFAULTS = {
@@ -72,7 +77,7 @@ interface Waiter {
   timer: NodeJS.Timeout | undefined;
 }
 
-export class MultipathDevice implements BlockDevice {
+export class MultipathDevice implements BlockDevice, Fenceable {
   readonly name: string;
   readonly size: number;
   readonly blockSizes: BlockSizes;
@@ -87,11 +92,12 @@ export class MultipathDevice implements BlockDevice {
   private closed = false;
   private readonly log: Logger;
   /**
-   * The fencing generation, when fencing: seeded from the wall clock in milliseconds so it
-   * also grows across restarts of this process (a server remembers the newest it has seen),
-   * then one more per path taken out.
+   * The fencing token, when fencing: the term a cluster Primary gave it (0 until then), and a
+   * generation seeded from the wall clock in seconds (firstGeneration) so it also grows across
+   * restarts of this process (a server remembers the newest it has seen), then one more per
+   * path taken out.
    */
-  private generation: number | undefined;
+  private token: FenceToken | undefined;
 
   constructor(options: MultipathOptions) {
     const first = options.paths[0];
@@ -111,7 +117,7 @@ export class MultipathDevice implements BlockDevice {
     const probeSize = Math.max(512, this.blockSizes.minimum);
     this.paths = options.paths.map((d, i) => new Path(d, i, Math.min(probeSize, this.size)));
     this.log = logger('multipath', { device: this.name, policy: this.policy });
-    if (options.fencing) this.fenceAll(Date.now());
+    if (options.fencing) this.fenceAll({ term: 0, generation: firstGeneration() });
 
     for (const path of this.paths) {
       // A child that starts without its server (a detached NBD client) waits for the controller.
@@ -297,7 +303,7 @@ export class MultipathDevice implements BlockDevice {
     if (!path.usable) return;
     this.setPathState(path, 'failed', reason);
     // Before anything is re-issued on another path: what the failed one delivers late is refused.
-    if (this.generation !== undefined) this.fenceAll(this.generation + 1);
+    if (this.token) this.fenceAll({ term: this.token.term, generation: Math.min(MAX_FENCE_GENERATION, this.token.generation + 1) });
     if (this.active === path) {
       this.active = undefined;
       const next = this.paths.find((p) => p.usable);
@@ -306,10 +312,15 @@ export class MultipathDevice implements BlockDevice {
     this.updateDeviceState(reason);
   }
 
-  private fenceAll(generation: number): void {
-    this.generation = generation;
-    for (const p of this.paths) if (isFenceable(p.device)) p.device.fence(generation);
-    this.log.info({ generation }, 'paths fenced at a new generation');
+  /** Fenceable: a new Primary's arbitration token becomes the term of every path's token. */
+  fenceTerm(term: number): void {
+    if (this.token && term > this.token.term) this.fenceAll({ term, generation: this.token.generation });
+  }
+
+  private fenceAll(token: FenceToken): void {
+    this.token = token;
+    for (const p of this.paths) if (presentsTokens(p.device)) p.device.fence(token);
+    this.log.info({ term: token.term, generation: token.generation }, 'paths fenced with a new token');
   }
 
   private makeActivePath(path: Path, why: string): void {
