@@ -2,15 +2,17 @@
  * A TCP relay in its own process, to stand for a path that hangs rather than dies: SIGSTOP it
  * and what a client sends through it waits in its socket; SIGCONT it and the relay delivers
  * it late, as a congested link or a paused host would. It prints `listening PORT` once up and
- * `closed N` when the Nth connection (from 1) has closed on both sides.
+ * `closed N` when the Nth connection (from 1) has closed on both sides. With `maxConnections`,
+ * later connections are dropped as they arrive (a path only the first client can use).
  */
-import { startBackground, waitFor, type Background } from './clients.js';
+import { runTool, startBackground, waitFor, type Background } from './clients.js';
 
 const SCRIPT = `
 const net = require('node:net');
-const [target] = process.argv.slice(1);
+const [target, max] = process.argv.slice(1).map(Number);
 let n = 0;
 const server = net.createServer({ allowHalfOpen: true }, (down) => {
+  if (max > 0 && n >= max) return down.destroy();
   const id = ++n;
   const up = net.connect({ host: '127.0.0.1', port: Number(target), allowHalfOpen: true });
   let open = 2;
@@ -32,10 +34,12 @@ export interface Relay {
   resume(): void;
   /** Resolves once the Nth connection through the relay has closed on both sides. */
   closed(n: number): Promise<unknown>;
+  /** Resolves once at least `bytes` wait unread in the relay's accepted sockets (it is paused). */
+  holding(bytes: number): Promise<unknown>;
 }
 
-export async function startRelay(t: { teardown(fn: () => unknown): void }, targetPort: number): Promise<Relay> {
-  const relay = startBackground(process.execPath, ['-e', SCRIPT, String(targetPort)]);
+export async function startRelay(t: { teardown(fn: () => unknown): void }, targetPort: number, maxConnections = 0): Promise<Relay> {
+  const relay = startBackground(process.execPath, ['-e', SCRIPT, String(targetPort), String(maxConnections)]);
   t.teardown(async () => {
     relay.child.kill('SIGCONT');
     await relay.stop(1000);
@@ -47,5 +51,11 @@ export async function startRelay(t: { teardown(fn: () => unknown): void }, targe
     pause: () => relay.child.kill('SIGSTOP'),
     resume: () => relay.child.kill('SIGCONT'),
     closed: (n) => waitFor(() => relay.output().includes(`closed ${n}\n`), `relay connection ${n} to close`),
+    holding: (bytes) =>
+      waitFor(async () => {
+        // Recv-Q of the relay's accepted sockets: what the client sent and the relay has not read.
+        const { stdout } = await runTool('ss', ['-tnH', 'state', 'established', `( sport = :${port} )`]);
+        return stdout.split('\n').some((line) => Number(line.trim().split(/\s+/)[0]) >= bytes);
+      }, `${bytes} bytes to wait in the relay`),
   };
 }
