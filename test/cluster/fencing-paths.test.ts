@@ -54,8 +54,9 @@ t.test('a hung path wakes after its write was re-issued and overwritten', async 
         export: name,
         policy: 'active-passive',
         failback: 'manual',
-        timeoutMs: 1000,
-        connectTimeoutMs: 500,
+        timeoutMs: 2000,
+        // Generous: a path that failed to connect at start would leave the relay out of the story.
+        connectTimeoutMs: 5000,
         probeIntervalMs: 200,
         fencing: name === 'fenced',
       })),
@@ -72,7 +73,10 @@ t.test('a hung path wakes after its write was re-issued and overwritten', async 
     // The active path hangs: the first write waits in the relay, times out, is re-issued on
     // the other path and acknowledged; then a newer write to the same block is acknowledged.
     relay.pause();
-    const written = await nbdsh(`nbd+unix:///${name}?socket=${socket}`, `h.pwrite(b'\\xaa' * ${BLOCK}, 0)\nh.pwrite(b'\\xbb' * ${BLOCK}, 0)\nprint('acked')`);
+    const writing = nbdsh(`nbd+unix:///${name}?socket=${socket}`, `h.pwrite(b'\\xaa' * ${BLOCK}, 0)\nh.pwrite(b'\\xbb' * ${BLOCK}, 0)\nprint('acked')`);
+    await relay.holding(BLOCK);
+    t.pass('the first write waits in the hung path');
+    const written = await writing;
     t.match(written.stdout, /acked/, 'both writes acknowledged while the first path hangs');
     t.ok(
       clientLog.lines.some((l) => l.msg === `path ${name}.path0 failed`),
