@@ -103,6 +103,13 @@ say "Build (tsc -p .)"
 npx tsc -p .
 echo "built into dist/"
 
+# tap's TypeScript loader strips types without checking them: a test or helper that names
+# something it never imported only fails when that line runs. Check the tests as strictly
+# as the code they test.
+say "Type-check the tests (tsc -p tsconfig.test.json)"
+npx tsc -p tsconfig.test.json
+echo "tests type-check"
+
 say "Tests (tap)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -21,13 +21,13 @@ t.test('api.listen takes HOST:PORT strings or mappings; off unless configured', 
     tls: { cert: '/etc/c.pem', key: '/etc/k.pem' },
     openMetrics: false,
   });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: 'c.pem', key: '/k.pem' } } }), { field: 'api.tls.cert' });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: '/c.pem' } } }), { field: 'api.tls.key' });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], openMetrics: 'yes' } }), { field: 'api.openMetrics' });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['nowhere'] } }), { field: 'api.listen[0]' });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:70000'] } }), { field: 'api.listen[0]' });
-  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:1', { host: '127.0.0.1', port: 1 }] } }), { field: 'api.listen[1]' });
-  t.throws(() => validateMemberConfig({ ...base, api: { port: 1 } }), { field: 'api.port' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: 'c.pem', key: '/k.pem' } } }), { name: 'ConfigError', field: 'api.tls.cert' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], tls: { cert: '/c.pem' } } }), { name: 'ConfigError', field: 'api.tls.key' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: [], openMetrics: 'yes' } }), { name: 'ConfigError', field: 'api.openMetrics' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['nowhere'] } }), { name: 'ConfigError', field: 'api.listen[0]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:70000'] } }), { name: 'ConfigError', field: 'api.listen[0]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { listen: ['127.0.0.1:1', { host: '127.0.0.1', port: 1 }] } }), { name: 'ConfigError', field: 'api.listen[1]' });
+  t.throws(() => validateMemberConfig({ ...base, api: { port: 1 } }), { name: 'ConfigError', field: 'api.port' });
   t.same(demoConfig().api, { listen: [{ host: '127.0.0.1', port: 9810 }], openMetrics: true }, 'the demo serves the API on 9810');
 });
 

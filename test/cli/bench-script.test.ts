@@ -42,6 +42,6 @@ t.test('a short benchmark run writes the tables', async (t) => {
 t.test('selection errors are clear', async (t) => {
   await t.rejects(
     run(process.execPath, [join(ROOT, 'test/bench/bench.mjs'), '--only', 'nonsense'], { cwd: ROOT, timeout: 60_000 }),
-    { stderr: /--only\/--skip nonsense: unknown \(known: .*file-shm.*\)/ },
+    { name: 'Error', stderr: /--only\/--skip nonsense: unknown \(known: .*file-shm.*\)/ },
   );
 });

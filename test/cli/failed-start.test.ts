@@ -6,7 +6,7 @@ import { ensureBuilt, runCli } from '../helpers/blockgate-cli.js';
 import { storedConfigScratch } from '../helpers/stored-config.js';
 
 ensureBuilt();
-const { dir, dataDir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-failed-start-');
+const { dir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-failed-start-');
 
 t.test('a configuration that fails to start is not stored: the next plain start serves the last good one', async (t) => {
   const data = join(dir, 'data-failed-start');

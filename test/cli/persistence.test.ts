@@ -1,11 +1,9 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ensureBuilt, runCli } from '../helpers/blockgate-cli.js';
 import { storedConfigScratch } from '../helpers/stored-config.js';
 
 ensureBuilt();
-const { dir, dataDir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-persist-');
+const { dataDir, writeConfig, servedExports } = storedConfigScratch(t, 'blockgate-persist-');
 
 t.test('a restart without --config serves the stored configuration; changes make new generations', async (t) => {
   const first = writeConfig('first.yaml', [['alpha', '8MiB'], ['beta', '16MiB']]);

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, startMember, type MemberProcess } from '../helpers/blockgate-cli.js';
@@ -68,7 +68,7 @@ t.test('a hung path wakes after its write was re-issued and overwritten', async 
   await client.ready();
 
   /** The scenario on one disk; returns the byte the block holds in the end. */
-  async function hangAndWake(t: Tap.Test, name: string, clientLog: MemberProcess): Promise<number> {
+  async function hangAndWake(t: Test, name: string, clientLog: MemberProcess): Promise<number> {
     const relay = relayOf.get(name)!;
     // The active path hangs: the first write waits in the relay, times out, is re-issued on
     // the other path and acknowledged; then a newer write to the same block is acknowledged.

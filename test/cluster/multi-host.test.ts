@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, MemberProcess, CLI, ROOT } from '../helpers/blockgate-cli.js';
@@ -68,7 +68,7 @@ t.teardown(async () => {
   await etcd?.stop();
 });
 
-function newCluster(t: Tap.Test, configFile = config): TestCluster {
+function newCluster(t: Test, configFile = config): TestCluster {
   return new TestCluster(
     t,
     configFile,
@@ -77,7 +77,7 @@ function newCluster(t: Tap.Test, configFile = config): TestCluster {
   );
 }
 
-async function startAll(t: Tap.Test, configFile = config): Promise<TestCluster> {
+async function startAll(t: Test, configFile = config): Promise<TestCluster> {
   const cluster = newCluster(t, configFile);
   t.teardown(() => {
     if (!t.passing()) t.comment(cluster.story());
@@ -89,7 +89,7 @@ async function startAll(t: Tap.Test, configFile = config): Promise<TestCluster> 
 }
 
 /** A blockgate in the client host whose nbd backend follows the service address. */
-async function clientGateway(t: Tap.Test): Promise<string> {
+async function clientGateway(t: Test): Promise<string> {
   const socket = join(dir, `client-${Date.now()}.sock`);
   const cfg = join(dir, `client-${Date.now()}.json`);
   writeFileSync(
@@ -154,7 +154,7 @@ function fio(uri: string, sizeMiB: number, seed: number, rateIops?: number) {
  * connection, logs in again through the same portal and re-sends what got no answer),
  * and offers it to fio over NBD on a Unix socket.
  */
-async function libiscsiClient(t: Tap.Test, portal: string): Promise<string> {
+async function libiscsiClient(t: Test, portal: string): Promise<string> {
   const socket = join(dir, `qemu-${Date.now()}.sock`);
   const qemu = nsSpawn(topo.client.ns, 'qemu-nbd', ['-f', 'raw', '--cache=none', '--persistent', '--shared=8', '-k', socket, `iscsi://${portal}/${IQN}/0`]);
   const out = { text: '' };
@@ -171,7 +171,7 @@ async function libiscsiClient(t: Tap.Test, portal: string): Promise<string> {
   return `nbd+unix:///?socket=${socket}`;
 }
 
-function fioReadBack(t: Tap.Test, run: ReturnType<typeof fio>, sizeMiB: number, code: number | null): void {
+function fioReadBack(t: Test, run: ReturnType<typeof fio>, sizeMiB: number, code: number | null): void {
   const out = run.output();
   t.equal(code, 0, `fio wrote and verified without error${code === 0 ? '' : `: ${out.slice(-3000)}`}`);
   if (code !== 0) return;

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, startMember } from '../helpers/blockgate-cli.js';
@@ -16,7 +16,7 @@ import { freePort } from '../helpers/nbdkit-server.js';
 ensureBuilt();
 const MiB = 1024 * 1024;
 
-async function setUp(t: Tap.Test, members: string[]) {
+async function setUp(t: Test, members: string[]) {
   const dir = mkdtempSync(join('/dev/shm', 'bgc-single-'));
   const disk = join(dir, 'disk.img');
   const fd = openSync(disk, 'w');
@@ -47,7 +47,7 @@ async function setUp(t: Tap.Test, members: string[]) {
 }
 
 /** A standalone blockgate in front of the set: its nbd backend reconnects when the Primary changes. */
-async function clientGateway(t: Tap.Test, dir: string, port: number) {
+async function clientGateway(t: Test, dir: string, port: number) {
   const socket = join(dir, 'client.sock');
   const config = join(dir, 'client.yaml');
   writeFileSync(

@@ -259,9 +259,9 @@ t.test('config kind "file" builds a device', async (t) => {
   t.equal(dev.size, 2 * MiB);
   await dev.close();
   await t.rejects(buildGraph([{ name: 'disk', type: 'file' }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].path' });
-  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 'lots' }], { dataDir: dir }), { field: 'devices[0].size' });
-  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 0 }], { dataDir: dir }), { field: 'devices[0].size', problem: /more than 0/ });
-  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x' }], { dataDir: dir }), { field: 'devices[0].path', problem: /absolute/ });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 'lots' }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].size' });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: '/x', size: 0 }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].size', problem: /more than 0/ });
+  await t.rejects(buildGraph([{ name: 'disk', type: 'file', path: 'x' }], { dataDir: dir }), { name: 'ConfigError', field: 'devices[0].path', problem: /absolute/ });
 });
 
 t.test('a loop block device: size from sysfs, I/O reaches the backing file', async (t) => {

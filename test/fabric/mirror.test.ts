@@ -147,7 +147,7 @@ t.test('config: at least 2 replicas, known read policy, region size', async (t) 
   await t.rejects(buildGraph([mem('a'), mem('b'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], readPolicy: 'fastest' }], { dataDir }), ConfigError);
   await t.rejects(
     buildGraph([mem('a'), mem('b'), { name: 'm', type: 'mirror', replicas: ['a', 'b'], resync: { regionSize: 1000 } }], { dataDir }),
-    { field: 'devices[2].resync.regionSize' },
+    { name: 'ConfigError', field: 'devices[2].resync.regionSize' },
   );
   const specs = validateDevices([
     mem('a'),

@@ -222,7 +222,7 @@ t.test('the multipath kind validates and builds from config', async (t) => {
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd' }]), /address or paths/);
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd', address: 'nowhere' }]), /host:port/);
   t.throws(() => validateGraph([{ name: 'x', type: 'nbd', paths: ['unix:/a'], failback: 'later' }]), /failback/);
-  t.throws(() => validateGraph([{ name: 'x', type: 'nbd', address: 'unix:/a', failback: 'manual' }]), { field: 'devices[0].failback', problem: /only with paths/ });
+  t.throws(() => validateGraph([{ name: 'x', type: 'nbd', address: 'unix:/a', failback: 'manual' }]), { name: 'ConfigError', field: 'devices[0].failback', problem: /only with paths/ });
   const specs = validateGraph([
     { name: 'mp', type: 'multipath', paths: ['a', 'b'], policy: 'active-active', failback: 5, marginal: { failures: 2, windowMs: 1000 } },
     { name: 'a', type: 'memory', size: '1M' },

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ async function client(t: Tap, server: { address: string }, extra: Partial<NbdCli
   t.teardown(() => c.close());
   return c;
 }
-type Tap = typeof t;
+type Tap = Test;
 
 async function nbdkit(t: Tap, options: NbdkitOptions) {
   return startNbdkit(t, options);

@@ -49,7 +49,7 @@ t.test('a stripe that maps past a child fails the request at the stripe, touchin
     ['block status', () => s.blockStatus(at, 64 * KiB)],
     ['cache', () => s.cache(at, 64 * KiB)],
   ] as const) {
-    await t.rejects(run(), { code: 'EIO', message: new RegExp(`bad-stripe: internal error: ${op} of \\d+ bytes at \\d+ handed to leg\\d`) }, `${op} refused`);
+    await t.rejects(run() as Promise<unknown>, { code: 'EIO', message: new RegExp(`bad-stripe: internal error: ${op} of \\d+ bytes at \\d+ handed to leg\\d`) }, `${op} refused`);
   }
   t.equal(touched(children), 0, 'no child saw any piece');
   // In range pieces still work with the same (wrong, but in-range) mapping.

@@ -55,7 +55,7 @@ t.test('capabilities are the intersection; status the worst child', async (t) =>
 t.test('stripe config: power-of-two unit, multiple of the block size', async (t) => {
   const dataDir = await tempDir(t);
   const mem = (name: string, min?: number) => ({ name, type: 'memory', size: '1M', ...(min ? {} : {}) });
-  await t.rejects(buildGraph([mem('a'), mem('b'), { name: 's', type: 'stripe', devices: ['a', 'b'], stripeUnit: 3000 }], { dataDir }), { field: 'devices[2].stripeUnit' });
+  await t.rejects(buildGraph([mem('a'), mem('b'), { name: 's', type: 'stripe', devices: ['a', 'b'], stripeUnit: 3000 }], { dataDir }), { name: 'ConfigError', field: 'devices[2].stripeUnit' });
   await t.rejects(buildGraph([mem('a'), { name: 's', type: 'stripe', devices: ['a'], stripeUnit: '64k' }], { dataDir }), ConfigError);
   const g = await buildGraph([mem('a'), mem('b'), { name: 's', type: 'stripe', devices: ['a', 'b'], stripeUnit: '64k' }], { dataDir });
   t.equal(g.get('s')!.size, 2 * MiB);

@@ -4,7 +4,7 @@
  * answers with a medium error. Two paths to one disk are two nbdkit processes serving the
  * same file (one over a Unix socket, one over TCP).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import type { FailoverSet } from '../../failover/set.js';
 import { act, buildWithSets, setNamed } from '../helpers/failover.js';
 import { startNbdkit, type NbdkitServer } from '../helpers/nbdkit-server.js';
 
-type Tap = typeof t;
+type Tap = Test;
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;
 const DISK = 16 * MiB;

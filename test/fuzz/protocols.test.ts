@@ -11,7 +11,7 @@
  * in test/fuzz/corpus/<protocol>/ are replayed first and used as seeds: a failing input the
  * run saves goes there to become a regression test.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -81,7 +81,7 @@ interface Harness {
   alive(): Promise<void>;
 }
 
-async function fuzz(t: Tap.Test, member: MemberProcess, h: Harness): Promise<void> {
+async function fuzz(t: Test, member: MemberProcess, h: Harness): Promise<void> {
   const random = rng(SEED);
   const regressions = corpus(h.protocol);
   const seeds = [...h.seeds, ...regressions];

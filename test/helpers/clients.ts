@@ -121,7 +121,8 @@ export function startBackground(command: string, args: readonly string[], option
 }
 
 /** Poll until `check` returns true (or a truthy value); rejects after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000): Promise<T> {
+/** Polls `check` until it returns something truthy, and returns that. */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -37,7 +37,7 @@ export class TestCluster {
   readonly members = new Map<string, ClusterMember>();
 
   constructor(
-    private readonly t: { teardown(fn: () => unknown): void },
+    t: { teardown(fn: () => unknown): void },
     private readonly config: string,
     private readonly dataDirOf: (id: string) => string,
     private readonly optionsOf: (id: string) => StartOptions = () => ({}),

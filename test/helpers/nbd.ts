@@ -41,7 +41,7 @@ export interface RunningNbd {
  * Server options every startNbdServer call uses unless it says otherwise: a test file that
  * sets `receive: 'data-events'` here runs other test files over the receive fallback.
  */
-export const nbdServerDefaults: Partial<Pick<NbdServerOptions, 'receive' | 'pool'>> = {};
+export const nbdServerDefaults: { receive?: NbdServerOptions['receive']; pool?: NbdServerOptions['pool'] } = {};
 
 /** An NBD server on 127.0.0.1 (ephemeral port) and on a Unix socket in a fresh temp dir. */
 export async function startNbdServer(exports: TestExport[], options: Partial<NbdServerOptions> = {}): Promise<RunningNbd> {

@@ -4,7 +4,7 @@
  * crossed the export), the copy is exact (qemu-img compare), progress is visible in the API
  * and as plain lines, and mistakes are refused before anything is written.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,7 +49,7 @@ async function api<T>(to: Api, method: string, path: string, body?: unknown): Pr
 }
 
 /** A member with a 128 MiB file-backed export `disk`, a read-only one, and a 16 MiB one. */
-async function member(t: Tap.Test, extra: { backends?: string; exports?: string } = {}) {
+async function member(t: Test, extra: { backends?: string; exports?: string } = {}) {
   const d = mkdtempSync(join(dir, 'm-'));
   const config = join(d, 'member.yaml');
   writeFileSync(

@@ -4,7 +4,7 @@
  * its own CHAP secret, sees only its LUNs (REPORT LUNS, commands, task management), and
  * may reset the target only if allowed.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { runTool } from '../helpers/clients.js';
 import { LoginError, read10, senseOf, startBlockgate, TestInitiator, TARGET_IQN, type Blockgate } from '../helpers/iscsi.js';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
@@ -15,7 +15,7 @@ const HOST_C = 'iqn.2026-11.dev.blockgate:host-c';
 const B_CHAP = { user: 'host-b', secret: 'b-secret-0123456789' };
 const REPORT_LUNS = Buffer.from([0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]);
 
-async function target(t: Tap.Test): Promise<Blockgate> {
+async function target(t: Test): Promise<Blockgate> {
   const bg = await startBlockgate({
     target: {
       luns: [
@@ -33,7 +33,7 @@ async function target(t: Tap.Test): Promise<Blockgate> {
   return bg;
 }
 
-async function login(t: Tap.Test, bg: Blockgate, o: Parameters<TestInitiator['login']>[0]): Promise<TestInitiator> {
+async function login(t: Test, bg: Blockgate, o: Parameters<TestInitiator['login']>[0]): Promise<TestInitiator> {
   const ini = await TestInitiator.connect(bg.port);
   t.teardown(() => ini.close());
   await ini.login(o);

@@ -4,7 +4,7 @@
  * unsent responses are capped as the NBD front end caps them, R2Ts wait for room in the
  * write budget, and no write larger than the advertised maximum transfer is buffered.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 const NOP_IN = 0x20;
 
 /** A target over a FaultyDevice of `size` bytes, and one logged-in session to it. */
-async function session(t: Tap.Test, size = 64 * MiB, server: Partial<IscsiServerOptions> = {}) {
+async function session(t: Test, size = 64 * MiB, server: Partial<IscsiServerOptions> = {}) {
   const device = new FaultyDevice(new MemoryBackend({ name: 'disk', size }));
   const bg: Blockgate = await startBlockgate({ device, server });
   t.teardown(() => bg.stop());
@@ -91,7 +91,7 @@ t.test('write data is solicited only while it fits the session budget (64 MiB)',
 });
 
 t.test('a write larger than the advertised maximum transfer (8 MiB) is refused before any data is asked for', async (t) => {
-  const { device, ini } = await session(t);
+  const { ini } = await session(t);
   const blocks = (16 * MiB) / 512;
   const tag = ini.command(write16(0, blocks), { write: 16 * MiB });
   const answer = await ini.next((p) => p.bhs.readUInt32BE(16) === tag);

@@ -8,7 +8,7 @@
  * Primary's sessions are closed (redirect mode), and hosts cannot choose states (SET TARGET
  * PORT GROUPS refused, TPGS implicit only). libiscsi following the redirect: iscsi-inq.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { EventEmitter } from 'node:events';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { FabricSwitch } from '../../fabric/switch.js';
@@ -37,7 +37,7 @@ interface Members {
   ports: Record<'m1' | 'm2', number>;
 }
 
-async function startMembers(t: Tap.Test, standbyLogin: 'redirect' | 'accept'): Promise<Members> {
+async function startMembers(t: Test, standbyLogin: 'redirect' | 'accept'): Promise<Members> {
   const disk = new MemoryBackend({ name: 'disk', size: 16 << 20 });
   const ports = { m1: await freePort(), m2: await freePort() };
   const target: IscsiTargetConfig = {

@@ -4,7 +4,7 @@
  * unit attentions reach the other), NBD clients get EPERM where a reservation forbids
  * them access, and one initiator cannot reset the target under the others unless allowed.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { FabricSwitch } from '../../fabric/switch.js';
 import { IscsiServer } from '../../gateway/iscsi/server.js';
@@ -35,7 +35,7 @@ function target(name: string, lun: number, extra: Partial<IscsiTargetConfig> = {
 }
 
 /** One device, exported once, as LUN 0 of T1 and LUN 3 of T2, and over NBD; one reservation registry for all. */
-async function member(t: Tap.Test, targets = [target(T1, 0), target(T2, 3)]) {
+async function member(t: Test, targets = [target(T1, 0), target(T2, 3)]) {
   const device = new FaultyDevice(new MemoryBackend({ name: 'shared', size: 16 * MiB }));
   const fabric = new FabricSwitch();
   fabric.addDevice(device);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { WriteOptions } from '../../fabric/device.js';
 import { A, cdb10, cdb16, dataIn, makeTarget, senseOf } from '../helpers/scsi-fixtures.js';
 
 const GOOD = 0;
@@ -118,7 +119,7 @@ t.test('FUA, write cache off and flush reach the device', async (t) => {
   const dev = f.memory;
   const origWrite = dev.write.bind(dev);
   const origFlush = dev.flush.bind(dev);
-  dev.write = async (o, d, opt) => {
+  dev.write = async (o: number, d: readonly Buffer[], opt?: WriteOptions) => {
     seen.push(`write fua=${opt?.fua ?? false}`);
     return origWrite(o, d);
   };
@@ -142,7 +143,7 @@ t.test('VERIFY and WRITE AND VERIFY', async (t) => {
   t.equal((await f.run(cdb10(0x2f, 40, 2))).status, GOOD, 'BYTCHK 0: medium readable');
   t.equal((await f.run(cdb10(0x2f, 40, 2, 0x02), { data })).status, GOOD, 'BYTCHK 1: equal');
   const other = Buffer.from(data);
-  other[700] ^= 0xff;
+  other[700]! ^= 0xff;
   const mis = await f.run(cdb16(0x8f, 40, 2, 0x02), { data: other });
   t.same(senseOf(mis), [0x0e, 0x1d, 0], 'MISCOMPARE');
   t.equal(mis.sense!.readUInt32BE(3), 700, 'offset of the first difference');
@@ -175,7 +176,7 @@ t.test('COMPARE AND WRITE', async (t) => {
   const stale = Buffer.from(before);
   const r = await f.run(cw(8, 2), { data: [stale, pattern(2, 22)] });
   t.same(senseOf(r), [0x0e, 0x1d, 0], 'MISCOMPARE');
-  t.equal(r.sense![0] & 0x80, 0x80, 'VALID');
+  t.equal(r.sense![0]! & 0x80, 0x80, 'VALID');
   const expectedOffset = [...after].findIndex((b, i) => b !== stale[i]);
   t.equal(r.sense!.readUInt32BE(3), expectedOffset, 'INFORMATION: offset of the first differing byte');
   t.same(dataIn(await f.run(cdb10(0x28, 8, 2))), after, 'nothing written on miscompare');

@@ -94,7 +94,7 @@ t.test('VERIFY(12) and WRITE AND VERIFY(12)', async (t) => {
   t.equal((await f.run(cdb12(0xaf, 100, 3))).status, GOOD, 'VERIFY(12) BYTCHK 0: the medium reads');
   t.equal((await f.run(cdb12(0xaf, 100, 3, 0x02), { data })).status, GOOD, 'BYTCHK 1: equal');
   const other = Buffer.from(data);
-  other[700] ^= 0xff;
+  other[700]! ^= 0xff;
   const mis = await f.run(cdb12(0xaf, 100, 3, 0x02), { data: other });
   t.same(senseOf(mis), [0xe, 0x1d, 0], 'MISCOMPARE');
   t.equal(mis.sense!.readUInt32BE(3), 700, 'INFORMATION: offset of the first difference');

@@ -81,7 +81,7 @@ t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) =
   t.equal(b.dataLength, 19);
 
   const bad = Buffer.from(wire);
-  bad[48 + 4 + 3] ^= 0xff;
+  bad[48 + 4 + 3]! ^= 0xff;
   const q2 = new ByteQueue();
   const r2 = new PduReader(q2, limits);
   q2.push(bad);
@@ -89,7 +89,7 @@ t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) =
   const q3 = new ByteQueue();
   const r3 = new PduReader(q3, { ...limits, maxDataSegment: 8 });
   q3.push(wire);
-  t.throws(() => r3.next(), { kind: 'too-long' });
+  t.throws(() => r3.next(), { kind: 'too-long', message: /exceeds MaxRecvDataSegmentLength 8/ });
 });
 
 t.test('serial number arithmetic wraps', async (t) => {

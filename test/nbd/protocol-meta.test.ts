@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import {
   NBD_CMD_BLOCK_STATUS,
@@ -30,7 +30,7 @@ const nbd = await startNbdServer([
 t.teardown(() => nbd.stop());
 const tcp = { port: nbd.port };
 
-async function client(t: Tap.Test): Promise<RawNbdClient> {
+async function client(t: Test): Promise<RawNbdClient> {
   const c = await RawNbdClient.open(tcp);
   t.teardown(() => c.destroy());
   return c;

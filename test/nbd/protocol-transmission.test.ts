@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { Layer } from '../../fabric/layer.js';
 import { BlockError } from '../../fabric/errors.js';
@@ -80,7 +80,7 @@ const nbd = await startNbdServer([
 t.teardown(() => nbd.stop());
 const tcp = { port: nbd.port };
 
-async function connect(t: Tap.Test, name: string, structured = false) {
+async function connect(t: Test, name: string, structured = false) {
   const c = await RawNbdClient.open(tcp);
   t.teardown(() => c.destroy());
   const info = await c.go(name, { structured });

@@ -23,8 +23,9 @@ t.test("a set's NBD listener applies the export's access list", async (t) => {
   fabric.addExport({ name: 'guarded', device: 'ram' });
   const set: FailoverSetConfig = { name: 's1', composition: 'single', members: ['m1'], exports: ['guarded'], nbd: { listen: [{ host: '127.0.0.1', port: 0 }] } };
   const ports = gatewayPorts.setPorts(set, fabric, 'm1', config);
-  await ports.activate();
-  t.teardown(() => ports.deactivate());
+  // This member holds the set (a leadership that never ends) for as long as the test runs.
+  await ports.activate({ set: 's1', member: 'm1', token: 1, isValid: () => true, ended: new Promise(() => {}), resign: async () => {} });
+  t.teardown(() => ports.deactivate('closed'));
   const port = Number(/:(\d+)$/.exec(ports.addresses()[0]!)![1]);
 
   const go = async (localAddress: string) => {

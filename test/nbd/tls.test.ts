@@ -5,7 +5,7 @@
  * server that requires TLS answers nothing else first; plaintext smuggled behind STARTTLS
  * ends the connection; and plaintext connections keep the receive-arena fast path.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +46,7 @@ t.before(async () => {
   keys = makePskFile(pskFile, ['alice', 'bob']);
 });
 
-async function server(t: Tap.Test, tls: NbdTlsConfig, exports: { name: string; requireTls?: boolean }[] = [{ name: 'disk' }]): Promise<RunningNbd> {
+async function server(t: Test, tls: NbdTlsConfig, exports: { name: string; requireTls?: boolean }[] = [{ name: 'disk' }]): Promise<RunningNbd> {
   const nbdTls = new NbdTls(tls, log);
   const rules = new Map(exports.filter((e) => e.requireTls).map((e) => [e.name, { requireTls: true }]));
   const nbd = await startNbdServer(
@@ -201,7 +201,7 @@ t.test('nothing negotiated in plaintext carries over into TLS', async (t) => {
   const replies: Buffer[] = [];
   let buffered = Buffer.alloc(0);
   secure.on('data', (d: Buffer) => (buffered = Buffer.concat([buffered, d])));
-  const option = (type: number, data = Buffer.alloc(0)) => {
+  const option = (type: number, data: Buffer = Buffer.alloc(0)) => {
     const h = Buffer.alloc(16);
     h.writeBigUInt64BE(0x49484156454f5054n, 0);
     h.writeUInt32BE(type, 8);
