@@ -22,6 +22,8 @@ const log = logger('cluster');
 
 /** The boot type this process decided per member id: a restart inside the process (a new configuration) keeps it. */
 const decided = new Map<string, BootType>();
+/** How often a member whose self-test failed runs it again. */
+const SELF_RETEST_MS = 3000;
 
 /** The configuration this member runs, as announced. */
 export interface RunningConfig {
@@ -135,6 +137,8 @@ export class ClusterRuntime {
   private bootType: BootType | undefined;
   private state: Announcement['state'] = 'booting';
   private selfTestFailed: string | undefined;
+  /** performance.now() after which a member whose self-test failed runs it again (undefined: one is running). */
+  private retestAtMs: number | undefined = 0;
   private forming = false;
   private quarantined: Quarantine | undefined;
 
@@ -390,6 +394,7 @@ export class ClusterRuntime {
 
   /** Recompute every set's decision; a Primary that may no longer hold its role hands it over. */
   private tick(): void {
+    this.retestIfFailed();
     for (const [name, policy] of this.policies) {
       const runner = this.runners.get(name);
       const holding = runner?.role === 'primary';
@@ -405,6 +410,21 @@ export class ClusterRuntime {
       }
     }
     this.alarmStates();
+  }
+
+  /**
+   * A failed self-test takes every role away until one passes; peers ask for one only when a
+   * network goes silent, so a member that failed (a stall on a loaded host, a slow device)
+   * tests itself again every few seconds and becomes eligible once it passes.
+   */
+  private retestIfFailed(): void {
+    if (this.selfTestFailed === undefined || this.retestAtMs === undefined || performance.now() < this.retestAtMs) return;
+    this.retestAtMs = undefined;
+    void this.selfTest()
+      .catch((err: unknown) => log.warn({ err }, 'self-test could not run'))
+      .finally(() => {
+        this.retestAtMs = performance.now() + SELF_RETEST_MS;
+      });
   }
 
   private alarmStates(): void {

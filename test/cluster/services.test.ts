@@ -207,3 +207,51 @@ t.test('a replacement member (empty data directory) is checked, pulls the config
   const mine = (await api(victim, 'GET', '/api/v1/config')).body as { generation: number; current: { checksum: string } };
   t.same([mine.generation, mine.current.checksum], [running.generation, running.current.checksum], 'the cluster\'s generation and checksum, not its file');
 });
+
+t.test('cold start of the whole set: the member with the newest configuration campaigns first, the others wait for it', async (t) => {
+  // The first member in preference order misses a change: it would win on preference alone.
+  const stale = ids()[0]!;
+  const others = ids().filter((id) => id !== stale);
+  const t0 = Date.now();
+  const step = (what: string): void => t.comment(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  await settledRoles();
+  await cluster.kill(stale, 'SIGTERM');
+  await settledRoles(SET, others);
+  const { current } = (await api(others[0]!, 'GET', '/api/v1/config')).body as { current: { config: Record<string, any> } };
+  const change = await api(others[0]!, 'PUT', '/api/v1/config', { ...current.config, exports: [{ ...current.config.exports[0], description: `made while ${stale} was down` }] });
+  t.equal(change.status, 200, `a change while ${stale} is down: generation ${String(change.body.generation)}`);
+  await eventually(
+    async () => ((await Promise.all(others.map(async (id) => (await api(id, 'GET', '/api/v1/config')).body.generation))).every((g) => g === change.body.generation) ? true : undefined),
+    60_000,
+    `generation ${String(change.body.generation)} on ${others.join(', ')}`,
+  );
+  step('change made');
+  await Promise.all(others.map((id) => cluster.kill(id, 'SIGTERM')));
+  step('all stopped');
+  // The stale member comes up first and waits for a quorum; then the others.
+  const first = cluster.start(stale);
+  await first.process.waitFor((l) => l.msg === 'cold start: waiting for a quorum of members');
+  step(`${stale} waits for a quorum`);
+  for (const id of others) cluster.start(id);
+  for (const id of ids()) await cluster.members.get(id)!.process.ready();
+  step('all ready');
+  const roles = await settledRoles();
+  step('roles settled');
+  t.comment(`roles: ${JSON.stringify(roles)}`);
+  for (const id of ids()) t.equal((await clusterStatus(id)).boot, 'cold', `${id} knew it was a cold start`);
+  // It met members with a newer configuration: it campaigned (Secondary without a Primary) or
+  // served only once it held that configuration; a member going by preference alone would have
+  // campaigned at once, with the older one.
+  const lines = first.process.lines;
+  const kept = lines.findIndex((l) => l.msg === 'configuration generation kept' && l.generation === change.body.generation);
+  t.ok(kept >= 0, `${stale} kept generation ${String(change.body.generation)}`);
+  const early = lines.slice(0, Math.max(0, kept)).filter((l) => l.msg === 'role in set' && l.set === SET && (l.role === 'secondary' || l.role === 'primary'));
+  t.same(early, [], `${stale} did not campaign before it held the newest configuration`);
+  const primary = primaryOf(roles);
+  const held = cluster.members.get(primary)!.process.lines;
+  const elected = held.findIndex((l) => l.msg === 'role in set' && l.set === SET && l.role === 'primary');
+  const newest = held.findIndex((l) => (l.msg === 'configuration generation kept' && l.generation === change.body.generation) || (l.msg === 'running stored configuration' && l.generation === change.body.generation));
+  t.ok(newest >= 0 && elected > newest, `the Primary (${primary}) held generation ${String(change.body.generation)} when it was elected`);
+  const mine = (await api(stale, 'GET', '/api/v1/config')).body as { generation: number; current: { checksum: string } };
+  t.same([mine.generation, mine.current.checksum], [change.body.generation, change.body.checksum], `${stale} caught up`);
+});

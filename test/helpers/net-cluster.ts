@@ -130,6 +130,19 @@ export class NetCluster {
     });
   }
 
+  /** The last role, boot, health and alarm lines of each running member, for a failed wait's message. */
+  recent(lines = 15): string {
+    const out: string[] = [];
+    for (const m of this.cluster.members.values()) {
+      const picked = m.process.lines.filter((l) => /role in set|boot type|heard|stopped|alarm|handing|elected|campaign|serving|generation|self-test/.test(String(l.msg)));
+      for (const l of picked.slice(-lines)) {
+        const { level, time, pid, hostname, msg, ...rest } = l;
+        out.push(`  ${m.id} ${new Date(Number(time)).toISOString().slice(11, 23)} ${String(msg)} ${JSON.stringify(rest)}`);
+      }
+    }
+    return out.join('\n');
+  }
+
   /** Each running member's role in `set` as its last "role in set" log line says (none before the first). */
   logRoles(set = SET, members = this.ids()): Record<string, string> {
     const roles: Record<string, string> = {};
@@ -157,7 +170,9 @@ export class NetCluster {
   async settledRoles(set = SET, members = this.ids(), timeoutMs = 90_000): Promise<Record<string, string>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      await this.whenLogs(() => (settled(this.logRoles(set, members), members) ? true : undefined), Math.max(1, deadline - Date.now()), `one Primary, one Secondary and Alternates of ${set} on ${members.join(', ')} (roles ${JSON.stringify(this.logRoles(set, members))})`);
+      await this.whenLogs(() => (settled(this.logRoles(set, members), members) ? true : undefined), Math.max(1, deadline - Date.now()), `one Primary, one Secondary and Alternates of ${set} on ${members.join(', ')}`).catch((err: Error) => {
+        throw new Error(`${err.message}: roles ${JSON.stringify(this.logRoles(set, members))}\n${this.recent()}`);
+      });
       const roles: Record<string, string> = {};
       for (const id of members) roles[id] = (await this.setOf(id, set)).role;
       if (settled(roles, members)) return roles;
