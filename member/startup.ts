@@ -6,7 +6,7 @@ import { loadConfigFile } from '../failover/config/file.js';
 import type { MemberConfig } from '../failover/config/schema/member-config.js';
 import type { ConfigStore } from '../failover/config/store.js';
 import { validateMemberConfig } from '../failover/config/validate.js';
-import { configChecksum } from '../failover/config/canonical.js';
+import { canonicalJson, configChecksum } from '../failover/config/canonical.js';
 import { MemberRecord } from '../failover/cluster/member-record.js';
 import type { ConfigRecord } from '../failover/config/store.js';
 import { ClusterConfigControl, type MemberConfigControl } from './cluster-config.js';
@@ -143,7 +143,8 @@ export async function startMember(options: StartupOptions): Promise<RunningMembe
     }
   }
 
-  // A new generation made in the cluster: hand the roles over, stop, start again with it.
+  // A new generation made in the cluster: applied live, else (a change of the cluster section, or
+  // one refused live) the roles are handed over and the member starts again with it.
   let live = controlOf(member);
   let running = configChecksum(config);
   let reloading = Promise.resolve();
@@ -154,12 +155,27 @@ export async function startMember(options: StartupOptions): Promise<RunningMembe
       reloading = reloading.then(() => reload(record));
     });
   };
+  // Live when it can: the member keeps its roles and the clients of what did not change.
+  const applyLive = async (next: MemberConfig, record: ConfigRecord): Promise<boolean> => {
+    // The cluster section shapes the member's services and sets: a change there needs a restart.
+    if (canonicalJson(next.cluster) !== canonicalJson(member.config.cluster)) return false;
+    try {
+      await member.reload(withOverrides(next, options.overrides ?? {}));
+    } catch (err) {
+      log.info({ generation: record.generation, err: err instanceof Error ? err.message : String(err) }, 'the new configuration generation cannot be applied live: restarting the member with it');
+      return false;
+    }
+    running = record.checksum;
+    log.info({ generation: record.generation }, 'new configuration generation applied live');
+    return true;
+  };
   const reload = async (record: ConfigRecord): Promise<void> => {
     if (stopped || record.checksum === running) return;
-    log.info({ generation: record.generation }, 'a new configuration generation: restarting the member with it');
     try {
       const validated = validateMemberConfig(record.config);
       await checkBackingFiles(validated);
+      if (await applyLive(validated.config, record)) return;
+      log.info({ generation: record.generation }, 'a new configuration generation: restarting the member with it');
       await member.stop({ drainMs: RELOAD_DRAIN_MS });
       if (stopped) return;
       member = await start(validated.config);
