@@ -41,6 +41,9 @@ interface MutablePeer {
   seq: Map<string, number>;
 }
 
+/** Silent this long on every network, a member's life is over: a lower incarnation is then a replacement. */
+const GONE_MS = 3000;
+
 /**
  * What this member knows of the others, network by network: the Discovery Service writes it
  * (mDNS, seeds, heartbeats), the Policy Manager reads it. A member is identified by its id;
@@ -94,8 +97,10 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     const isNew = !this.peers.has(a.id);
     const peer = this.peer(a.id);
     const previous = peer.announcement;
-    if (previous && a.incarnation < previous.incarnation) return false;
-    if (previous && a.incarnation > previous.incarnation) {
+    // A lower incarnation is an earlier life's late packet, unless that life is over: then it
+    // is a replacement (a new data directory starts counting again).
+    if (previous && a.incarnation < previous.incarnation && !this.gone(peer)) return false;
+    if (previous && a.incarnation !== previous.incarnation) {
       peer.seq.clear();
       this.emit('restarted', peer, { from: previous.incarnation, to: a.incarnation });
     } else if ((peer.seq.get(network) ?? -1) >= seq) {
@@ -111,6 +116,12 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     if (!previous || differs(previous, a)) this.emit('changed', peer, previous);
     if (silent) this.emit('heard', peer, network);
     return true;
+  }
+
+  /** Its last life is over: it said it was stopping, or nothing was heard from it on any network for a while. */
+  private gone(peer: MutablePeer): boolean {
+    if (peer.announcement?.state === 'stopping') return true;
+    return [...peer.networks.values()].every((n) => n.lastHeardMs === undefined || this.now() - n.lastHeardMs > GONE_MS);
   }
 
   /** Forget when a network was last heard (it went silent): the next heartbeat is a `heard` again. */

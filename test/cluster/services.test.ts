@@ -146,6 +146,7 @@ t.test('kill -9 of a member: the others report a member failure (its host still 
 t.test('a configuration change sent to a non-Primary member is applied, with the same generation and checksum everywhere', async (t) => {
   const roles = await settledRoles();
   const alternate = alternateOf(roles);
+  const marks = new Map([...cluster.members.values()].map((m) => [m.id, m.process.lines.length]));
   const { generation, current } = (await api(alternate, 'GET', '/api/v1/config')).body as { generation: number; current: { config: Record<string, any> } };
   const doc = { ...current.config, exports: [{ ...current.config.exports[0], description: 'generation two' }] };
   const reply = await api(alternate, 'PUT', '/api/v1/config', doc);
@@ -175,8 +176,14 @@ t.test('a configuration change sent to a non-Primary member is applied, with the
   const sums = shown.map((l) => /(sha256:[0-9a-f]+)/.exec(l)?.[1]);
   t.same(new Set(sums).size, 1, `one checksum on every member: ${sums[0]}`);
   t.equal(sums[0], reply.body.checksum);
-  // Applied: the set's Primary serves the export with its new description.
-  const primary = primaryOf(await settledRoles());
+  // Applied live on every member: nobody restarted, so the roles stayed where they were.
+  for (const id of ids()) {
+    const lines = cluster.members.get(id)!.process.lines.slice(marks.get(id));
+    t.ok(lines.some((l) => l.msg === 'new configuration generation applied live' && l.generation === reply.body.generation), `${id} applied it live`);
+  }
+  t.same(await settledRoles(), roles, 'no role moved');
+  // The set's Primary serves the export with its new description.
+  const primary = primaryOf(roles);
   const listing = await eventually(
     async () => {
       const { stdout } = await nsExec(nsOf(primary), 'nbdinfo', ['--list', '--json', 'nbd://127.0.0.1:10809']);
@@ -206,6 +213,18 @@ t.test('a replacement member (empty data directory) is checked, pulls the config
   t.ok(kept >= 0 && role > kept, `${victim} pulled generation ${running.generation} before it took a role (lines ${kept} < ${role})`);
   const mine = (await api(victim, 'GET', '/api/v1/config')).body as { generation: number; current: { checksum: string } };
   t.same([mine.generation, mine.current.checksum], [running.generation, running.current.checksum], 'the cluster\'s generation and checksum, not its file');
+  // The others know it as the member it replaced (its incarnation starts again at 1): alive, heard on both networks.
+  for (const id of ids().filter((x) => x !== victim)) {
+    const peer = await eventually(
+      async () => {
+        const p = ((await clusterStatus(id)).peers as Array<{ id: string; health: string; incarnation?: number; networks: Record<string, { state: string }> }>).find((x) => x.id === victim);
+        return p?.health === 'alive' && p.incarnation === s.incarnation && p.networks.a?.state === 'up' && p.networks.b?.state === 'up' ? p : undefined;
+      },
+      60_000,
+      `${id} hears the replacement ${victim}`,
+    );
+    t.equal(peer.incarnation, s.incarnation, `${id} hears ${victim} alive on A and B, incarnation ${String(peer.incarnation)}`);
+  }
 });
 
 t.test('cold start of the whole set: the member with the newest configuration campaigns first, the others wait for it', async (t) => {
