@@ -495,11 +495,13 @@ export class ClusterRuntime {
     return this.discovery.peers.list().flatMap((p) => {
       const a = p.announcement;
       if (!a) return [];
+      const fine = a.state === 'ready' && a.refused === undefined && !a.quarantined && this.peerVerdict(a).ok;
       return [
         {
           id: p.id,
           live: this.health.isAlive(p.id) && a.state !== 'stopping',
-          eligible: a.state === 'ready' && a.refused === undefined && !a.quarantined && this.peerVerdict(a).ok && a.generation >= newest.generation,
+          eligible: fine && a.generation >= newest.generation,
+          lagging: fine && a.generation < newest.generation,
           generation: a.generation,
           role: a.roles[set],
           secondary: a.secondaries?.[set],

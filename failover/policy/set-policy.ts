@@ -22,6 +22,8 @@ export interface Candidate {
   readonly live: boolean;
   /** May take a role: booted, compatible, not quarantined, configuration caught up, self-test passing. */
   readonly eligible: boolean;
+  /** Would be eligible but for a configuration generation it has not pulled yet (a change going round). */
+  readonly lagging?: boolean;
   readonly generation: number;
   readonly role: MemberRole | undefined;
   /** As Primary: the Secondary it named. */
@@ -78,10 +80,15 @@ export class SetPolicy {
     return best.id === this.self ? { role: 'secondary', campaign: true } : { role: 'alternate', campaign: false, why: `${best.id} campaigns first (newest configuration, then preference)` };
   }
 
-  /** The Secondary a Primary names: the one named before while still fit, else the first fit one by preference. */
+  /**
+   * The Secondary a Primary names: the one named before while still fit (a moment behind a new
+   * configuration generation does not unseat it: it pulls it before it could campaign), else
+   * the first fit one by preference.
+   */
   private nameSecondary(others: readonly Candidate[]): string | undefined {
     const fit = (id: string | undefined) => others.some((p) => p.id === id && p.live && p.eligible);
-    if (!fit(this.named)) this.named = this.members.find((id) => id !== this.self && fit(id));
+    const keeps = (id: string | undefined) => others.some((p) => p.id === id && p.live && (p.eligible || p.lagging === true));
+    if (!keeps(this.named)) this.named = this.members.find((id) => id !== this.self && fit(id));
     return this.named;
   }
 

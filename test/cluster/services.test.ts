@@ -181,7 +181,7 @@ t.test('a configuration change sent to a non-Primary member is applied, with the
     const lines = cluster.members.get(id)!.process.lines.slice(marks.get(id));
     t.ok(lines.some((l) => l.msg === 'new configuration generation applied live' && l.generation === reply.body.generation), `${id} applied it live`);
   }
-  t.equal(primaryOf(await settledRoles()), primaryOf(roles), 'the Primary did not move');
+  t.same(await settledRoles(), roles, 'no role moved');
   // The set's Primary serves the export with its new description.
   const primary = primaryOf(roles);
   const listing = await eventually(
