@@ -21,8 +21,11 @@ const server = net.createServer({ allowHalfOpen: true }, (down) => {
   up.on('error', () => undefined);
   down.pipe(up);
   up.pipe(down);
-  down.on('close', done);
-  up.on('close', done);
+  // pipe() ends the other side only on a clean end. A side that dies instead (writing to a
+  // client that has gone resets the connection: EPIPE) must still end the other one, as a real
+  // relay would, or that side stays open for ever and the connection never counts as closed.
+  down.on('close', () => { done(); if (!up.destroyed) up.end(); });
+  up.on('close', () => { done(); if (!down.destroyed) down.end(); });
 });
 server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));
 `;
