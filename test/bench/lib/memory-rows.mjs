@@ -48,6 +48,8 @@ export async function idleNbdConnections({ root, workDir, count, nbdkit, log }) 
     workDir: memberDir(workDir, 'rss-nbd'),
     backends: [{ name: 'rss', type: 'memory', size: 64 * 2 ** 20 }],
     exports: [{ name: 'rss', device: 'rss' }],
+    // All clients come from 127.0.0.1: above the default limits (256 per client address, 1,024 per listener).
+    nbd: { maxConnections: count + 64, maxConnectionsPerClient: count + 64 },
   });
   let ours;
   try {

@@ -9,13 +9,13 @@ import { freePort, startProcess, waitForLine, waitForPort } from './processes.mj
  * built CLI with a generated config, on ports the kernel picks. `iscsiTargets`: iSCSI
  * targets ({ name, luns }) on one portal, omitted when empty.
  */
-export async function startBlockgate({ root, workDir, backends, devices = [], exports, iscsiTargets = [], env = {}, nodeArgs = [] }) {
+export async function startBlockgate({ root, workDir, backends, devices = [], exports, iscsiTargets = [], env = {}, nodeArgs = [], nbd = {} }) {
   const config = {
     member: 'bench',
     backends,
     devices,
     exports: exports.map((e) => ({ name: e.name, device: e.device })),
-    nbd: { listen: [{ host: '127.0.0.1', port: 0 }] },
+    nbd: { listen: [{ host: '127.0.0.1', port: 0 }], ...nbd },
     ...(iscsiTargets.length > 0 && {
       iscsi: { targets: iscsiTargets.map((t) => ({ ...t, portalGroups: [{ id: 1, portals: [{ host: '127.0.0.1', port: 0 }] }] })) },
     }),
