@@ -70,6 +70,9 @@ export async function runFio(uri, workload, { runtime, ramp, cpu, extra = [] }) 
   } finally {
     for (const t of timers) clearTimeout(t);
   }
+  // fio may exit before the second timer fires (its ramp counts from its own start): the
+  // measured window then ends at its exit, a few ms of teardown more, not with no figure.
+  if (cpu && !workload.once && windows.length === 1) windows.push(cpu());
   // The nbd engine prints "fio: connected to NBD server" before the JSON document.
   const json = JSON.parse(stdout.slice(stdout.indexOf('\n{') + 1));
   const job = json.jobs[0];
