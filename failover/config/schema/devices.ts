@@ -47,7 +47,7 @@ export const MultipathTuningFields = {
     }),
   ),
   noPathRetryMs: Type.Optional(Ms(0, 'how long requests wait for a path when none is usable (0: fail at once)')),
-  probeIntervalMs: Type.Optional(Ms(10, 'how often failed paths are probed')),
+  probeIntervalMs: Type.Optional(Ms(10, 'how often every path (active, standby and failed) is probed')),
   marginal: Type.Optional(
     Type.Object(
       { failures: Type.Integer({ minimum: 1 }), windowMs: Ms(1, 'the window failures are counted in') },
