@@ -145,3 +145,60 @@ t.test('read-only flag and block sizes are reported', async (t) => {
   t.equal(dev.blockSizes.minimum, 512);
   t.equal(dev.blockSizes.preferred, 4096);
 });
+
+t.test('a densely written region is read through its leaf: one Map look-up per MiB, not one per chunk', async (t) => {
+  const dev = new MemoryBackend({ name: 'dense', size: 64 * MiB });
+  await dev.write(8 * MiB, [pattern(4 * MiB, 3)]);
+  t.equal((dev.status().detail as { denseLeaves: number }).denseLeaves, 4, 'each fully written MiB has a leaf');
+  const back = Buffer.alloc(4 * MiB);
+  const get = Map.prototype.get;
+  let lookups = 0;
+  Map.prototype.get = function (this: Map<unknown, unknown>, key: unknown) {
+    lookups++;
+    return get.call(this, key);
+  };
+  try {
+    await dev.read(8 * MiB, back);
+    await dev.blockStatus(8 * MiB, 4 * MiB);
+  } finally {
+    Map.prototype.get = get;
+  }
+  t.same(back, pattern(4 * MiB, 3));
+  t.ok(lookups <= 16, `4 MiB read and block status: ${lookups} Map look-ups, not one per each of the 2 × 1,024 chunks`);
+});
+
+t.test('leaves made and emptied by any mix of writes, trims and zeroing keep the bytes exact', async (t) => {
+  const size = 4 * MiB;
+  const dev = new MemoryBackend({ name: 'model', size });
+  const model = Buffer.alloc(size);
+  let x = 777;
+  const rand = (n: number): number => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % n;
+  };
+  let leavesSeen = 0;
+  for (let i = 0; i < 600; i++) {
+    const at = rand(size / 512) * 512;
+    const length = Math.min(size - at, (1 + rand(i % 3 === 0 ? 512 : 24)) * 512);
+    const op = rand(4);
+    if (op <= 1) {
+      const data = pattern(length, i);
+      await dev.write(at, [data.subarray(0, length >> 1), data.subarray(length >> 1)]);
+      data.copy(model, at);
+    } else if (op === 2) {
+      await dev.trim(at, length);
+      model.fill(0, at, at + length);
+    } else {
+      await dev.writeZeroes(at, length, { noHole: rand(2) === 0 });
+      model.fill(0, at, at + length);
+    }
+    leavesSeen = Math.max(leavesSeen, (dev.status().detail as { denseLeaves: number }).denseLeaves);
+  }
+  const back = Buffer.alloc(size);
+  await dev.read(0, back);
+  t.ok(back.equals(model), 'the device reads back what the model holds');
+  t.ok(leavesSeen > 0, 'the run made leaves');
+  await dev.trim(0, size);
+  t.equal(dev.allocatedBytes, 0);
+  t.equal((dev.status().detail as { denseLeaves: number }).denseLeaves, 0, 'emptied leaves go');
+});
