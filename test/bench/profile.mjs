@@ -3,6 +3,7 @@
 // and total time and writes the profile, its folded stacks (for flamegraph.pl, inferno,
 // speedscope) and an SVG flame graph next to each other.
 //   node test/bench/profile.mjs --only remote --side 0 --workload randread-4k-qd32 --seconds 5
+//   node test/bench/profile.mjs --only iscsi-digests --side 0 --workload iscsi-randread-4k-qd32-qemu
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -29,8 +30,6 @@ const { values } = parseArgs({
 if (!values['no-pin']) setPlacement(0, 1);
 const MiB = 2 ** 20;
 const size = Number(/^(\d+)MiB$/.exec(values.size)?.[1] ?? 512) * MiB;
-const workload = WORKLOADS.find((w) => w.id === values.workload);
-if (!workload) throw new Error(`--workload: one of ${WORKLOADS.map((w) => w.id).join(', ')}`);
 
 const workDir = mkdtempSync(join(tmpdir(), 'blockgate-profile-'));
 const shmDir = mkdtempSync(join('/dev/shm', 'blockgate-profile-'));
@@ -41,6 +40,11 @@ process.on('exit', () => {
 const c = comparisons({ size, shmDir, rootDir, root, workDir }).find((x) => x.id === values.only);
 if (!c?.sides) throw new Error(`--only: a comparison with sides (got ${values.only})`);
 const side = c.sides[Number(values.side)];
+// iSCSI comparisons measure with their own tools (qemu-img, iscsi-perf) on their own workloads.
+const workloads = c.workloads ?? WORKLOADS;
+const workload = workloads.find((w) => w.id === values.workload);
+if (!workload) throw new Error(`--workload: one of ${workloads.map((w) => w.id).join(', ')}`);
+const measure = c.measure ?? runFio;
 const spec = typeof side?.blockgate === 'function' ? null : side?.blockgate;
 await c.prepare?.();
 let window = [0, Infinity];
@@ -54,13 +58,16 @@ try {
     backends: bg.backends,
     devices: bg.devices ?? [],
     exports: [{ name: bg.export, device: bg.device ?? bg.export }],
+    iscsiTargets: bg.iscsi ? [{ name: bg.iscsi.target, luns: [{ lun: bg.iscsi.lun, export: bg.export }] }] : [],
     nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
   });
   try {
-    await runFio(member.uri(bg.export), PREFILL, {});
+    const address = bg.iscsi ? member.iscsiUri(bg.iscsi.target, bg.iscsi.lun) : member.uri(bg.export);
+    const uri = bg.uri ? bg.uri(address) : address;
+    await measure(uri, PREFILL, {});
     process.stderr.write(`[profile] ${side.label}: ${workload.title} for ${values.seconds} s\n`);
     const from = Number(process.hrtime.bigint() / 1000n);
-    const result = await runFio(member.uri(bg.export), workload, { runtime: Number(values.seconds), ramp: 0.5, cpu: () => 0 });
+    const result = await measure(uri, workload, { runtime: Number(values.seconds), ramp: 0.5, cpu: () => 0 });
     window = [from, Number(process.hrtime.bigint() / 1000n)];
     process.stderr.write(`[profile] ${JSON.stringify(result)}\n`);
   } finally {
