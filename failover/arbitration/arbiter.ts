@@ -61,8 +61,21 @@ export interface Arbiter {
    * fencing token and the write in one step. Throws `NotPrimaryError` otherwise.
    */
   guardedPut(leadership: Leadership, key: string, value: string): Promise<void>;
+  /**
+   * Several writes in one step under the same fencing check: every `puts` entry, and the
+   * keys in [deleteRange.from, deleteRange.to) removed (a bounded history's oldest entries).
+   */
+  guardedWrite(leadership: Leadership, write: GuardedWrite): Promise<void>;
+  /** The keys under `prefix` with their values, in key order. */
+  list(prefix: string): Promise<Array<[key: string, value: string]>>;
   /** End every leadership (as `closed`) and release the back end. */
   close(): Promise<void>;
+}
+
+export interface GuardedWrite {
+  readonly puts: ReadonlyArray<readonly [key: string, value: string]>;
+  /** Keys from `from` (included) to `to` (excluded), byte order. */
+  readonly deleteRange?: { readonly from: string; readonly to: string };
 }
 
 export class NotPrimaryError extends Error {

@@ -1,11 +1,12 @@
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type Lease, type Namespace } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, Range, type IOperation, type Lease, type Namespace } from 'etcd3';
 import { logger } from '../../fabric/log.js';
 import {
   abortError,
   checkSetName,
   NotPrimaryError,
   type Arbiter,
+  type GuardedWrite,
   type CampaignOptions,
   type LeaderInfo,
   type Leadership,
@@ -197,19 +198,30 @@ export class EtcdArbiter implements Arbiter {
   }
 
   async guardedPut(leadership: Leadership, key: string, value: string): Promise<void> {
+    return this.guardedWrite(leadership, { puts: [[key, value]] });
+  }
+
+  async guardedWrite(leadership: Leadership, write: GuardedWrite): Promise<void> {
     if (!(leadership instanceof EtcdLeadership) || !leadership.isValid()) {
       throw new NotPrimaryError(leadership.set, 'this leadership has ended');
     }
-    // The compare is the fencing: the write lands only while our campaign key is still the
+    const ops: IOperation[] = write.puts.map(([key, value]) => this.ns.put(key).value(value));
+    if (write.deleteRange) ops.push(this.ns.delete().range(new Range(write.deleteRange.from, write.deleteRange.to)));
+    // The compare is the fencing: the writes land only while our campaign key is still the
     // one created at our token's revision, whatever our clock believes.
     const result = await this.ns
       .if(leadership.key, 'Create', '==', leadership.token)
-      .then(this.ns.put(key).value(value))
+      .then(...ops)
       .commit();
     if (!result.succeeded) {
       leadership.end('superseded');
       throw new NotPrimaryError(leadership.set, `campaign key of token ${leadership.token} is gone`);
     }
+  }
+
+  async list(prefix: string): Promise<Array<[string, string]>> {
+    const all = await this.ns.getAll().prefix(prefix).sort('Key', 'Ascend').strings();
+    return Object.entries(all).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Called by a leadership as it ends: give its key up so the next campaigner need not wait for the TTL. */

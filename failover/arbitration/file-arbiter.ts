@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../../fabric/log.js';
@@ -7,6 +7,7 @@ import {
   checkSetName,
   NotPrimaryError,
   type Arbiter,
+  type GuardedWrite,
   type CampaignOptions,
   type LeaderInfo,
   type Leadership,
@@ -101,6 +102,15 @@ export class FileArbiter implements Arbiter {
   }
 
   async guardedPut(leadership: Leadership, key: string, value: string): Promise<void> {
+    return this.guardedWrite(leadership, { puts: [[key, value]] });
+  }
+
+  /**
+   * Each put is an atomic rename, in order, under the lock (nobody else writes): a writer
+   * that dies between two leaves the earlier ones, so callers put the history before the
+   * pointer to it.
+   */
+  async guardedWrite(leadership: Leadership, write: GuardedWrite): Promise<void> {
     if (!(leadership instanceof FileLeadership) || !this.held.has(leadership) || !leadership.isValid()) {
       throw new NotPrimaryError(leadership.set, 'this leadership has ended');
     }
@@ -109,7 +119,31 @@ export class FileArbiter implements Arbiter {
       leadership.end('superseded');
       throw new NotPrimaryError(leadership.set, `fencing token moved past ${leadership.token}`);
     }
-    this.writeAtomic(this.kvPath(key), value);
+    for (const [key, value] of write.puts) this.writeAtomic(this.kvPath(key), value);
+    const range = write.deleteRange;
+    if (range) for (const key of this.keys()) if (key >= range.from && key < range.to) rmSync(this.kvPath(key), { force: true });
+  }
+
+  async list(prefix: string): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = [];
+    for (const key of this.keys().sort()) {
+      if (!key.startsWith(prefix)) continue;
+      const value = await this.get(key);
+      if (value !== undefined) out.push([key, value]);
+    }
+    return out;
+  }
+
+  /** The stored keys (temporary files of a write in progress left out). */
+  private keys(): string[] {
+    try {
+      return readdirSync(join(this.options.dir, 'kv'))
+        .filter((f) => !f.endsWith('.tmp'))
+        .map((f) => decodeURIComponent(f));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

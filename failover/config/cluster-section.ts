@@ -37,6 +37,7 @@ export function normalizeCluster(section: Section, absolute: (path: string, fiel
       a.type === 'file'
         ? a
         : { type: 'etcd', endpoints: a.endpoints, ttlSeconds, fenceMarginMs: a.fenceMarginMs ?? Math.min(600, ttlSeconds * 300) },
+    ...(section.configHistory !== undefined && { configHistory: section.configHistory }),
     sets: section.sets.map((s) => ({
       name: s.name,
       composition: s.composition ?? (s.members.length === 1 ? 'single' : 'n-way'),

@@ -2,6 +2,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import { ConfigError } from './errors.js';
 import { logger } from '../../fabric/log.js';
 import { configChecksum } from './canonical.js';
+import { DEFAULT_CONFIG_HISTORY } from './schema/cluster.js';
 import { CONFIG_SCHEMA_VERSION, type MemberConfig } from './schema/member-config.js';
 
 /**
@@ -39,7 +40,8 @@ const log = logger('config-store');
 
 /**
  * Generation-numbered configuration records in the member's LMDB, keyed by generation.
- * The current configuration is the highest generation; the last `history` are kept.
+ * The current configuration is the highest generation; the last `history` are kept (a
+ * cluster's records: the last `cluster.configHistory`, as the cluster's store keeps them).
  */
 export class ConfigStore {
   private readonly db: Database<ConfigRecord, number>;
@@ -116,6 +118,32 @@ export class ConfigStore {
     return accepted;
   }
 
+  /**
+   * Keep a cluster's generations this store lacks (older ones too: a member that was away
+   * or is new mirrors the history the cluster holds), within the newest record's history.
+   * Returns the records added, oldest first.
+   */
+  async mirror(records: readonly ConfigRecord[]): Promise<ConfigRecord[]> {
+    const sorted = [...records].sort((a, b) => a.generation - b.generation);
+    for (const r of sorted) {
+      verified(r);
+      if (!Number.isSafeInteger(r.generation) || r.generation < 1) throw new ConfigError('generation', `must be a positive integer (got ${r.generation})`);
+    }
+    const added = await this.db.transaction(() => {
+      const out: ConfigRecord[] = [];
+      for (const r of sorted) {
+        if (this.db.doesExist(r.generation)) continue;
+        void this.db.put(r.generation, r);
+        out.push(r);
+      }
+      const newest = this.latest();
+      if (newest) this.forgetBefore(newest);
+      return out.filter((r) => this.db.doesExist(r.generation));
+    });
+    if (added.length > 0) log.info({ generations: added.map((r) => r.generation) }, 'configuration generations mirrored');
+    return added;
+  }
+
   private latest(): ConfigRecord | undefined {
     for (const { value } of this.db.getRange({ reverse: true, limit: 1 })) return value;
     return undefined;
@@ -124,7 +152,13 @@ export class ConfigStore {
   /** Inside a write transaction: add the record and forget the ones past the history. */
   private append(record: ConfigRecord): void {
     void this.db.put(record.generation, record);
-    const oldest = record.generation - this.history;
+    this.forgetBefore(record);
+  }
+
+  /** Inside a write transaction: forget the generations past the history `newest` asks for. */
+  private forgetBefore(newest: ConfigRecord): void {
+    const history = newest.config.cluster ? (newest.config.cluster.configHistory ?? DEFAULT_CONFIG_HISTORY) : this.history;
+    const oldest = newest.generation - history;
     for (const key of this.db.getKeys({ end: oldest + 1 })) void this.db.remove(key);
   }
 }

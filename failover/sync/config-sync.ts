@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { logger } from '../../fabric/log.js';
 import type { Arbiter, Leadership } from '../arbitration/arbiter.js';
 import { configChecksum } from '../config/canonical.js';
+import { DEFAULT_CONFIG_HISTORY } from '../config/schema/cluster.js';
 import { ConfigError } from '../config/errors.js';
 import type { MemberConfig } from '../config/schema/member-config.js';
 import type { ConfigRecord, ConfigStore } from '../config/store.js';
@@ -13,6 +14,13 @@ const log = logger('config-sync');
 
 /** Where the cluster keeps its newest generation in the arbiter's store (etcd, or the file arbiter's directory). */
 export const CONFIG_KEY = 'config/current';
+/** Every kept generation, under this prefix: `config/generations/000000000042`. */
+export const GENERATIONS_PREFIX = 'config/generations/';
+
+/** A generation's key: zero-padded so key order is generation order. */
+export function generationKey(generation: number): string {
+  return `${GENERATIONS_PREFIX}${String(generation).padStart(12, '0')}`;
+}
 const REQUEST_TIMEOUT_MS = 5000;
 
 export interface ConfigSyncOptions {
@@ -60,6 +68,11 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
       if (!current) throw new PeerRequestError('ENOENT', 'no configuration stored');
       return current;
     });
+    // The generations newer than `after`, oldest first: a member that was away mirrors what it missed.
+    options.discovery.handle('config.since', async (body) => {
+      const after = Number((body as { after?: unknown } | null)?.after ?? 0);
+      return this.options.store.list().filter((r) => r.generation > after).reverse();
+    });
     options.discovery.handle('config.submit', async (body, from) => {
       const b = body as { config?: unknown; source?: unknown };
       if (typeof b !== 'object' || b === null || b.config === undefined) throw new PeerRequestError('EINVAL', 'config.submit needs {config, source}');
@@ -97,14 +110,25 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
     }
     const next = this.options.store.next(config, { writtenBy: this.options.memberId, source });
     if (!next.changed) return { generation: next.record.generation, checksum: next.record.checksum, changed: false, appliedBy: this.options.memberId };
-    await this.options.arbiter.guardedPut(leadership, CONFIG_KEY, JSON.stringify(next.record));
-    await this.keep(next.record, 'made here');
+    // The generation, the pointer to the newest and the history's bound in one fenced step.
+    const { generation } = next.record;
+    const history = config.cluster?.configHistory ?? DEFAULT_CONFIG_HISTORY;
+    const text = JSON.stringify(next.record);
+    const oldestKept = generation - history + 1;
+    await this.options.arbiter.guardedWrite(leadership, {
+      puts: [
+        [generationKey(generation), text],
+        [CONFIG_KEY, text],
+      ],
+      ...(oldestKept > 1 && { deleteRange: { from: GENERATIONS_PREFIX, to: generationKey(oldestKept) } }),
+    });
+    await this.keep([next.record], 'made here');
     return { generation: next.record.generation, checksum: next.record.checksum, changed: true, appliedBy: this.options.memberId };
   }
 
   /**
-   * Catch up: pull the newest generation a live peer announces (or the arbiter's store holds)
-   * when it is newer than ours. Returns the generation held afterwards.
+   * Catch up: pull the generations a live peer holds past ours (or the arbiter's store
+   * holds) when it announces a newer one. Returns the generation held afterwards.
    */
   async catchUp(newestAnnounced: { generation: number; from: string | undefined }): Promise<number> {
     const mine = this.current()?.generation ?? 0;
@@ -113,8 +137,7 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
     try {
       if (newestAnnounced.from !== undefined) {
         try {
-          const record = (await this.options.discovery.request(newestAnnounced.from, 'config.get', {}, { timeoutMs: REQUEST_TIMEOUT_MS })) as ConfigRecord;
-          await this.keep(record, `pulled from ${newestAnnounced.from}`);
+          await this.keep(await this.fromPeer(newestAnnounced.from, mine), `pulled from ${newestAnnounced.from}`);
           return this.current()?.generation ?? 0;
         } catch (err) {
           log.warn({ err, from: newestAnnounced.from }, 'could not pull the configuration from the peer: trying the arbiter');
@@ -127,20 +150,48 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
     }
   }
 
-  /** The generation the arbiter's store holds, kept if newer than ours (a member starting alone). */
-  async fromArbiter(): Promise<void> {
-    const text = await this.options.arbiter.get(CONFIG_KEY);
-    if (text === undefined) return;
-    await this.keep(JSON.parse(text) as ConfigRecord, 'read from the arbiter');
+  private async fromPeer(peer: string, after: number): Promise<ConfigRecord[]> {
+    try {
+      return (await this.options.discovery.request(peer, 'config.since', { after }, { timeoutMs: REQUEST_TIMEOUT_MS })) as ConfigRecord[];
+    } catch (err) {
+      // A peer of the previous version knows only its newest generation.
+      if (!(err instanceof PeerRequestError && err.code === 'EUNKNOWNOP')) throw err;
+      return [(await this.options.discovery.request(peer, 'config.get', {}, { timeoutMs: REQUEST_TIMEOUT_MS })) as ConfigRecord];
+    }
   }
 
-  private async keep(record: ConfigRecord, how: string): Promise<void> {
-    if (configChecksum(record.config) !== record.checksum) throw new ConfigError(`config generation ${record.generation}`, 'checksum mismatch: not kept');
-    // Read as this member's version reads it: one it cannot read is not kept (the compatibility check refuses it a role).
-    this.options.validate(record.config);
-    if (await this.options.store.accept(record)) {
-      log.info({ generation: record.generation, checksum: record.checksum, writtenBy: record.writtenBy, how }, 'configuration generation kept');
-      this.emit('updated', record);
+  /** The generations the arbiter's store holds, those this member lacks kept (a member starting alone, or new). */
+  async fromArbiter(): Promise<void> {
+    const records = (await this.options.arbiter.list(GENERATIONS_PREFIX)).map(([, text]) => JSON.parse(text) as ConfigRecord);
+    if (records.length === 0) {
+      // A cluster whose store was written before it kept the history: its newest only.
+      const text = await this.options.arbiter.get(CONFIG_KEY);
+      if (text !== undefined) records.push(JSON.parse(text) as ConfigRecord);
+    }
+    await this.keep(records, 'read from the arbiter');
+  }
+
+  private async keep(records: readonly ConfigRecord[], how: string): Promise<void> {
+    const newest = Math.max(0, ...records.map((r) => r.generation));
+    const readable = records.filter((record) => {
+      if (configChecksum(record.config) !== record.checksum) throw new ConfigError(`config generation ${record.generation}`, 'checksum mismatch: not kept');
+      // Read as this member's version reads it: a newest one it cannot read is not kept (the
+      // compatibility check refuses it a role); an older one is left out of the history.
+      try {
+        this.options.validate(record.config);
+        return true;
+      } catch (err) {
+        if (record.generation === newest) throw err;
+        log.warn({ generation: record.generation, err }, 'an old configuration generation this version cannot read is not mirrored');
+        return false;
+      }
+    });
+    const before = this.current()?.generation ?? 0;
+    await this.options.store.mirror(readable);
+    const now = this.current();
+    if (now && now.generation > before) {
+      log.info({ generation: now.generation, checksum: now.checksum, writtenBy: now.writtenBy, how }, 'configuration generation kept');
+      this.emit('updated', now);
     }
   }
 

@@ -98,13 +98,18 @@ ${docs
   case "$path:$n" in
 ${docs
   .filter((d) => subcommands(d.path).length === 0)
-  .flatMap((d) => positionals(d).map((p, n) => [`${d.path}:${n}`, p] as const))
-  .map(([key, p]) => `    ${JSON.stringify(key)}) ${completeArg(p, /^[a-z]/.test(p) ? [p] : [])} ;;`)
+  .flatMap((d) => positionals(d).map((p, n) => [`${d.path}:${n}`, p, n === 0 ? firstWords(d) : [p]] as const))
+  .map(([key, p, words]) => `    ${JSON.stringify(key)}) ${completeArg(p, /^[a-z]/.test(p) ? words : [])} ;;`)
   .join('\n')}
   esac
 }
 complete -F _blockgate blockgate
 `;
+}
+
+/** The literal first words of every usage form ("cluster status | clear-quarantine | apply-config"). */
+function firstWords(d: CommandDoc): string[] {
+  return [...new Set(d.usage.map((line) => positionals(d, line)[0]).filter((w): w is string => w !== undefined && /^[a-z]/.test(w)))];
 }
 
 function parentOf(path: string): string {

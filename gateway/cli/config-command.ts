@@ -12,13 +12,13 @@ import type { MemberPool } from './member-pool.js';
 import { HELP } from './usage.js';
 
 /**
- * `blockgate config show|diff|apply|rollback`: a running member's live configuration
+ * `blockgate config show|history|diff|apply|rollback`: a running member's live configuration
  * through its API (gateway/api/config.ts). Reads and dry runs go to any member that
  * answers; an apply or a rollback goes to the first member that surely received it, as
  * every change does. FILE is read here and sent as text with its directory, so relative
  * backing-file paths resolve as they would in `serve --config FILE` on the member's host.
  */
-const SUBCOMMANDS = ['show', 'diff', 'apply', 'rollback'] as const;
+const SUBCOMMANDS = ['show', 'history', 'diff', 'apply', 'rollback'] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
 
 interface ConfigView {
@@ -36,7 +36,7 @@ export async function configCommand(args: string[]): Promise<number> {
   if (!SUBCOMMANDS.includes(sub as Sub)) throw new UsageError(`unknown config command ${JSON.stringify(sub)} (config ${SUBCOMMANDS.join('|')})`);
   const { values, positionals } = parseMemberArgs(rest, {
     json: { type: 'boolean' },
-    ...(sub === 'show' && { generations: { type: 'boolean' } }),
+    ...(sub === 'show' && { generations: { type: 'boolean' }, generation: { type: 'string', short: 'g' } }),
     ...((sub === 'apply' || sub === 'rollback') && { 'dry-run': { type: 'boolean' } }),
   });
   if (values.help) {
@@ -45,9 +45,15 @@ export async function configCommand(args: string[]): Promise<number> {
   }
   const out = { json: values.json === true, dryRun: values['dry-run'] === true };
   switch (sub as Sub) {
-    case 'show':
-      if (positionals.length > 1 || (values.generations && positionals.length > 0)) throw new UsageError('expected: config show [GEN] | config show --generations');
-      return show(memberPoolFrom(values), positionals[0], values.generations === true, out.json);
+    case 'show': {
+      const gen = typeof values.generation === 'string' ? values.generation : undefined;
+      const picked = [positionals.length > 0, gen !== undefined, values.generations === true].filter(Boolean).length;
+      if (positionals.length > 1 || picked > 1) throw new UsageError('expected: config show [GEN | --generation GEN | --generations]');
+      return show(memberPoolFrom(values), positionals[0] ?? gen, values.generations === true, out.json);
+    }
+    case 'history':
+      if (positionals.length > 0) throw new UsageError('expected: config history');
+      return show(memberPoolFrom(values), undefined, true, out.json);
     case 'diff':
       if (positionals.length === 2) return diffGenerations(memberPoolFrom(values), generationArg(positionals[0]!), generationArg(positionals[1]!), out.json);
       if (positionals.length !== 1) throw new UsageError('expected: config diff FILE | config diff GEN GEN');

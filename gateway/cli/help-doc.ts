@@ -126,8 +126,7 @@ export function optionValues(o: OptionDoc): string[] {
 }
 
 /** Positional arguments of a command from its first usage line: `FILE`, `EXPORT`, or literal words such as `bash`. */
-export function positionals(doc: CommandDoc): string[] {
-  const line = doc.usage[0] ?? '';
+export function positionals(doc: CommandDoc, line = doc.usage[0] ?? ''): string[] {
   const words = line.replace(/\[[^\]]*\]/g, ' ').split(/\s+/).filter(Boolean);
   const after = words.slice(1 + (doc.path === '' ? 0 : doc.path.split(' ').length));
   return after.filter((w) => /^[A-Z][A-Z_]*$/.test(w) || /^[a-z][a-z-]*$/.test(w));

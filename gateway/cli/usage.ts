@@ -18,7 +18,7 @@ Usage:
   blockgate action DEVICE [ACTION [ARG]] [--json] [MEMBER OPTIONS]
   blockgate resync watch DEVICE [MEMBER OPTIONS]
   blockgate token rotate [--read-only] [--json] [MEMBER OPTIONS]
-  blockgate config show [GEN] | diff FILE | apply FILE | rollback GEN [--json] [MEMBER OPTIONS]
+  blockgate config show [GEN] | history | diff FILE | apply FILE | rollback GEN [--json] [MEMBER OPTIONS]
   blockgate image import FILE EXPORT | export EXPORT FILE | jobs | watch JOB | cancel JOB
   blockgate cluster status | clear-quarantine MEMBER | apply-config FILE
   blockgate completion bash
@@ -302,7 +302,8 @@ invalid configuration (each problem is printed with its field), 3 no member reac
 token missing, wrong or read-only, 5 refused: the member cannot make the change live
 (each reason is printed; nothing was changed).`;
 
-export const CONFIG_USAGE = `Usage: blockgate config show [GEN] [--generations] [--json] [OPTIONS]
+export const CONFIG_USAGE = `Usage: blockgate config show [GEN] [--generation GEN] [--generations] [--json] [OPTIONS]
+       blockgate config history [--json] [OPTIONS]
        blockgate config diff FILE | GEN GEN [--json] [OPTIONS]
        blockgate config apply FILE [--dry-run] [--json] [OPTIONS]
        blockgate config rollback GEN [--dry-run] [--json] [OPTIONS]
@@ -310,11 +311,15 @@ export const CONFIG_USAGE = `Usage: blockgate config show [GEN] [--generations] 
 A running member's live configuration (see Live reload in the README). Every applied
 configuration is stored by the member as a new generation (1, 2, 3...; the last 20 are
 kept); a change keeps the clients of every export it does not touch, and one the member
-cannot make live is refused with nothing changed.
+cannot make live is refused with nothing changed. In a cluster a change is made once, by
+the Primary, for every member: etcd (or the file arbiter's directory) holds the last
+cluster.configHistory generations (100), and every member keeps the same ones.
 
 Commands:
   show [GEN]             print the running configuration (or generation GEN) as YAML;
                          --generations lists the kept generations
+  history                list the kept generations (number, time, author, source,
+                         checksum), newest first
   diff FILE | GEN GEN    what applying FILE would change, and what would be refused;
                          or the changes from one kept generation to another
   apply FILE             apply FILE live and store it as a new generation
@@ -323,7 +328,7 @@ Commands:
 Run 'blockgate config COMMAND --help' for a command's options.
 `;
 
-export const CONFIG_SHOW_USAGE = `Usage: blockgate config show [GEN] [--generations] [--json] [OPTIONS]
+export const CONFIG_SHOW_USAGE = `Usage: blockgate config show [GEN] [--generation GEN] [--generations] [--json] [OPTIONS]
 
 Print the configuration the member runs (or its kept generation GEN) as YAML, after a
 comment line with its generation, time, writer, source and checksum. Secrets (CHAP) are
@@ -331,8 +336,25 @@ never shown. With --generations, list the kept generations instead, newest first
 running one marked. A member that serves the demo has no stored configuration: exit 1.
 
 Options:
+  -g, --generation GEN   print kept generation GEN (as the GEN argument does)
       --generations      list the kept generations
       --json             print the member's record (or the list) as JSON
+${MEMBER_OPTIONS}
+  -h, --help             show this text
+
+${CONFIG_EXIT_STATUS}
+`;
+
+export const CONFIG_HISTORY_USAGE = `Usage: blockgate config history [--json] [OPTIONS]
+
+List the kept configuration generations, newest first, the running one marked: number,
+time, the member that wrote it, its source (file:PATH, api, rollback:N) and checksum. In a
+cluster these are the generations etcd (or the file arbiter's directory) holds, mirrored
+by every member. 'blockgate config show GEN' prints one; 'blockgate config rollback GEN'
+applies one again as a new generation.
+
+Options:
+      --json             print the list as JSON
 ${MEMBER_OPTIONS}
   -h, --help             show this text
 
@@ -530,6 +552,7 @@ export const HELP: ReadonlyMap<string, string> = new Map([
   ['token rotate', TOKEN_ROTATE_USAGE],
   ['config', CONFIG_USAGE],
   ['config show', CONFIG_SHOW_USAGE],
+  ['config history', CONFIG_HISTORY_USAGE],
   ['config diff', CONFIG_DIFF_USAGE],
   ['config apply', CONFIG_APPLY_USAGE],
   ['config rollback', CONFIG_ROLLBACK_USAGE],

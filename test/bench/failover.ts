@@ -9,6 +9,8 @@
  *   sequential write QD8 through a clustered member vs a standalone one on the same file,
  *   alternating, median of the rounds.
  *
+ * `--only throughput` runs the last part alone (about a minute).
+ *
  * The probe is blockgate's own NBD client writing 4 KiB every 2 ms; after a kill it
  * reconnects every 2 ms. "Pause" = from the signal to the first write that succeeded.
  */
@@ -32,6 +34,8 @@ const KILLS = opt('kills', 10);
 const ROUNDS = opt('rounds', 3);
 const SECONDS = opt('seconds', 5);
 const MiB = 1024 * 1024;
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+if (ONLY !== undefined && ONLY !== 'throughput') throw new Error(`--only ${ONLY}: only 'throughput' can run alone`);
 
 const cleanups: Array<() => unknown> = [];
 const t = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
@@ -171,9 +175,16 @@ async function throughput(): Promise<Array<{ workload: string; clustered: number
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-let etcd: EtcdCluster | undefined;
-try {
-  const lines: string[] = [];
+function tpRow(r: { workload: string; unit: string; clustered: number[]; standalone: number[] }): string {
+  const c = median(r.clustered);
+  const s = median(r.standalone);
+  const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
+  return `| ${r.workload} | ${r.unit} | ${c.toFixed(0)} (${range(r.clustered)}) | ${s.toFixed(0)} (${range(r.standalone)}) | ${(c / s).toFixed(3)} |`;
+}
+
+const TP_HEADER = ['', `| fio workload (${ROUNDS} rounds × ${SECONDS} s, alternating) | unit | clustered: median (range) | standalone: median (range) | ratio |`, '| --- | --- | ---: | ---: | ---: |'];
+
+async function full(lines: string[]): Promise<void> {
   const fileKills = await pauses('file', { type: 'file', dir: join(dir, 'arb-file') }, 'SIGKILL', KILLS);
   const specs = [];
   for (const name of ['e1', 'e2', 'e3']) specs.push({ name, host: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort() });
@@ -193,15 +204,21 @@ try {
   lines.push(row('kill -9 Primary → first write, file-lock arbiter (one host)', fileKills));
   lines.push(row('kill -9 Primary → first write, etcd (lease TTL 2 s)', etcdKills));
   lines.push(row('rolling restart (SIGTERM: resign, stop) → first write, etcd', rolling));
-  lines.push('', `| fio workload (${ROUNDS} rounds × ${SECONDS} s, alternating) | unit | clustered (median) | standalone (median) | ratio |`, '| --- | --- | ---: | ---: | ---: |');
-  for (const r of tp) {
-    const c = median(r.clustered);
-    const s = median(r.standalone);
-    lines.push(`| ${r.workload} | ${r.unit} | ${c.toFixed(0)} | ${s.toFixed(0)} | ${(c / s).toFixed(3)} |`);
-  }
+  lines.push(...TP_HEADER);
+  for (const r of tp) lines.push(tpRow(r));
+}
+
+let etcd: EtcdCluster | undefined;
+try {
+  const lines: string[] = [];
+  if (ONLY === 'throughput') {
+    lines.push(`- date: ${new Date().toISOString()}`, ...TP_HEADER);
+    for (const r of await throughput()) lines.push(tpRow(r));
+  } else await full(lines);
   const text = lines.join('\n') + '\n';
   process.stdout.write(text);
-  writeFileSync(join(import.meta.dirname, 'results', 'failover.md'), text);
+  // Only a full run replaces the recorded results.
+  if (ONLY === undefined) writeFileSync(join(import.meta.dirname, 'results', 'failover.md'), text);
 } finally {
   await etcd?.stop();
   await cleanup();

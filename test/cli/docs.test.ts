@@ -92,7 +92,8 @@ t.test('bash completes commands, options, option values and file arguments', asy
       `${mode}: every command`,
     );
     t.same(await complete('blockgate token '), ['rotate'], `${mode}: token rotate`);
-    t.same(await complete('blockgate config '), ['apply', 'diff', 'rollback', 'show'], `${mode}: config subcommands`);
+    t.same(await complete('blockgate config '), ['apply', 'diff', 'history', 'rollback', 'show'], `${mode}: config subcommands`);
+    t.same(await complete('blockgate cluster '), ['apply-config', 'clear-quarantine', 'status'], `${mode}: every form of cluster`);
     t.same(await complete('blockgate config apply --d'), ['--dry-run'], `${mode}: config apply's options`);
     t.same(await complete('blockgate status --c'), ['--cacert', '--check'], `${mode}: options of the member commands`);
     t.same(await complete('blockgate image '), ['cancel', 'export', 'import', 'jobs', 'watch'], `${mode}: subcommands`);

@@ -47,6 +47,12 @@ t.test('resign hands over; a resigned leadership can no longer write', async (t)
   await t.rejects(one.guardedPut(l1, 'config/current', 'stale'), NotPrimaryError, 'a stale holder is refused');
   await two.guardedPut(l2, 'config/current', 'gen-2');
   t.equal(await one.get('config/current'), 'gen-2');
+  // Several writes and a range deletion in one fenced step (a bounded history and its pointer).
+  await two.guardedWrite(l2, { puts: [['h/01', 'a'], ['h/02', 'b'], ['h/03', 'c']] });
+  await two.guardedWrite(l2, { puts: [['h/04', 'd'], ['h/current', 'd']], deleteRange: { from: 'h/', to: 'h/03' } });
+  t.same(await one.list('h/'), [['h/03', 'c'], ['h/04', 'd'], ['h/current', 'd']], 'the range below h/03 is gone, the puts landed, in key order');
+  await t.rejects(one.guardedWrite(l1, { puts: [['h/05', 'stale']], deleteRange: { from: 'h/', to: 'h/z' } }), NotPrimaryError, 'a stale holder writes and deletes nothing');
+  t.equal((await one.list('h/')).length, 3);
   t.match(await one.leader('set-r'), { member: 'two', token: l2.token });
   await two.close();
   t.equal(await l2.ended, 'closed');

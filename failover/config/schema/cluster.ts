@@ -27,6 +27,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const Name = Type.String({ pattern: NAME.source, 'x-problem': "a name of letters, digits, '.', '_' and '-'" });
 
 export const DEFAULT_TTL_SECONDS = 2;
+/** Configuration generations the cluster keeps (in the arbiter's store and every member's copy) unless `configHistory` says otherwise. */
+export const DEFAULT_CONFIG_HISTORY = 100;
 /** The management port of every network unless it says otherwise (TCP always; UDP for UDP heartbeats). */
 export const DEFAULT_PEER_PORT = 7400;
 
@@ -147,6 +149,9 @@ export const Cluster = Type.Object(
       oneOf: [FileArbitration, EtcdArbitration],
     }),
     sets: Type.Array(FailoverSet, { minItems: 1 }),
+    configHistory: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, default: DEFAULT_CONFIG_HISTORY, description: 'configuration generations kept (in etcd or the arbiter directory, and in every member); older ones are deleted' }),
+    ),
   },
   { additionalProperties: false, description: 'members that take over from each other; absent: a lone member' },
 );
@@ -221,4 +226,6 @@ export interface ClusterConfig {
   readonly keyFile?: string;
   readonly health: HealthConfig;
   readonly boot: BootConfig;
+  /** Generations kept (absent: DEFAULT_CONFIG_HISTORY; left out so a configuration that does not set it reads the same to older members). */
+  readonly configHistory?: number;
 }
