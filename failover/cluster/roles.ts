@@ -89,7 +89,11 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
     }
     if (runtime) {
       const clusterSet: FailoverSetConfig = { name: cluster.name, composition: 'n-way', members: cluster.members.map((m) => m.id), exports: [], nbd: { listen: [] } };
-      const writer = new SetRunner(clusterSet, memberId, this.arbiter, NO_PORTS, { pid: process.pid }, 500, gateOf(cluster.name));
+      // The cluster set's Primary writes the configuration: on taking the role it first
+      // hands the arbiter's store the generations it holds that the store lacks (the first
+      // one, stored from each member's file at its first start).
+      const publish: SetActions = { ...NO_PORTS, activate: async (leadership) => void (await this.sync?.publish(leadership)) };
+      const writer = new SetRunner(clusterSet, memberId, this.arbiter, publish, { pid: process.pid }, 500, gateOf(cluster.name));
       runners.push(writer);
       for (const r of runners) runtime.attach(r);
       this.sync = new ConfigSync({

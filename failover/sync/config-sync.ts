@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { logger } from '../../fabric/log.js';
-import type { Arbiter, Leadership } from '../arbitration/arbiter.js';
+import type { Arbiter, GuardedWrite, Leadership } from '../arbitration/arbiter.js';
 import { configChecksum } from '../config/canonical.js';
 import { DEFAULT_CONFIG_HISTORY } from '../config/schema/cluster.js';
 import { ConfigError } from '../config/errors.js';
@@ -111,19 +111,39 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
     const next = this.options.store.next(config, { writtenBy: this.options.memberId, source });
     if (!next.changed) return { generation: next.record.generation, checksum: next.record.checksum, changed: false, appliedBy: this.options.memberId };
     // The generation, the pointer to the newest and the history's bound in one fenced step.
-    const { generation } = next.record;
-    const history = config.cluster?.configHistory ?? DEFAULT_CONFIG_HISTORY;
-    const text = JSON.stringify(next.record);
-    const oldestKept = generation - history + 1;
-    await this.options.arbiter.guardedWrite(leadership, {
-      puts: [
-        [generationKey(generation), text],
-        [CONFIG_KEY, text],
-      ],
-      ...(oldestKept > 1 && { deleteRange: { from: GENERATIONS_PREFIX, to: generationKey(oldestKept) } }),
-    });
+    await this.options.arbiter.guardedWrite(leadership, this.writeOf([next.record], next.record));
     await this.keep([next.record], 'made here');
     return { generation: next.record.generation, checksum: next.record.checksum, changed: true, appliedBy: this.options.memberId };
+  }
+
+  /**
+   * As the new Primary of the cluster set: write the generations this member holds past the
+   * newest the arbiter's store has (none when this member is not ahead), in one fenced step.
+   * A failure is logged, not thrown: the next change writes its generation anyway.
+   */
+  async publish(leadership: Leadership): Promise<void> {
+    try {
+      const keys = (await this.options.arbiter.list(GENERATIONS_PREFIX)).map(([key]) => Number(key.slice(GENERATIONS_PREFIX.length)));
+      const current = await this.options.arbiter.get(CONFIG_KEY);
+      const held = Math.max(0, ...keys, current === undefined ? 0 : (JSON.parse(current) as ConfigRecord).generation);
+      const missing = this.options.store.list().filter((r) => r.generation > held).reverse();
+      const newest = missing.at(-1);
+      if (!newest) return;
+      await this.options.arbiter.guardedWrite(leadership, this.writeOf(missing, newest));
+      log.info({ generations: missing.map((r) => r.generation) }, "configuration generations written to the arbiter's store");
+    } catch (err) {
+      log.warn({ err }, "could not write this member's configuration generations to the arbiter's store");
+    }
+  }
+
+  /** The puts of `records` (oldest first), the pointer to `newest`, and the deletion of what falls out of its history. */
+  private writeOf(records: readonly ConfigRecord[], newest: ConfigRecord): GuardedWrite {
+    const history = newest.config.cluster?.configHistory ?? DEFAULT_CONFIG_HISTORY;
+    const oldestKept = newest.generation - history + 1;
+    return {
+      puts: [...records.filter((r) => r.generation >= oldestKept).map((r) => [generationKey(r.generation), JSON.stringify(r)] as const), [CONFIG_KEY, JSON.stringify(newest)]],
+      ...(oldestKept > 1 && { deleteRange: { from: GENERATIONS_PREFIX, to: generationKey(oldestKept) } }),
+    };
   }
 
   /**

@@ -19,10 +19,12 @@ import { nsExec } from '../helpers/netns.js';
 
 ensureBuilt();
 const NAME = 'bgfw';
+const HISTORY = 3;
 let net: NetCluster;
 
 t.before(async () => {
-  net = await NetCluster.create(t, NAME, 'clu-forward-', { apiHost: '0.0.0.0', etcd: true });
+  // A short history, so the tests' few changes already compact the oldest generations.
+  net = await NetCluster.create(t, NAME, 'clu-forward-', { apiHost: '0.0.0.0', etcd: true, clusterExtra: { configHistory: HISTORY } });
   await net.startAll();
 });
 
@@ -68,6 +70,33 @@ async function inEtcd(id: string): Promise<{ generation: number; checksum: strin
   const kv = (JSON.parse(stdout) as { kvs?: Array<{ value: string }> }).kvs?.[0];
   if (!kv) throw new Error(`etcd holds no configuration: ${stdout}`);
   return JSON.parse(Buffer.from(kv.value, 'base64').toString('utf8')) as { generation: number; checksum: string };
+}
+
+interface Kept {
+  generation: number;
+  checksum: string;
+  writtenBy: string;
+  writtenAt: string;
+  source: string;
+}
+
+/** The generations etcd holds under config/generations/, oldest first. */
+async function etcdHistory(id: string): Promise<Kept[]> {
+  const prefix = `blockgate/${NAME}/config/generations/`;
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const body = { key: Buffer.from(prefix).toString('base64'), range_end: Buffer.from(end).toString('base64') };
+  const { stdout } = await nsExec(net.nsOf(id), 'curl', ['-s', '--max-time', '10', '-X', 'POST', '-d', JSON.stringify(body), `${net.etcd!.endpoints[0]!}/v3/kv/range`]);
+  const kvs = (JSON.parse(stdout) as { kvs?: Array<{ value: string }> }).kvs ?? [];
+  return kvs.map((kv) => {
+    const r = JSON.parse(Buffer.from(kv.value, 'base64').toString('utf8')) as Kept;
+    return { generation: r.generation, checksum: r.checksum, writtenBy: r.writtenBy, writtenAt: r.writtenAt, source: r.source };
+  });
+}
+
+/** `blockgate config …` run inside `id`'s namespace against its own API. */
+async function cli(id: string, ...args: string[]): Promise<string> {
+  const { stdout } = await nsExec(net.nsOf(id), process.execPath, [CLI, 'config', ...args, '--member', `http://127.0.0.1:${API_PORT}`, '--token-file', join(net.dataOf(id), 'api', 'admin.token')], { timeoutMs: 120_000 });
+  return stdout;
 }
 
 /** The running configuration with the export's description changed. */
@@ -155,4 +184,56 @@ t.test('during a failover a change waits for the new Primary (or is refused with
   t.not(reply.body.appliedBy, primary, `made by the new Primary (${String(reply.body.appliedBy)})`);
   t.equal(reply.body.generation, generation + 1);
   t.not(reply.headers['x-blockgate-answered-by'], primary);
+});
+
+t.test('etcd holds the last cluster.configHistory generations and every member mirrors them (a member that was down too); config history, show --generation and rollback (a new generation with old content) through a non-Primary', async (t) => {
+  // The Primary killed by the previous test comes back: it mirrors the generations it missed.
+  for (const id of net.ids()) {
+    const m = net.cluster.members.get(id)!;
+    if (m.killedAt.has(m.process)) await net.cluster.start(id).process.ready();
+  }
+  const roles = await net.settledRoles(NAME);
+  const [primary, alternate] = [primaryOf(roles), alternateOf(roles)];
+  const before = await etcdHistory(alternate);
+  const newest = before.at(-1)!;
+  t.equal(before.length, HISTORY, `etcd keeps ${HISTORY} generations: ${JSON.stringify(before.map((g) => g.generation))}`);
+  t.same(
+    before.map((g) => g.generation),
+    Array.from({ length: HISTORY }, (_, i) => newest.generation - HISTORY + 1 + i),
+    'the newest ones, in order (the oldest compacted)',
+  );
+  const listed = async (id: string): Promise<Kept[]> => (JSON.parse(await cli(id, 'history', '--json')) as { generations: Kept[] }).generations.reverse();
+  for (const id of net.ids()) {
+    const mine = await eventually(async () => {
+      const l = await listed(id);
+      return l.at(-1)?.generation === newest.generation && l.length === HISTORY ? l : undefined;
+    }, 60_000, `${id} mirrors etcd's history`).catch(async () => listed(id));
+    t.same(mine, before, `${id}'s kept generations are etcd's (number, checksum, author, time, source)`);
+  }
+  const text = await cli(alternate, 'history');
+  t.match(text, new RegExp(`${newest.generation} \\(running\\)`), `config history marks the running generation:\n${text}`);
+
+  // Roll back to the oldest kept generation, sent to an Alternate: the Primary makes it the next generation.
+  const target = before[0]!;
+  const shown = await cli(alternate, 'show', '--generation', String(target.generation));
+  t.match(shown.split('\n')[0], new RegExp(`generation ${target.generation} .*${target.checksum}`), 'config show --generation N prints that generation');
+  const answer = JSON.parse(await cli(alternate, 'rollback', String(target.generation), '--json')) as { generation: number; applied: boolean };
+  t.same([answer.applied, answer.generation], [true, newest.generation + 1], 'the rollback is a new generation');
+  const lines = await shownEverywhere(newest.generation + 1);
+  t.ok(lines.every((l) => l.includes(target.checksum)), `every member runs generation ${target.generation}'s content again: ${lines.join(' | ')}`);
+  const after = await etcdHistory(alternate);
+  t.match(after.at(-1), { generation: newest.generation + 1, checksum: target.checksum, writtenBy: primary, source: `rollback:${target.generation}` }, 'etcd holds it, written by the Primary');
+  t.same(
+    after.map((g) => g.generation),
+    [...before.slice(1).map((g) => g.generation), newest.generation + 1],
+    `still ${HISTORY} in etcd: the oldest compacted in the same transaction`,
+  );
+  for (const id of net.ids()) {
+    const mine = await eventually(async () => {
+      const l = await listed(id);
+      return l.at(-1)?.generation === newest.generation + 1 ? l : undefined;
+    }, 60_000, `${id} keeps the rollback`);
+    t.same(mine, after, `${id} mirrors it, with the same bound`);
+  }
+  await t.rejects(cli(alternate, 'show', String(target.generation)), /failed \(1\)/, `generation ${target.generation} is no longer kept: config show exits 1`);
 });

@@ -38,7 +38,7 @@ export class NetCluster {
     t: { teardown(fn: () => unknown): void },
     name: string,
     prefix: string,
-    options: Pick<NetClusterOptions, 'failureLimit'> & { apiHost?: string; etcd?: boolean } = {},
+    options: Pick<NetClusterOptions, 'failureLimit'> & { apiHost?: string; etcd?: boolean; clusterExtra?: Record<string, unknown> } = {},
   ): Promise<NetCluster> {
     const topo = await createTopology(t);
     let etcd: EtcdCluster | undefined;
@@ -51,9 +51,9 @@ export class NetCluster {
     const fd = openSync(disk, 'w');
     ftruncateSync(fd, 16 * MiB);
     closeSync(fd);
-    const { apiHost = '127.0.0.1', etcd: _, ...configOptions } = options;
+    const { apiHost = '127.0.0.1', etcd: _, clusterExtra, ...configOptions } = options;
     const arbitration = etcd && { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds: 4 };
-    const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...configOptions, ...(arbitration && { arbitration }) });
+    const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...configOptions, ...(arbitration && { arbitration }) }, clusterExtra);
     const nsOf = (id: string): string => topo.members.find((m) => m.name === id)!.ns;
     const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`), (id) => ({ netns: nsOf(id), extraArgs: ['--api', `${apiHost}:${API_PORT}`] }));
     // After the cluster's own teardown (registered first, run last): members killed, then files.
