@@ -23,7 +23,9 @@ import { TestCluster } from '../helpers/cluster.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { freePort } from '../helpers/nbdkit-server.js';
 // @ts-expect-error: a JavaScript module of the benchmark
-import { runFio } from './lib/fio.mjs';
+import { CPU_METRIC, runFio } from './lib/fio.mjs';
+// @ts-expect-error: a JavaScript module of the benchmark
+import { cpuSeconds } from './lib/processes.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -144,7 +146,16 @@ async function pauses(label: string, arbitration: unknown, signal: NodeJS.Signal
   return out;
 }
 
-async function throughput(): Promise<Array<{ workload: string; clustered: number[]; standalone: number[]; unit: string }>> {
+interface Throughput {
+  workload: string;
+  unit: string;
+  clustered: number[];
+  standalone: number[];
+  /** Server CPU seconds per GiB: the clustered Primary, the standalone member, and the two standby members during the clustered runs. */
+  cpu: { clustered: number[]; standalone: number[]; standbys: number[] };
+}
+
+async function throughput(): Promise<Throughput[]> {
   const workloads = [
     { id: 'randwrite-4k-qd32', title: '4 KiB rand write, QD32', rw: 'randwrite', bs: '4k', iodepth: 32, metrics: ['IOPS'] },
     { id: 'seqwrite-1m-qd8', title: '1 MiB seq write, QD8', rw: 'write', bs: '1m', iodepth: 8, metrics: ['MiB/s'] },
@@ -152,19 +163,27 @@ async function throughput(): Promise<Array<{ workload: string; clustered: number
   const port = await freePort();
   const cluster = new TestCluster(t, clusterConfig('bench-tp', port, { type: 'file', dir: join(dir, 'arb-tp') }), (id) => join(dir, `data-tp-${id}`));
   for (const id of ['m1', 'm2', 'm3']) await cluster.start(id).process.ready();
-  await cluster.primary('disks');
+  const primary = (await cluster.primary('disks')).id;
+  const pidOf = (id: string): number => cluster.members.get(id)!.process.child.pid!;
+  const standbys = ['m1', 'm2', 'm3'].filter((id) => id !== primary).map(pidOf);
   const aloneConfig = join(dir, 'alone.json');
   const alonePort = await freePort();
   writeFileSync(aloneConfig, JSON.stringify({ member: 'alone', backends: [{ name: 'disk', type: 'file', path: disk }], exports: [{ name: 'disk', device: 'disk' }], nbd: { listen: [{ host: '127.0.0.1', port: alonePort }] } }));
   const alone = startMember(t, ['--config', aloneConfig, '--data-dir', join(dir, 'data-alone')]);
   await alone.ready();
-  const results = workloads.map((w) => ({ workload: w.title, clustered: [] as number[], standalone: [] as number[], unit: w.metrics[0]! }));
+  const results: Throughput[] = workloads.map((w) => ({ workload: w.title, clustered: [], standalone: [], unit: w.metrics[0]!, cpu: { clustered: [], standalone: [], standbys: [] } }));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, w] of workloads.entries()) {
-      for (const side of round % 2 === 0 ? ['clustered', 'standalone'] : ['standalone', 'clustered']) {
+      for (const side of round % 2 === 0 ? (['clustered', 'standalone'] as const) : (['standalone', 'clustered'] as const)) {
         const uri = `nbd://127.0.0.1:${side === 'clustered' ? port : alonePort}/disk`;
-        const r = (await runFio(uri, w, { runtime: SECONDS, ramp: 1, extra: ['--size=256M'] })) as Record<string, number>;
-        (results[i]![side as 'clustered' | 'standalone']).push(r[w.metrics[0]!]!);
+        const pid = side === 'clustered' ? pidOf(primary) : alone.child.pid!;
+        const standbyCpu = (): number => standbys.reduce((n, p) => n + (cpuSeconds(p) as number), 0);
+        const standby0 = standbyCpu();
+        const r = (await runFio(uri, w, { runtime: SECONDS, ramp: 1, cpu: () => cpuSeconds(pid), extra: ['--size=256M'] })) as Record<string, number>;
+        results[i]![side].push(r[w.metrics[0]!]!);
+        results[i]!.cpu[side].push(r[CPU_METRIC]!);
+        // Over the ramp and the measured time (about the same rate): the standbys' share per GiB moved.
+        if (side === 'clustered') results[i]!.cpu.standbys.push((standbyCpu() - standby0) / ((r['MiB/s']! * (SECONDS + 1)) / 1024));
       }
     }
   }
@@ -175,11 +194,12 @@ async function throughput(): Promise<Array<{ workload: string; clustered: number
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function tpRow(r: { workload: string; unit: string; clustered: number[]; standalone: number[] }): string {
-  const c = median(r.clustered);
-  const s = median(r.standalone);
-  const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
-  return `| ${r.workload} | ${r.unit} | ${c.toFixed(0)} (${range(r.clustered)}) | ${s.toFixed(0)} (${range(r.standalone)}) | ${(c / s).toFixed(3)} |`;
+function tpRows(r: Throughput): string[] {
+  const row = (unit: string, c: number[], s: number[], digits: number, extra = '') => {
+    const range = (xs: number[]) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+    return `| ${r.workload} | ${unit} | ${median(c).toFixed(digits)} (${range(c)}) | ${median(s).toFixed(digits)} (${range(s)}) | ${(median(c) / median(s)).toFixed(3)}${extra} |`;
+  };
+  return [row(r.unit, r.clustered, r.standalone, 0), row('server CPU s/GiB', r.cpu.clustered, r.cpu.standalone, 2, `; standbys ${median(r.cpu.standbys).toFixed(2)}`)];
 }
 
 const TP_HEADER = ['', `| fio workload (${ROUNDS} rounds × ${SECONDS} s, alternating) | unit | clustered: median (range) | standalone: median (range) | ratio |`, '| --- | --- | ---: | ---: | ---: |'];
@@ -205,7 +225,7 @@ async function full(lines: string[]): Promise<void> {
   lines.push(row('kill -9 Primary → first write, etcd (lease TTL 2 s)', etcdKills));
   lines.push(row('rolling restart (SIGTERM: resign, stop) → first write, etcd', rolling));
   lines.push(...TP_HEADER);
-  for (const r of tp) lines.push(tpRow(r));
+  for (const r of tp) lines.push(...tpRows(r));
 }
 
 let etcd: EtcdCluster | undefined;
@@ -213,7 +233,7 @@ try {
   const lines: string[] = [];
   if (ONLY === 'throughput') {
     lines.push(`- date: ${new Date().toISOString()}`, ...TP_HEADER);
-    for (const r of await throughput()) lines.push(tpRow(r));
+    for (const r of await throughput()) lines.push(...tpRows(r));
   } else await full(lines);
   const text = lines.join('\n') + '\n';
   process.stdout.write(text);

@@ -25,6 +25,8 @@ t.test('a valid section is filled in and survives a second validation (the store
   t.same(config.nbd.listen, [], 'no member-wide NBD listener in a cluster');
   t.match(config.cluster, { sets: [{ composition: 'n-way', nbd: { listen: [{ host: '127.0.0.1', port: 10809 }] } }] });
   t.same(validateMemberConfig(JSON.parse(JSON.stringify(config))).config, config);
+  t.notOk('configHistory' in config.cluster!, 'no configHistory unless given: a member of the previous version reads the stored form too');
+  t.equal(validateMemberConfig(cluster({ configHistory: 5 })).config.cluster!.configHistory, 5);
   const etcd = validateMemberConfig(cluster({ arbitration: { type: 'etcd', endpoints: ['http://10.0.0.1:2379'] } })).config.cluster!.arbitration;
   t.same(etcd, { type: 'etcd', endpoints: ['http://10.0.0.1:2379'], ttlSeconds: 2, fenceMarginMs: 600 }, 'short lease by default (not the client library’s 60 s)');
 });
@@ -41,6 +43,7 @@ t.test('mistakes name their field', async (t) => {
     [cluster({}, { serviceAddress: { address: '10.0.0.5', interface: 'eth0' } }), /serviceAddress\.address: must be ADDRESS\/PREFIX/],
     [cluster({ members: [{ id: 'm1' }, { id: 'm1' }] }), /member "m1" is listed twice/],
     [{ ...cluster(), nbd: { listen: ['127.0.0.1:10809'] } }, /nbd\.listen: must be empty with a cluster section/],
+    [cluster({ configHistory: 0 }), /cluster\.configHistory/],
   ];
   for (const [doc, message] of cases) t.throws(() => validateMemberConfig(doc), { message }, String(message));
 });
