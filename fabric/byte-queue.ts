@@ -75,6 +75,11 @@ export class ByteQueue {
     return (this.byteAt(index) << 8) | this.byteAt(index + 1);
   }
 
+  /** Little-endian u32 at unconsumed byte `index` (iSCSI digests), read without a view or a copy. */
+  readUInt32LE(index: number): number {
+    return ((this.byteAt(index) | (this.byteAt(index + 1) << 8) | (this.byteAt(index + 2) << 16)) >>> 0) + this.byteAt(index + 3) * 0x1000000;
+  }
+
   /** Big-endian u32 at unconsumed byte `index`, read across chunk boundaries without copying. */
   readUInt32BE(index: number): number {
     return this.byteAt(index) * 0x1000000 + ((this.byteAt(index + 1) << 16) | (this.byteAt(index + 2) << 8) | this.byteAt(index + 3));

@@ -98,7 +98,3 @@ export function crc32cJs(parts: Uint8Array | readonly Uint8Array[], padding = 0)
 export function writeDigest(value: number, target: Buffer, offset: number): void {
   target.writeUInt32LE(value, offset);
 }
-
-export function readDigest(source: Buffer, offset: number): number {
-  return source.readUInt32LE(offset);
-}

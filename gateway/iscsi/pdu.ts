@@ -1,7 +1,7 @@
 import type { Retained } from '../../fabric/buffers.js';
 import type { ByteQueue } from '../../fabric/byte-queue.js';
 import { BHS_LENGTH, DIGEST_LENGTH, FINAL_BIT, IMMEDIATE_BIT, OPCODE_MASK } from './constants.js';
-import { crc32c, readDigest, writeDigest } from './digest.js';
+import { crc32c, writeDigest } from './digest.js';
 
 /**
  * iSCSI PDU framing (RFC 7143 §11.2): a 48-byte Basic Header Segment, optional Additional
@@ -156,7 +156,8 @@ export class PduReader {
     const bhs = q.readContiguous(BHS_LENGTH, true, holds);
     const ahs = ahsLen > 0 ? q.readContiguous(ahsLen, true, holds) : undefined;
     if (hd) {
-      const got = readDigest(q.readContiguous(DIGEST_LENGTH), 0);
+      const got = q.readUInt32LE(0);
+      q.skip(DIGEST_LENGTH);
       const want = crc32c(ahs ? [bhs, ahs] : bhs);
       if (got !== want) {
         q.skip(padded + dd);
@@ -169,7 +170,8 @@ export class PduReader {
     const pad = padded - dlen;
     if (pad) q.skip(pad);
     if (dd) {
-      const got = readDigest(q.readContiguous(DIGEST_LENGTH), 0);
+      const got = q.readUInt32LE(0);
+      q.skip(DIGEST_LENGTH);
       const want = crc32c(data, pad);
       if (got !== want) {
         const copy = Buffer.from(bhs);

@@ -2,6 +2,7 @@
 // checkout and `--baseline <checkout>`, each with its dist/ built), beside the comparison's
 // reference server, in alternating order (A B C, C B A…), medians and ranges of each.
 //   node test/bench/ab.mjs --baseline /tmp/main-checkout --only memory --workloads seqread-1m-qd8
+//   node test/bench/ab.mjs --baseline . --node-args="--max-semi-space-size=32" --baseline-node-args= --workloads randread-4k-qd1
 // `--node-args` passes V8 flags to both members (e.g. to measure a flag against no flag:
 // give the same checkout as baseline and `--baseline-node-args`).
 import { mkdtempSync, rmSync } from 'node:fs';

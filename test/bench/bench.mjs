@@ -85,13 +85,37 @@ async function openSides(c, member) {
       const address = spec?.iscsi ? member.iscsiUri(spec.iscsi.target, spec.iscsi.lun) : spec ? member.uri(spec.export) : server.uri();
       const uri = spec?.uri ? spec.uri(address) : address;
       const pids = [...(spec ? member.pids : server.pids), ...(side.alsoCpu?.() ?? [])];
-      opened.push({ label: side.label, uri, cpu: () => pids.reduce((n, pid) => n + cpuSeconds(pid), 0), stop: server?.stop ?? (async () => {}) });
+      const verify = spec?.expectLogin ? loginCheck(member, spec.iscsi.target, spec.expectLogin, side.label) : undefined;
+      opened.push({ label: side.label, uri, cpu: () => pids.reduce((n, pid) => n + cpuSeconds(pid), 0), verify, stop: server?.stop ?? (async () => {}) });
     }
   } catch (err) {
     for (const s of opened) await s.stop();
     throw err;
   }
   return opened;
+}
+
+/**
+ * For sides that must run with given session parameters (e.g. HeaderDigest=CRC32C): a
+ * function that runs one measurement and then checks that every Normal session logged in to
+ * `target` meanwhile negotiated `expected` ({ hd, dd }), and that there was one — so a
+ * comparison of digests on and off cannot silently measure off twice.
+ */
+function loginCheck(member, target, expected, label) {
+  return async (run) => {
+    const from = member.logins.length;
+    const result = await run();
+    // The login line is written long before the run ends; allow the pipe a moment anyway.
+    for (let i = 0; i < 50 && member.logins.length === from; i++) await new Promise((r) => setTimeout(r, 20));
+    const sessions = member.logins.slice(from).filter((l) => l.target === target && l.type === 'Normal');
+    if (sessions.length === 0) throw new Error(`${label}: no iSCSI login to ${target} during the measurement`);
+    for (const s of sessions) {
+      for (const [key, want] of Object.entries(expected)) {
+        if (s[key] !== want) throw new Error(`${label}: the session negotiated ${key}=${s[key]}, the comparison needs ${want}`);
+      }
+    }
+    return result;
+  };
 }
 
 async function measureComparison(c, member) {
@@ -117,7 +141,8 @@ async function measureComparison(c, member) {
           log(`${w.title}: ${sides[i].label} (round ${round + 1}/${rounds})`);
           // Each measurement starts with no dirty pages of earlier ones left to write back.
           if (c.syncFiles) execFileSync('sync', c.syncFiles);
-          samples[i].push(await measure(sides[i].uri, w, { runtime, ramp, cpu: sides[i].cpu }));
+          const once = () => measure(sides[i].uri, w, { runtime, ramp, cpu: sides[i].cpu });
+          samples[i].push(await (sides[i].verify ? sides[i].verify(once) : once()));
         }
       }
       for (const metric of w.metrics) {

@@ -176,6 +176,8 @@ export function comparisons({ size, shmDir, rootDir, root, workDir }) {
           export: 'bench-iscsi-digests',
           iscsi: { target: `${BLOCKGATE_IQN}-digests`, lun: 0 },
           uri: (uri) => withHeaderDigest(uri, digest),
+          // What the member logged at login must match (the bench fails the row otherwise).
+          expectLogin: { hd: digest === 'crc32c', dd: false },
         },
       })),
     },

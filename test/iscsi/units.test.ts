@@ -86,6 +86,16 @@ t.test('PduReader cuts PDUs across chunks and keeps data as slices', async (t) =
   const r2 = new PduReader(q2, limits);
   q2.push(bad);
   t.throws(() => r2.next(), FramingError, 'data digest mismatch');
+  const badHeader = Buffer.from(wire);
+  badHeader[48 + 1]! ^= 0x01; // the header digest, cut across chunks below
+  const q4 = new ByteQueue();
+  const r4 = new PduReader(q4, limits);
+  for (let i = 0; i < badHeader.length; i += 7) q4.push(badHeader.subarray(i, i + 7));
+  t.throws(() => r4.next(), { kind: 'header-digest' }, 'header digest mismatch');
+  const le = Buffer.from([0xaa, 0x98, 0xba, 0xdc, 0xfe]);
+  const q5 = new ByteQueue();
+  for (let i = 0; i < le.length; i += 2) q5.push(le.subarray(i, i + 2));
+  t.equal(q5.readUInt32LE(1), 0xfedcba98, 'a little-endian u32 across chunks, above 2^31');
   const q3 = new ByteQueue();
   const r3 = new PduReader(q3, { ...limits, maxDataSegment: 8 });
   q3.push(wire);

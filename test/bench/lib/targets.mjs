@@ -2,6 +2,7 @@
 // { proc, pids, uri, stop }: `pids` are the processes whose CPU time counts as the server's.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { freePort, startProcess, waitForLine, waitForPort } from './processes.mjs';
 
 /**
@@ -26,6 +27,17 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
   const proc = startProcess(process.execPath, args, {
     env: { ...process.env, BLOCKGATE_LOG_FORMAT: 'json', BLOCKGATE_LOG_LEVEL: 'info', ...env },
   });
+  // iSCSI logins as the member logged them ({ target, type, hd, dd }): the digest comparison
+  // checks what was negotiated, not what the initiator was asked to request.
+  const logins = [];
+  createInterface({ input: proc.child.stdout }).on('line', (text) => {
+    if (!text.includes('"login complete"')) return;
+    try {
+      logins.push(JSON.parse(text));
+    } catch {
+      // not a JSON log line
+    }
+  });
   const ready = await waitForLine(proc, (l) => l?.msg === 'ready', 'blockgate');
   const address = ready.listen.nbd[0];
   // iSCSI portals are listed as "127.0.0.1:3260 iqn.… tpg 1".
@@ -34,6 +46,7 @@ export async function startBlockgate({ root, workDir, backends, devices = [], ex
     proc,
     pids: [proc.pid],
     address,
+    logins,
     uri: (exportName) => `nbd://${address}/${exportName}`,
     iscsiUri(target, lun) {
       const portal = portals.find(([, name]) => name === target)?.[0];
