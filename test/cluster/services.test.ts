@@ -1,4 +1,6 @@
 import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI, ensureBuilt, type LogLine } from '../helpers/blockgate-cli.js';
 import { eventually } from '../helpers/cluster-net.js';
 import { alternateOf, NetCluster, primaryOf, SET } from '../helpers/net-cluster.js';
@@ -273,4 +275,62 @@ t.test('cold start of the whole set: the member with the newest configuration ca
   t.ok(newest >= 0 && elected > newest, `the Primary (${primary}) held generation ${String(change.body.generation)} when it was elected`);
   const mine = (await api(stale, 'GET', '/api/v1/config')).body as { generation: number; current: { checksum: string } };
   t.same([mine.generation, mine.current.checksum], [change.body.generation, change.body.checksum], `${stale} caught up`);
+});
+
+t.test('a replacement member with a new id: the operator swaps it in for a lost member by a configuration change; the lost one is forgotten, the new one is checked, pulls the configuration and joins as an Alternate', async (t) => {
+  const roles = await settledRoles();
+  const lost = alternateOf(roles);
+  const stay = ids().filter((id) => id !== lost);
+  const added = 'm4';
+  await cluster.kill(lost); // its host is replaced: the member never comes back
+  const { current } = (await api(stay[0]!, 'GET', '/api/v1/config')).body as { current: { config: Record<string, any> } };
+  const c = current.config;
+  const swap = (members: string[]): string[] => members.map((id) => (id === lost ? added : id));
+  const config = {
+    ...c,
+    cluster: {
+      ...c.cluster,
+      members: (c.cluster.members as Array<{ id: string }>).map((m) => (m.id === lost ? { ...m, id: added } : m)),
+      sets: (c.cluster.sets as Array<{ members: string[] }>).map((s) => ({ ...s, members: swap(s.members) })),
+    },
+  };
+  const change = await api(stay[1]!, 'PUT', '/api/v1/config', config);
+  t.equal(change.status, 200, `the swap is a configuration change like any other: ${JSON.stringify(change.body)}`);
+  // The members restart with the new cluster section: the lost member is no longer one of theirs.
+  for (const id of stay) {
+    await eventually(
+      async () => {
+        const s = await clusterStatus(id);
+        return s.boot !== 'booting' && !(s.peers as Array<{ id: string }>).some((p) => p.id === lost) && (s.peers as Array<{ id: string }>).some((p) => p.id === stay.find((x) => x !== id)) ? s : undefined;
+      },
+      60_000,
+      `${id} runs the new membership`,
+    );
+  }
+  const file = join(net.dir, 'swapped.json');
+  writeFileSync(file, JSON.stringify(config));
+  const m = await net.startOnHostOf(lost, added, file);
+  const after = await settledRoles(SET, [...stay, added]);
+  t.equal(after[added], 'alternate', `${added} joined as an Alternate`);
+  const s = await clusterStatus(added);
+  t.equal(s.boot, 'replacement', `${added} booted as a replacement (a new member's empty store)`);
+  t.same([s.eligible, s.refused], [true, undefined], 'its versions were checked and accepted');
+  const kept = m.process.lines.findIndex((l) => l.msg === 'configuration generation kept' && l.generation === change.body.generation);
+  const role = m.process.lines.findIndex((l) => l.msg === 'role in set' && l.set === SET && l.role !== 'none');
+  t.ok(kept >= 0 && role > kept, `${added} pulled the cluster's generation ${String(change.body.generation)} before it took a role (lines ${kept} < ${role})`);
+  const mine = (await api(added, 'GET', '/api/v1/config')).body as { generation: number; current: { checksum: string } };
+  t.same([mine.generation, mine.current.checksum], [change.body.generation, change.body.checksum], "it runs the cluster's generation and checksum");
+  for (const id of stay) {
+    const st = await eventually(
+      async () => {
+        const x = await clusterStatus(id);
+        const peer = (x.peers as Array<{ id: string; health: string }>).find((p) => p.id === added);
+        return peer?.health === 'alive' ? x : undefined;
+      },
+      60_000,
+      `${id} hears ${added}`,
+    );
+    t.notOk((st.peers as Array<{ id: string }>).some((p) => p.id === lost), `${id} no longer knows ${lost}`);
+    t.same((st.alarms as Array<{ peer?: string }>).filter((a) => a.peer === lost), [], `${id} has no active alarm about ${lost}`);
+  }
 });

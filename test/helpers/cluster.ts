@@ -61,8 +61,9 @@ export class TestCluster {
     return out.sort().join('\n');
   }
 
-  start(id: string, env?: Readonly<Record<string, string>>): ClusterMember {
-    const proc = spawnMember(this.config, id, this.dataDirOf(id), { ...this.optionsOf(id), ...(env && { env }) });
+  /** Start `id`; `config`: another configuration file than the cluster's (a member added by a change). */
+  start(id: string, env?: Readonly<Record<string, string>>, config = this.config): ClusterMember {
+    const proc = spawnMember(config, id, this.dataDirOf(id), { ...this.optionsOf(id), ...(env && { env }) });
     let m = this.members.get(id);
     if (!m) {
       m = { id, process: proc, history: [], killedAt: new Map() };

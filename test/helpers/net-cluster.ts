@@ -25,6 +25,8 @@ export class NetCluster {
     readonly topo: Topology,
     readonly dir: string,
     readonly cluster: TestCluster,
+    /** Members that run on another member's host (a replacement with a new id): id → the host's first member. */
+    private readonly hosts: Map<string, string>,
     readonly etcd?: EtcdCluster,
   ) {}
 
@@ -54,14 +56,15 @@ export class NetCluster {
     const { apiHost = '127.0.0.1', etcd: _, clusterExtra, ...configOptions } = options;
     const arbitration = etcd && { type: 'etcd', endpoints: etcd.endpoints, ttlSeconds: 4 };
     const config = writeNetClusterConfig({ name, dir, topology: topo, disk, ...configOptions, ...(arbitration && { arbitration }) }, clusterExtra);
-    const nsOf = (id: string): string => topo.members.find((m) => m.name === id)!.ns;
+    const hosts = new Map<string, string>();
+    const nsOf = (id: string): string => topo.members.find((m) => m.name === (hosts.get(id) ?? id))!.ns;
     const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`), (id) => ({ netns: nsOf(id), extraArgs: ['--api', `${apiHost}:${API_PORT}`] }));
     // After the cluster's own teardown (registered first, run last): members killed, then files.
     t.teardown(async () => {
       await cluster.killAll();
       rmSync(dir, { recursive: true, force: true });
     });
-    return new NetCluster(topo, dir, cluster, etcd);
+    return new NetCluster(topo, dir, cluster, hosts, etcd);
   }
 
   ids(): string[] {
@@ -69,7 +72,18 @@ export class NetCluster {
   }
 
   nsOf(id: string): string {
-    return this.topo.members.find((m) => m.name === id)!.ns;
+    return this.topo.members.find((m) => m.name === (this.hosts.get(id) ?? id))!.ns;
+  }
+
+  /**
+   * Start member `id` on the host of member `host` (the replaced one's), from `config`, with
+   * a new data directory, waiting until it is ready.
+   */
+  async startOnHostOf(host: string, id: string, config: string): Promise<ClusterMember> {
+    this.hosts.set(id, host);
+    const m = this.cluster.start(id, undefined, config);
+    await m.process.ready();
+    return m;
   }
 
   dataOf(id: string): string {
