@@ -4,8 +4,8 @@
 //   node test/bench/ab.mjs --baseline /tmp/main-checkout --only memory --workloads seqread-1m-qd8
 //   node test/bench/ab.mjs --baseline . --node-args="--max-semi-space-size=32" --baseline-node-args= --workloads randread-4k-qd1
 // `--node-args` passes V8 flags to both members (e.g. to measure a flag against no flag:
-// give the same checkout as baseline and `--baseline-node-args`).
-import { mkdtempSync, rmSync } from 'node:fs';
+// give the same checkout as baseline and `--baseline-node-args`). NBD comparisons only (fio).
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,9 +49,15 @@ const bgSide = c.sides[Number(values.side)];
 const spec = typeof bgSide.blockgate === 'function' ? bgSide.blockgate() : bgSide.blockgate;
 const reference = values['no-reference'] ? undefined : c.sides.find((s) => s.start);
 
-/** Each build gets its own copy of the side's backing (files are renamed per build). */
+/** Each build gets its own backing: a file of the same size beside the side's own. */
 function specFor(tag) {
-  const backends = spec.backends.map((b) => (b.path ? { ...b, path: `${b.path}.${tag}` } : b));
+  const backends = spec.backends.map((b) => {
+    if (!b.path) return b;
+    const path = `${b.path}.${tag}`;
+    writeFileSync(path, '');
+    truncateSync(path, size);
+    return { ...b, path };
+  });
   return { ...spec, backends };
 }
 
