@@ -11,6 +11,7 @@ import { IscsiServer } from './iscsi/server.js';
 import { NbdServer } from './nbd/server.js';
 import type { FrontEndSession } from './sessions.js';
 import { setPorts } from './set-ports.js';
+import { replicationPort } from './replication-port.js';
 import { setOfTarget } from '../failover/config/cluster-iscsi.js';
 import { connectionLimits } from './access/connection-limits.js';
 import { Refusals } from './access/refusals.js';
@@ -71,6 +72,8 @@ export const gatewayPorts: PortProvider = {
     ...(config.nbd.listen.length > 0 ? ['nbd'] : []),
     ...(config.iscsi && config.iscsi.targets.length > 0 ? ['iscsi'] : []),
     ...(config.api && config.api.listen.length > 0 ? ['api'] : []),
+    // A shared-nothing device: every member exports its replica to the set's Primary.
+    ...([...config.backends, ...config.devices].some((d) => d.type === 'replicated') ? ['replication'] : []),
   ],
   port(protocol, context) {
     switch (protocol) {
@@ -80,6 +83,8 @@ export const gatewayPorts: PortProvider = {
         return iscsiPort(context, sharedOf(context));
       case 'api':
         return apiPort(context, sharedOf(context));
+      case 'replication':
+        return replicationPort(context);
       default:
         throw new Error(`no ${protocol} port in the gateway`);
     }

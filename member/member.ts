@@ -83,11 +83,11 @@ export class Member {
     // Every section is checked again before anything is built or bound: the caller may have
     // changed the configuration (command-line overrides).
     const validated = validateMemberConfig(config);
-    const devices = await buildDevices(validated.graph, { dataDir: options.dataDir });
+    const memberId = options.memberId ?? config.member;
+    const devices = await buildDevices(validated.graph, { dataDir: options.dataDir, memberId });
     const sets = failoverSetsOf(devices, validated, options.store);
     sets.start();
     const fabric = new FabricSwitch();
-    const memberId = options.memberId ?? config.member;
     const started: Port[] = [];
     let boot: BootOutcome | undefined;
     let member: Member | undefined;
@@ -231,7 +231,7 @@ export class Member {
 
   private async buildTrees(graph: ReadonlyMap<string, ValidatedSpec>, tops: readonly string[]): Promise<void> {
     const names = new Set(tops.flatMap((t) => subtree(graph, t)));
-    const built = await buildDevices(new Map([...graph].filter(([n]) => names.has(n))), { dataDir: this.options.dataDir });
+    const built = await buildDevices(new Map([...graph].filter(([n]) => names.has(n))), { dataDir: this.options.dataDir, memberId: this.options.memberId ?? this.current.config.member });
     for (const [name, device] of built) {
       this.devices.set(name, device);
       this.fabric.addDevice(device);

@@ -1,9 +1,10 @@
-import { open, mkdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BlockError, toBlockError } from '../errors.js';
 import { checkBitmapGeometry, regionCount } from './limits.js';
 import { SerialFlush } from './serial-flush.js';
 import { syncDirectory } from './durable-file.js';
+import { FILES, type MetadataStore } from './metadata-store.js';
 
 /**
  * One bit per region of a device: set while the region may differ from its in-sync copy.
@@ -41,6 +42,8 @@ export class DirtyBitmap {
   private constructor(
     readonly path: string,
     geometry: BitmapGeometry,
+    /** Where the bitmap is kept: files (partial writes in place) or another store (whole writes). */
+    private readonly store: MetadataStore = FILES,
   ) {
     if (!Number.isSafeInteger(geometry.regionSize) || geometry.regionSize <= 0) throw new BlockError('EINVAL', `bad region size ${geometry.regionSize}`);
     this.regionSize = geometry.regionSize;
@@ -51,8 +54,8 @@ export class DirtyBitmap {
   }
 
   /** A new bitmap, all clean or all dirty, held in memory until the first persist. */
-  static create(path: string, geometry: BitmapGeometry, fill: 'clean' | 'dirty'): DirtyBitmap {
-    const bitmap = new DirtyBitmap(path, geometry);
+  static create(path: string, geometry: BitmapGeometry, fill: 'clean' | 'dirty', store: MetadataStore = FILES): DirtyBitmap {
+    const bitmap = new DirtyBitmap(path, geometry, store);
     if (fill === 'dirty') bitmap.setAll();
     bitmap.changedFrom = 0;
     bitmap.changedTo = bitmap.bits.length;
@@ -64,14 +67,14 @@ export class DirtyBitmap {
    * bitmap: not knowing what changed means copying everything. `problem` says why a file
    * that should be there could not be used (unreadable, damaged): safe, but never silent.
    */
-  static async load(path: string, geometry: BitmapGeometry): Promise<{ bitmap: DirtyBitmap; found: boolean; problem?: string }> {
-    const bitmap = new DirtyBitmap(path, geometry);
+  static async load(path: string, geometry: BitmapGeometry, store: MetadataStore = FILES): Promise<{ bitmap: DirtyBitmap; found: boolean; problem?: string }> {
+    const bitmap = new DirtyBitmap(path, geometry, store);
     let content: Buffer | undefined;
     let problem: string | undefined;
     try {
-      content = await readFile(path);
+      content = await store.read(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problem = `cannot read ${path}: ${(err as Error).message}`;
+      problem = `cannot read ${path} from ${store.where}: ${(err as Error).message}`;
     }
     const header = content !== undefined && content.length >= HEADER && content.readUInt32LE(0) === MAGIC && content.readUInt32LE(4) === VERSION;
     // Another geometry is a configuration change (region size, device size), not damage.
@@ -200,9 +203,16 @@ export class DirtyBitmap {
   async remove(): Promise<void> {
     this.removed = true;
     await this.close();
-    await unlink(this.path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await this.store.remove(this.path);
+  }
+
+  private header(): Buffer {
+    const header = Buffer.alloc(HEADER);
+    header.writeUInt32LE(MAGIC, 0);
+    header.writeUInt32LE(VERSION, 4);
+    header.writeDoubleLE(this.deviceSize, 8);
+    header.writeDoubleLE(this.regionSize, 16);
+    return header;
   }
 
   private setAll(): void {
@@ -225,16 +235,16 @@ export class DirtyBitmap {
     this.changedFrom = Infinity;
     this.changedTo = 0;
     try {
+      if (this.store !== FILES) {
+        // A store without partial writes: the whole bitmap each time (it is small: one bit per region).
+        await this.store.write(this.path, Buffer.concat([this.header(), this.bits]));
+        return;
+      }
       if (!this.file) {
         // First write: the whole file, then make its directory entry durable.
         await mkdir(dirname(this.path), { recursive: true });
         const file = await open(this.path, 'w+');
-        const header = Buffer.alloc(HEADER);
-        header.writeUInt32LE(MAGIC, 0);
-        header.writeUInt32LE(VERSION, 4);
-        header.writeDoubleLE(this.deviceSize, 8);
-        header.writeDoubleLE(this.regionSize, 16);
-        await file.writev([header, this.bits], 0);
+        await file.writev([this.header(), this.bits], 0);
         await file.sync();
         await syncDirectory(dirname(this.path));
         this.file = file;

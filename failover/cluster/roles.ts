@@ -9,6 +9,7 @@ import type { MemberConfig } from '../config/schema/member-config.js';
 import type { ConfigRecord } from '../config/store.js';
 import { validateMemberConfig } from '../config/validate.js';
 import { fencingBackends } from './backend-fencing.js';
+import { sharedNothing } from './shared-nothing.js';
 import { configChecksum } from '../config/canonical.js';
 import { formatHostPort } from '../config/net-address.js';
 import { PeerRequestError } from '../peer/messages.js';
@@ -82,7 +83,7 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
     const { graph } = validateMemberConfig(ctx.config);
     for (const set of cluster.sets) {
       if (!set.members.includes(memberId)) continue;
-      const actions = fencingBackends(ctx.setPorts(set), set, ctx.config, graph, ctx.fabric);
+      const actions = sharedNothing(fencingBackends(ctx.setPorts(set), set, ctx.config, graph, ctx.fabric), set, ctx.config, graph, ctx.fabric, memberId, this.arbiter);
       const runner = new SetRunner(set, memberId, this.arbiter, actions, { pid: process.pid }, 500, gateOf(set.name));
       runners.push(runner);
       for (const e of set.exports) this.gates.set(e, runner.mayServe);

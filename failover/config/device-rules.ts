@@ -27,6 +27,8 @@ export function checkDeviceRules(graph: ReadonlyMap<string, ValidatedSpec>, prob
         if (!isPowerOfTwo(bytes(spec.stripeUnit))) problems.add(`${field}.stripeUnit`, `must be a power of two (got ${JSON.stringify(spec.stripeUnit)})`);
         break;
       case 'mirror':
+      case 'replicated':
+        if (spec.type === 'replicated' && bytes(spec.size) === 0) problems.add(`${field}.size`, 'must be more than 0');
         checkMirror(spec, field, sizes, problems);
         break;
       case 'multipath':
@@ -47,7 +49,7 @@ function checkNbd(spec: SpecOf<'nbd'>, field: string, problems: Problems): void 
   }
 }
 
-function checkMirror(spec: SpecOf<'mirror'>, field: string, sizes: KnownSizes, problems: Problems): void {
+function checkMirror(spec: Pick<SpecOf<'mirror'>, 'name' | 'resync'>, field: string, sizes: KnownSizes, problems: Problems): void {
   const written = spec.resync?.regionSize;
   const regionSize = written === undefined ? MIRROR_DEFAULTS.regionSize : bytes(written);
   const regionField = written === undefined ? field : `${field}.resync.regionSize`;
@@ -95,6 +97,8 @@ class KnownSizes {
         return bytes(spec.size);
       case 'file':
         return spec.size === undefined ? this.fileSizes?.get(spec.name) : bytes(spec.size);
+      case 'replicated':
+        return bytes(spec.size);
       case 'mirror':
         return this.same(spec.replicas, `${field}.replicas`, 'replicas of a mirror hold the same data: they must have the same size');
       case 'multipath':

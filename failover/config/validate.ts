@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { checkClusterIscsi } from './cluster-iscsi.js';
 import { checkExports, checkIscsi, checkListeners, checkNbdAccess } from './checks.js';
 import { checkCluster, normalizeCluster } from './cluster-section.js';
+import { checkReplicated } from './replicated-checks.js';
 import { checkDeviceRules } from './device-rules.js';
 import { deviceGraph, type ValidatedSpec } from './device-graph.js';
 import { Problems } from './errors.js';
@@ -90,6 +91,10 @@ function normalize(doc: ConfigDocument, options: ValidateOptions, problems: Prob
 }
 
 function absolutePaths(spec: DeviceSpec, field: string, options: ValidateOptions, problems: Problems): DeviceSpec {
+  if (spec.type === 'replicated') {
+    const paths = spec.paths && Object.fromEntries(Object.entries(spec.paths).map(([m, p]) => [m, absolute(p, `${field}.paths.${m}`, options, problems)]));
+    return { ...spec, path: absolute(spec.path, `${field}.path`, options, problems), ...(paths && { paths }) };
+  }
   if (spec.type !== 'file') return spec;
   return { ...spec, path: absolute(spec.path, `${field}.path`, options, problems) };
 }
@@ -115,6 +120,7 @@ function checkConfig(config: MemberConfig, problems: Problems): { graph: Map<str
   if (config.iscsi) checkIscsi(config.iscsi, config.exports, problems);
   if (config.cluster) checkCluster(config.cluster, config.exports.map((e) => e.name), problems);
   if (config.iscsi) checkClusterIscsi(config.iscsi, config.cluster, problems);
+  checkReplicated(graph, config, problems);
   return { graph };
 }
 

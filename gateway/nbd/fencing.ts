@@ -22,6 +22,13 @@ const ZERO: FenceToken = Object.freeze({ term: 0, generation: 0 });
 export class FenceRegistry {
   private readonly newest = new Map<string, FenceToken>();
 
+  /**
+   * `required`: a client that presents no token is refused every export (a shared-nothing
+   * replica's server: only a set's Primary writes there, and an unfenced writer could never
+   * be told it was deposed).
+   */
+  constructor(readonly required = false) {}
+
   /** The newest token seen for this export, the zero token if none. */
   current(exportName: string): FenceToken {
     return this.newest.get(exportName) ?? ZERO;

@@ -153,6 +153,7 @@ export async function negotiateOptions(
         const fenced = fenceOf(ctx, state, entry.name);
         // No error reply exists here either: a stale client is hung up on.
         if (fenced === 'stale') throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: fencing token ${formatToken(state.fenceToken!)} is stale`);
+        if (fenced === 'unfenced') throw new NbdProtocolError(`NBD_OPT_EXPORT_NAME of export ${JSON.stringify(entry.name)}: ${UNFENCED}`);
         const flags = transmissionFlags(entry.device.capabilities, state.structuredReplies);
         io.write(exportNameReply(entry.device.size, flags, client.noZeroes));
         return finish(state, entry, fenced);
@@ -197,6 +198,11 @@ export async function negotiateOptions(
         }
         // GO commits the token; INFO only asks, so it records nothing.
         const fenced = option === NBD_OPT_GO ? fenceOf(ctx, state, entry.name) : undefined;
+        if (fenced === 'unfenced') {
+          ctx.refusals.refuse('nbd', 'fenced', ctx.log, { export: entry.name, token: 'none', ...identity() });
+          reply(NBD_REP_ERR_POLICY, Buffer.from(`${UNFENCED} (export ${JSON.stringify(entry.name)})`, 'utf8'));
+          break;
+        }
         if (fenced === 'stale') {
           const newest = ctx.fences.current(entry.name);
           const [token, newer] = [formatToken(state.fenceToken!), formatToken(newest)];
@@ -297,9 +303,11 @@ function finish(state: State, entry: ExportEntry, fence: ConnectionFence | undef
 }
 
 /** The connection's fence for this export if the client sent a token; 'stale' if a newer one was seen. */
-function fenceOf(ctx: NegotiationContext, state: State, exportName: string): ConnectionFence | 'stale' | undefined {
+const UNFENCED = 'this server requires a fencing token (NBD_OPT_BLOCKGATE_FENCE): it serves a replica only to a failover set\'s Primary';
+
+function fenceOf(ctx: NegotiationContext, state: State, exportName: string): ConnectionFence | 'stale' | 'unfenced' | undefined {
   const token = state.fenceToken;
-  if (token === undefined) return undefined;
+  if (token === undefined) return ctx.fences.required ? 'unfenced' : undefined;
   if (!mayConnect(ctx.fences, exportName, token)) return 'stale';
   return new ConnectionFence(ctx.fences, exportName, token);
 }

@@ -8,6 +8,7 @@ import type { BuildContext, DeviceFactory } from './context.js';
 import { createConcat, createMirror, createStripe } from './layers.js';
 import { createFile, createMemory } from './leaves.js';
 import { createMultipath, createNbd, detachedNbd } from './paths.js';
+import { createReplicated } from './replicated.js';
 
 const log = logger('devices');
 
@@ -20,6 +21,7 @@ const FACTORIES: { readonly [K in DeviceType]: DeviceFactory<K> } = {
   multipath: createMultipath,
   concat: createConcat,
   stripe: createStripe,
+  replicated: createReplicated,
 };
 
 function create(spec: DeviceSpec, context: BuildContext, field: string): Promise<BlockDevice> {
@@ -30,11 +32,12 @@ function create(spec: DeviceSpec, context: BuildContext, field: string): Promise
  * Build every device of a validated graph, children first. On any failure the devices
  * already built are closed: nothing half-starts.
  */
-export async function buildDevices(graph: ReadonlyMap<string, ValidatedSpec>, options: { dataDir: string }): Promise<Map<string, BlockDevice>> {
+export async function buildDevices(graph: ReadonlyMap<string, ValidatedSpec>, options: { dataDir: string; memberId?: string }): Promise<Map<string, BlockDevice>> {
   const built = new Map<string, BlockDevice>();
   const building = new Map<string, Promise<BlockDevice>>();
   const context: BuildContext = {
     dataDir: options.dataDir,
+    ...(options.memberId !== undefined && { memberId: options.memberId }),
     use(name: string): Promise<BlockDevice> {
       let pending = building.get(name);
       if (!pending) {

@@ -5,6 +5,8 @@ import type { DeviceType, SpecOf } from '../../failover/config/schema/devices.js
 export interface BuildContext {
   /** The member's data directory, for state a device persists (bitmaps, reservations). */
   readonly dataDir: string;
+  /** Which cluster member builds the graph (a replicated device opens this member's replica). */
+  readonly memberId?: string;
   /** The device declared under `name`, built on first use (each device has one parent). */
   use(name: string, field: string): Promise<BlockDevice>;
   /**

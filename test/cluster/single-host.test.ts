@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureBuilt, startMember } from '../helpers/blockgate-cli.js';
+import { ensureBuilt } from '../helpers/blockgate-cli.js';
 import { runTool, startBackground } from '../helpers/clients.js';
+import { clientGateway, fioVerify } from '../helpers/set-clients.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/nbdkit-server.js';
 
@@ -44,56 +45,6 @@ async function setUp(t: Test, members: string[]) {
     rmSync(dir, { recursive: true, force: true });
   });
   return { dir, port, cluster };
-}
-
-/** A standalone blockgate in front of the set: its nbd backend reconnects when the Primary changes. */
-async function clientGateway(t: Test, dir: string, port: number) {
-  const socket = join(dir, 'client.sock');
-  const config = join(dir, 'client.yaml');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      member: 'client',
-      backends: [
-        {
-          name: 'remote',
-          type: 'nbd',
-          paths: [`127.0.0.1:${port}`],
-          export: 'disk',
-          // A path that drops and returns on every failover must not be kept out as marginal.
-          marginal: { failures: 1000, windowMs: 1000 },
-          failback: 'immediate',
-          probeIntervalMs: 100,
-          noPathRetryMs: 30_000,
-          timeoutMs: 5000,
-          connectTimeoutMs: 1000,
-        },
-      ],
-      exports: [{ name: 'c', device: 'remote' }],
-      nbd: { listen: [{ socket }] },
-    }),
-  );
-  const gw = startMember(t, ['--config', config, '--data-dir', join(dir, 'data-client')]);
-  await gw.ready();
-  return `nbd+unix:///c?socket=${socket}`;
-}
-
-function fioVerify(uri: string, sizeMiB: number, seed: number) {
-  return startBackground('fio', [
-    '--name=verify',
-    '--ioengine=nbd',
-    `--uri=${uri}`,
-    '--rw=randwrite',
-    '--bs=4k',
-    '--iodepth=8',
-    `--size=${sizeMiB}M`,
-    '--verify=crc32c',
-    '--verify_state_save=0',
-    '--do_verify=1',
-    '--verify_fatal=1',
-    `--randseed=${seed}`,
-    '--output-format=json',
-  ]);
 }
 
 for (const n of [2, 3]) {

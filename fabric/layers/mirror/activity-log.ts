@@ -1,4 +1,5 @@
 import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
+import { FILES, type MetadataStore } from '../../bitmap/metadata-store.js';
 
 /**
  * A mirror's activity log, as DRBD keeps one: the extents (large regions) that writes may
@@ -56,8 +57,9 @@ export class ActivityLog {
     deviceSize: number,
     options: ActivityLogOptions,
     hooks: { readonly volatile: boolean; askFlush(): void },
+    store: MetadataStore = FILES,
   ): Promise<{ log: ActivityLog; logged: number[]; found: boolean; problem?: string }> {
-    const { bitmap, found, problem } = await DirtyBitmap.load(path, { deviceSize, regionSize: options.extentSize });
+    const { bitmap, found, problem } = await DirtyBitmap.load(path, { deviceSize, regionSize: options.extentSize }, store);
     const logged: number[] = [];
     for (let e = bitmap.nextDirty(0); e >= 0; e = bitmap.nextDirty(e + 1)) logged.push(e);
     return { log: new ActivityLog(bitmap, options, hooks.volatile, hooks.askFlush), logged, found, ...(problem !== undefined && { problem }) };

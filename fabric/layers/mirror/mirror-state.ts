@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileDurably } from '../../bitmap/durable-file.js';
+import { FILES, type MetadataStore } from '../../bitmap/metadata-store.js';
 import type { BlockDevice } from '../../device.js';
 import { Replica, type ReplicaSlot, type ReplicaState } from './replica.js';
 
@@ -40,21 +39,16 @@ export function bitmapPath(dir: string, replicaName: string): string {
   return join(dir, `${encodeURIComponent(replicaName)}.bitmap`);
 }
 
-export async function loadMirrorState(dir: string): Promise<PersistedMirror | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'state.json'), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+export async function loadMirrorState(dir: string, store: MetadataStore = FILES): Promise<PersistedMirror | undefined> {
+  const text = (await store.read(join(dir, 'state.json')))?.toString('utf8');
+  if (text === undefined) return undefined;
   const parsed = JSON.parse(text) as PersistedMirror;
   if (parsed.version !== 1 || !Array.isArray(parsed.replicas)) throw new Error(`${join(dir, 'state.json')}: unknown format`);
   return parsed;
 }
 
-export function saveMirrorState(dir: string, state: PersistedMirror): Promise<void> {
-  return writeFileDurably(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+export function saveMirrorState(dir: string, state: PersistedMirror, store: MetadataStore = FILES): Promise<void> {
+  return store.write(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
 }
 
 export function persistedState(slot: ReplicaSlot, state: ReplicaState): PersistedReplica['state'] {

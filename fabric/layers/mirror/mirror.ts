@@ -6,6 +6,7 @@ import { logger, type Logger } from '../../log.js';
 import { checkBitmapGeometry } from '../../bitmap/limits.js';
 import { issue, type MutatingRequest, type Operation } from '../../operation.js';
 import { DirtyBitmap } from '../../bitmap/dirty-bitmap.js';
+import { FILES, type MetadataStore } from '../../bitmap/metadata-store.js';
 import { SerialFlush } from '../../bitmap/serial-flush.js';
 import { RegionBits } from '../../bitmap/region-bits.js';
 import { commonBlockSizes, commonCapabilities } from '../combine.js';
@@ -46,6 +47,13 @@ export interface MirrorOptions {
    * `false` keeps none: after a crash every replica but one is then copied whole.
    */
   readonly activityLog?: Partial<ActivityLogOptions> | false;
+  /**
+   * Where states, bitmaps and the activity log are kept (under mirror/<name>/ of `dataDir`,
+   * as names in the store); default: files in the data directory.
+   */
+  readonly metadata?: MetadataStore;
+  /** The range lock to run writes and resync under (a device the mirror serves behind lends its own). */
+  readonly rangeLock?: RangeLock;
 }
 
 export const MIRROR_DEFAULTS = {
@@ -123,7 +131,7 @@ export class MirrorDevice implements BlockDevice {
    * or read repair holds its range exclusively, and the switch lends it to the exports so
    * that SCSI COMPARE AND WRITE holds ranges in the same lock.
    */
-  readonly rangeLock = new RangeLock();
+  readonly rangeLock: RangeLock;
   readonly log: Logger;
   readonly readPolicy: ReadPolicy;
 
@@ -154,6 +162,7 @@ export class MirrorDevice implements BlockDevice {
   private readonly metadataFaults = new Map<string, string>();
   private readonly probeBuffer: Buffer;
   private activityLog: ActivityLog | undefined;
+  private readonly metadata: MetadataStore;
   /** Extents a crash left logged that no in-sync replica could be found to repair from yet. */
   private unrepaired: number[] = [];
   private clean = false;
@@ -163,6 +172,8 @@ export class MirrorDevice implements BlockDevice {
 
   private constructor(options: MirrorOptions, replicas: Replica[], dir: string) {
     this.name = options.name;
+    this.rangeLock = options.rangeLock ?? new RangeLock();
+    this.metadata = options.metadata ?? FILES;
     this.all = replicas;
     this.dir = dir;
     this.log = logger('mirror', { device: options.name });
@@ -182,7 +193,7 @@ export class MirrorDevice implements BlockDevice {
     checkBitmapGeometry(this.size, this.regionSize);
     this.rate = bytesPerSecond(options.resync?.rateMiBps ?? MIRROR_DEFAULTS.rateMiBps);
     this.logIntervalMs = options.resync?.logIntervalMs;
-    this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted(), clean: this.clean }));
+    this.stateSaver = new SerialFlush(() => saveMirrorState(this.dir, { version: 1, replicas: this.persisted(), clean: this.clean }, this.metadata));
     this.probeBuffer = Buffer.alloc(Math.min(Math.max(min, 4096), this.size));
     for (const r of replicas) this.trackUnflushed(r);
   }
@@ -200,7 +211,7 @@ export class MirrorDevice implements BlockDevice {
       names.add(d.name);
     }
     const dir = mirrorDirectory(options.dataDir, options.name);
-    const saved = await loadMirrorState(dir);
+    const saved = await loadMirrorState(dir, options.metadata);
     const byName = new Map<string, PersistedReplica>((saved?.replicas ?? []).map((p) => [p.name, p]));
     const replicas = [
       ...options.replicas.map((d) => restoredReplica(d, 'member', byName.get(d.name), saved !== undefined)),
@@ -473,7 +484,7 @@ export class MirrorDevice implements BlockDevice {
   private async takeOut(r: Replica, state: 'failed' | ReplicaHold, reason: string, offset = 0, length = 0): Promise<void> {
     const pending: Promise<unknown>[] = [];
     if (r.slot === 'member') {
-      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean', this.metadata);
       const marked = length > 0 ? r.bitmap.mark(offset, length) : r.bitmap.persist();
       if (marked) pending.push(this.guardMetadata(`bitmap of ${r.name}`, marked));
       const lost = r.bitmap.markRegions(r.takeUnflushed());
@@ -513,7 +524,7 @@ export class MirrorDevice implements BlockDevice {
       await this.saveState();
       return;
     }
-    r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty');
+    r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty', this.metadata);
     this.setState(r, 'stale', reason);
   }
 
@@ -543,7 +554,7 @@ export class MirrorDevice implements BlockDevice {
     if (spare.slot !== 'alternate' || spare.state !== 'standby') throw new BlockError('EPERM', `${spare.name} is not a standby spare of mirror ${this.name}`);
     if (member.slot !== 'member' || !member.down) throw new BlockError('EPERM', `${member.name} is not an out-of-service replica of mirror ${this.name}`);
     spare.slot = 'member';
-    spare.bitmap = DirtyBitmap.create(bitmapPath(this.dir, spare.name), this.geometry(), 'dirty');
+    spare.bitmap = DirtyBitmap.create(bitmapPath(this.dir, spare.name), this.geometry(), 'dirty', this.metadata);
     member.slot = 'alternate';
     const oldBitmap = member.bitmap;
     member.bitmap = undefined;
@@ -649,7 +660,7 @@ export class MirrorDevice implements BlockDevice {
       this.unrepaired = [];
       for (const other of this.all) {
         if (other === r || other.slot !== 'member') continue;
-        other.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, other.name), this.geometry(), 'clean');
+        other.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, other.name), this.geometry(), 'clean', this.metadata);
         for (const x of extents) {
           const size = this.activityLog?.extentSize ?? this.size;
           const marked = other.bitmap.mark(x * size, Math.min(size, this.size - x * size));
@@ -877,7 +888,7 @@ export class MirrorDevice implements BlockDevice {
     }
     for (const r of members) {
       if (r === source || r.held) continue;
-      r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty');
+      r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'dirty', this.metadata);
       if (r.state === 'in-sync') r.state = 'stale';
     }
     this.log.info({ source: source.name }, `new mirror: initial sync from ${source.name}`);
@@ -898,7 +909,7 @@ export class MirrorDevice implements BlockDevice {
       const opened = await ActivityLog.open(mirrorFile(this.dir, 'activity.log'), this.size, options, {
         volatile,
         askFlush: () => this.track(this.flush()),
-      });
+      }, this.metadata);
       this.activityLog = opened.log;
       if (unclean) {
         if (opened.problem) this.metadataFault('activity log', opened.problem);
@@ -926,7 +937,7 @@ export class MirrorDevice implements BlockDevice {
     for (const r of members) {
       if (r === source) continue;
       if (r.state === 'in-sync') r.state = 'stale';
-      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      r.bitmap ??= DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean', this.metadata);
       for (const x of extents) {
         const offset = x * extentSize;
         const marked = r.bitmap.mark(offset, Math.min(extentSize, this.size - offset));
@@ -955,7 +966,7 @@ export class MirrorDevice implements BlockDevice {
   private async loadBitmaps(): Promise<void> {
     for (const r of this.all) {
       if (r.slot !== 'member' || r.state === 'in-sync') continue;
-      const { bitmap, found, problem } = await DirtyBitmap.load(bitmapPath(this.dir, r.name), this.geometry());
+      const { bitmap, found, problem } = await DirtyBitmap.load(bitmapPath(this.dir, r.name), this.geometry(), this.metadata);
       r.bitmap = bitmap;
       this.log.info({ replica: r.name, state: r.state, dirtyBytes: bitmap.dirtyBytes, bitmapFound: found }, 'restored replica bitmap');
       // Not knowing what changed means copying everything, which is safe; but a bitmap that
@@ -971,7 +982,7 @@ export class MirrorDevice implements BlockDevice {
   private absentAtStart(): void {
     for (const r of this.all) {
       if (r.held || r.device.status().state !== 'failed') continue;
-      if (r.slot === 'member' && r.state === 'in-sync') r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean');
+      if (r.slot === 'member' && r.state === 'in-sync') r.bitmap = DirtyBitmap.create(bitmapPath(this.dir, r.name), this.geometry(), 'clean', this.metadata);
       this.log.warn({ replica: r.name, was: r.state }, `replica ${r.name} cannot be reached: the mirror starts without it`);
       r.state = 'failed';
     }

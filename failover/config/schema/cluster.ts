@@ -134,6 +134,13 @@ export const Cluster = Type.Object(
         {
           id: Name,
           addresses: Type.Optional(Type.Record(Type.String(), PeerAddress, { description: "the member's address on each network (default: this host's address in the network's subnet)" })),
+          replication: Type.Optional(
+            Type.String({
+              format: HOST_PORT_FORMAT,
+              description: 'HOST:PORT where this member exports its replicas of `replicated` devices to the Primary (NBD, fencing required)',
+              'x-problem': 'HOST:PORT or [IPV6]:PORT',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -160,6 +167,8 @@ export interface ClusterMemberConfig {
   readonly id: string;
   /** Its address on each network, where configured (`HOST` or `HOST:PORT`). */
   readonly addresses?: Readonly<Record<string, string>>;
+  /** Where it exports its replicas of `replicated` devices to the set's Primary (`HOST:PORT`). */
+  readonly replication?: string;
 }
 
 export interface NetworkConfig {

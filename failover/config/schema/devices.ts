@@ -127,6 +127,26 @@ export const MirrorSpec = kind('mirror', 'an N-way mirror: a data-store failover
   ),
 });
 
+/**
+ * A shared-nothing replicated disk: every member of the failover set whose exports name it
+ * keeps one replica in a local file and exports it to its peers on its replication listener
+ * (`cluster.members[].replication`); the set's Primary mirrors across all of them.
+ */
+export const ReplicatedSpec = kind('replicated', 'a shared-nothing disk: one replica in a local file on each member of its failover set, mirrored by the Primary', {
+  path: Type.String({ minLength: 1, description: "this member's replica: a file or block device (relative paths are taken from the config file's directory)", 'x-problem': 'a non-empty string' }),
+  paths: Type.Optional(
+    Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1, 'x-problem': 'a non-empty string' }), {
+      description: 'per-member exceptions to path: { MEMBER: PATH }',
+      'x-problem': 'a mapping of member ids to paths',
+    }),
+  ),
+  size: Size,
+  create: Type.Optional(Type.Boolean({ default: false, description: 'create a missing replica file at `size`' })),
+  resync: MirrorSpec.properties.resync,
+  activityLog: MirrorSpec.properties.activityLog,
+  probeIntervalMs: Type.Optional(Ms(10, "how often the Primary probes an absent member's replica for its return")),
+});
+
 export const ConcatSpec = kind('concat', 'devices end to end', {
   devices: DeviceNames(2, 'in address order'),
 });
@@ -145,6 +165,7 @@ export const DEVICE_KINDS = {
   multipath: MultipathSpec,
   concat: ConcatSpec,
   stripe: StripeSpec,
+  replicated: ReplicatedSpec,
 } as const satisfies Record<string, TObject>;
 
 export type DeviceType = keyof typeof DEVICE_KINDS;
@@ -175,6 +196,7 @@ export function childrenOf(spec: DeviceSpec): string[] {
     case 'memory':
     case 'file':
     case 'nbd':
+    case 'replicated':
       return [];
   }
 }
