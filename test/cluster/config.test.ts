@@ -49,7 +49,7 @@ t.test('mistakes name their field', async (t) => {
 });
 
 t.test('the examples validate', async (t) => {
-  for (const name of ['cluster-one-host.yaml', 'cluster-etcd.yaml']) {
+  for (const name of ['cluster-one-host.yaml', 'cluster-etcd.yaml', 'cluster-shared-nothing.yaml']) {
     const { config } = await loadConfigFile(join(ROOT, 'examples', name));
     t.ok(config.cluster, name);
   }
@@ -82,4 +82,39 @@ t.test('iSCSI targets of a failover set: one portal group per member, active-pas
   for (const [doc, message] of cases) t.throws(() => validateMemberConfig(doc), { message }, String(message));
   // A wildcard portal is fine where nobody is redirected to it.
   t.doesNotThrow(() => validateMemberConfig(withTarget({ standbyLogin: 'accept', portalGroups: [groups[0], { id: 2, member: 'm2', portals: ['0.0.0.0:3260'] }] })));
+});
+
+t.test('shared-nothing devices: one replica per member of the one set that exports them', async (t) => {
+  const replicated = (over: Record<string, unknown> = {}) => ({ name: 'r', type: 'replicated', path: '/srv/r.img', size: '1MiB', ...over });
+  const doc = (device: Record<string, unknown>, members: unknown[] = [{ id: 'm1', replication: '127.0.0.1:7601' }, { id: 'm2', replication: '127.0.0.1:7602' }], sets?: unknown[]) => ({
+    devices: [device],
+    exports: [{ name: 'r', device: 'r' }],
+    cluster: {
+      name: 'c',
+      members,
+      arbitration: { type: 'file', dir: '/run/x' },
+      sets: sets ?? [{ name: 's', members: ['m1', 'm2'], exports: ['r'], nbd: { listen: ['127.0.0.1:10809'] } }],
+    },
+  });
+  const { config } = validateMemberConfig(doc(replicated({ paths: { m2: '/dev/sdb' } })));
+  t.match(config.devices[0], { type: 'replicated', path: '/srv/r.img', paths: { m2: '/dev/sdb' } });
+  t.equal(config.cluster!.members[0]!.replication, '127.0.0.1:7601');
+  const cases: Array<[unknown, RegExp]> = [
+    [doc(replicated(), [{ id: 'm1', replication: '127.0.0.1:7601' }, { id: 'm2' }]), /cluster\.members\[1\]\.replication: member m2 keeps a replica of "r"/],
+    [doc(replicated(), [{ id: 'm1', replication: 'nowhere' }, { id: 'm2', replication: '127.0.0.1:7602' }]), /cluster\.members\[0\]\.replication: must be HOST:PORT/],
+    [doc(replicated({ paths: { m9: '/x' } })), /devices\[0\]\.paths\.m9: m9 is not a member of set "s"/],
+    [doc(replicated({ size: 0 })), /devices\[0\]\.size: must be more than 0/],
+    [doc(replicated({ sizee: 1 })), /devices\[0\]\.sizee: unknown key/],
+    [doc(replicated(), undefined, [{ name: 's', members: ['m1'], exports: ['r'] }]), /set "s" has one member: a replicated device needs two or more/],
+    [{ ...doc(replicated()), cluster: undefined }, /devices\[0\]: a replicated device needs a cluster section/],
+    [
+      { ...doc(replicated()), devices: [replicated(), { name: 'x', type: 'memory', size: '1MiB' }], exports: [{ name: 'x', device: 'x' }], cluster: { ...doc(replicated()).cluster, sets: [{ name: 's', members: ['m1', 'm2'], exports: ['x'] }] } },
+      /devices\[0\]: no export serves replicated device "r"/,
+    ],
+    [
+      { ...doc(replicated()), devices: [replicated(), { name: 'm', type: 'mirror', replicas: ['r', 'x'] }, { name: 'x', type: 'memory', size: '1MiB' }], exports: [{ name: 'r', device: 'm' }] },
+      /a replicated device is served as it is by its set's Primary: it cannot be wrapped by "m"/,
+    ],
+  ];
+  for (const [d, message] of cases) t.throws(() => validateMemberConfig(d), { message }, String(message));
 });

@@ -105,7 +105,7 @@ const MISTAKES: Array<[string, unknown, string, RegExp]> = [
   ['backend entry not a mapping', { backends: ['disk'] }, 'backends[0]', /mapping/],
   ['backend without name', { backends: [{ type: 'memory', size: 1 }] }, 'backends[0].name', /is required/],
   ['backend without type', { backends: [{ name: 'a', size: 1 }] }, 'backends[0].type', /is required/],
-  ['backend with unknown type', { backends: [{ name: 'a', type: 'floppy' }] }, 'backends[0].type', /unknown type "floppy" \(known: concat, file, memory, mirror, multipath, nbd, stripe\)/],
+  ['backend with unknown type', { backends: [{ name: 'a', type: 'floppy' }] }, 'backends[0].type', /unknown type "floppy" \(known: concat, file, memory, mirror, multipath, nbd, replicated, stripe\)/],
   ['backend with bad size', { backends: [{ name: 'a', type: 'memory', size: 'lots' }] }, 'backends[0].size', /size/],
   ['duplicate device name across sections', { backends: [{ name: 'a', type: 'memory', size: 1 }], devices: [{ name: 'a', type: 'memory', size: 1 }] }, 'devices[0].name', /declared twice/],
   ['member with a space', { member: 'my gw' }, 'member', /letters/],
