@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, MemberProcess, CLI, ROOT } from '../helpers/blockgate-cli.js';
 import { startBackground, tempDir } from '../helpers/clients.js';
+import { fioVerify } from '../helpers/set-clients.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { nsSpawn } from '../helpers/netns.js';
@@ -130,22 +131,7 @@ async function clientGateway(t: Test): Promise<string> {
  * kills the Primary however fast the machine is.
  */
 function fio(uri: string, sizeMiB: number, seed: number, rateIops?: number) {
-  return startBackground('fio', [
-    ...(rateIops ? [`--rate_iops=${rateIops}`] : []),
-    '--name=verify',
-    '--ioengine=nbd',
-    `--uri=${uri}`,
-    '--rw=randwrite',
-    '--bs=4k',
-    '--iodepth=8',
-    `--size=${sizeMiB}M`,
-    '--verify=crc32c',
-    '--verify_state_save=0',
-    '--do_verify=1',
-    '--verify_fatal=1',
-    `--randseed=${seed}`,
-    '--output-format=json',
-  ]);
+  return fioVerify(uri, sizeMiB, seed, rateIops ? [`--rate_iops=${rateIops}`] : []);
 }
 
 /**
