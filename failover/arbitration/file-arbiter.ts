@@ -1,6 +1,5 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../../fabric/log.js';
 import {
   abortError,
@@ -46,11 +45,7 @@ export class FileArbiter implements Arbiter {
     checkSetName(set);
     const fd = openSync(this.path(set, 'lock'), 'a');
     try {
-      while (!tryLockExclusive(fd)) {
-        if (this.closed) throw new Error('arbiter closed');
-        if (options.signal?.aborted) throw abortError(options.signal);
-        await sleep(this.pollMs, undefined, options.signal ? { signal: options.signal } : undefined).catch(() => {});
-      }
+      await this.lockWait(fd, options.signal);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -71,6 +66,36 @@ export class FileArbiter implements Arbiter {
     this.held.add(leadership);
     log.info({ set, member, token }, 'lock acquired: Primary');
     return leadership;
+  }
+
+  /**
+   * Poll the lock every pollMs until it is ours. A standby spends its whole life here, so a
+   * poll is one flock(2) and one timer: no promise or abort listener per poll (a waiting
+   * member's wake-ups and allocations are CPU taken from the Primary when they share a host).
+   */
+  private lockWait(fd: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = (): void => done(abortError(signal!));
+      const poll = (): void => {
+        try {
+          if (tryLockExclusive(fd)) return done();
+          if (this.closed) return done(new Error('arbiter closed'));
+        } catch (err) {
+          return done(err as Error);
+        }
+        timer = setTimeout(poll, this.pollMs);
+      };
+      if (signal?.aborted) return done(abortError(signal));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      poll();
+    });
   }
 
   async leader(set: string): Promise<LeaderInfo | undefined> {

@@ -18,6 +18,7 @@ export type SetRole = 'primary' | 'standby' | 'stopped';
 
 /** How often a member waiting for permission to campaign (or campaigning) re-reads its gate. */
 const GATE_POLL_MS = 50;
+const ALWAYS = (): boolean => true;
 
 /** The system-wide monotonic clock (CLOCK_MONOTONIC): comparable between processes of one machine. */
 export function monotonicNs(): string {
@@ -56,7 +57,7 @@ export class SetRunner extends EventEmitter<SetRunnerEvents> {
      * does, the Alternates wait); read before each campaign and while it waits, which it
      * abandons when the answer turns to no. Without one, every member campaigns.
      */
-    private readonly mayCampaign: () => boolean = () => true,
+    private readonly mayCampaign: () => boolean = ALWAYS,
   ) {
     super();
     this.view = new SetView(set.name, member, arbiter);
@@ -92,9 +93,13 @@ export class SetRunner extends EventEmitter<SetRunnerEvents> {
       const campaign = new AbortController();
       const onStop = (): void => campaign.abort();
       this.abort.signal.addEventListener('abort', onStop);
-      const watch = setInterval(() => {
-        if (!this.mayCampaign()) campaign.abort();
-      }, GATE_POLL_MS);
+      // Withdraw when the gate closes; without a gate nothing can close it (no timer to wake a standby).
+      const watch =
+        this.mayCampaign === ALWAYS
+          ? undefined
+          : setInterval(() => {
+              if (!this.mayCampaign()) campaign.abort();
+            }, GATE_POLL_MS);
       try {
         leadership = await this.arbiter.campaign(this.set.name, this.member, { meta: this.meta, signal: campaign.signal });
       } catch (err) {
