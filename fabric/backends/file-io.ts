@@ -16,7 +16,7 @@ import { EAGAIN, EOPNOTSUPP, errnoError, linuxFs } from './linux-fs.js';
  *
  * Anything else — writes to disk-backed files (which may wait for dirty-page throttling or
  * the journal), fdatasync, reads on file systems that refuse RWF_NOWAIT (FUSE, NFS) — goes
- * to the pool; writes in batches, all of one loop turn in one pool job (aio-writes.ts).
+ * to the pool; writes in small batches, one pool job each, several at once (aio-writes.ts).
  */
 export interface FileIo {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;

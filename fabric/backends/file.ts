@@ -36,7 +36,7 @@ export interface FileBackendOptions {
    */
   readonly size?: number;
   readonly readOnly?: boolean;
-  /** Pool writes in batches (one pool job per loop turn, through libaio); false: one job per write. Default true. */
+  /** Pool writes in small batches (one pool job per batch, through libaio); false: one job per write. Default true. */
   readonly batchWrites?: boolean;
   /** Create the file if it does not exist (needs `size`). Default false: a missing file is an error, never a new empty disk. */
   readonly create?: boolean;
