@@ -15,10 +15,11 @@ import { errnoError } from './linux-fs.js';
  * Batches are small and several run at once (AIO_BATCH, PARALLEL): a batch answers none of its
  * writes before it has done all of them, so one batch of a whole turn (32 writes at QD32)
  * held every reply until the last write and left the client idle meanwhile. Measured on
- * ext4 (page cache), 4 KiB random writes at QD32, same run, alternating, medians of 3
- * (loaded machine): one batch per turn, 2 at once: 0.56-0.65x of `nbdkit file`, 17-22 s of
- * server CPU per GiB; batches of 16, 4 at once: 0.75x; batches of 4, 4 at once: 0.88-1.00x
- * and 11.6-13.5 s per GiB (nbdkit 10.8-12.8).
+ * ext4 (page cache), 4 KiB random writes at QD32, the build before (one batch per turn, 2
+ * at once) and this one as two servers in one run, alternating, medians of 3, once in each
+ * start order (the server started first ran slower whatever its build: the same build
+ * against itself differed 1.6-1.7x by order alone), loaded machine: after ÷ before 2.55
+ * and 0.89 by order, about 1.5x corrected for the order (README, Benchmark).
  */
 
 const IOCB_CMD_PWRITEV = 8;
