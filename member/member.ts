@@ -1,5 +1,6 @@
 import type { BlockDevice } from '../fabric/device.js';
 import { FencedLayer } from '../fabric/layers/fenced.js';
+import { ReplicatedVolume } from '../fabric/layers/replicated-volume.js';
 import { logger } from '../fabric/log.js';
 import { FabricSwitch } from '../fabric/switch.js';
 import type { BootOutcome, BootPhase } from '../failover/boot/phase.js';
@@ -206,7 +207,12 @@ export class Member {
 
   /** The top devices of the graph running now (a cluster member's self-test reads them). */
   exportedDevices(): BlockDevice[] {
-    return topDevices(this.current.graph).flatMap((n) => this.devices.get(n) ?? []);
+    // A shared-nothing volume is this member's own replica, whatever its role: the mirror
+    // across the members exists only on the Primary, and a standby's disk must answer too.
+    return topDevices(this.current.graph).flatMap((n) => {
+      const d = this.devices.get(n);
+      return d === undefined ? [] : d instanceof ReplicatedVolume ? [d.local] : [d];
+    });
   }
 
   private addExport(e: ExportConfig): void {

@@ -26,7 +26,8 @@ export class ReloadRefused extends ConfigError {
  *   contents would be lost);
  * - change an export, or rebuild the device tree under it (its geometry, its layers), while
  *   clients have it open: they would see the device change under them;
- * - change an iSCSI target (its LUNs, portals, CHAP) while initiators are logged in to it.
+ * - change an iSCSI target (its LUNs, portals, CHAP) while initiators are logged in to it;
+ * - add, change or remove a shared-nothing (`replicated`) device.
  * Removing an export or a target is never refused: its clients are disconnected cleanly.
  */
 export function reloadRefusals(diff: ConfigDiff, before: ValidatedConfig, next: ValidatedConfig, inUse: InUse): ConfigProblem[] {
@@ -37,6 +38,14 @@ export function reloadRefusals(diff: ConfigDiff, before: ValidatedConfig, next: 
       field: next.graph.get(name)!.field,
       problem: `memory device ${name} would lose its contents: this change rebuilds the device tree it is in (make it when the member restarts)`,
     });
+  }
+
+  // A shared-nothing replica is served to the set's Primary by the replication port, and the
+  // mirror over the replicas follows the set's role: both are set up when the member starts.
+  const rebuilt = [...diff.closedTrees.flatMap((top) => subtree(before.graph, top).map((d) => before.graph.get(d)!)), ...diff.builtTrees.flatMap((top) => subtree(next.graph, top).map((d) => next.graph.get(d)!))];
+  for (const name of new Set(rebuilt.filter((v) => v.spec.type === 'replicated').map((v) => v.spec.name))) {
+    const v = next.graph.get(name) ?? before.graph.get(name)!;
+    problems.push({ field: v.field, problem: `replicated device ${name} is added, changed or removed only when the member restarts (its replica is exported to the set's Primary, its mirror follows the set's role)` });
   }
 
   const clients = count(inUse.exports);

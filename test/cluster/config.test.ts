@@ -1,6 +1,8 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { validateMemberConfig } from '../../failover/config/validate.js';
+import { diffConfigs } from '../../failover/config/diff.js';
+import { reloadRefusals } from '../../member/reload-check.js';
 import { loadConfigFile } from '../../failover/config/file.js';
 import { ROOT } from '../helpers/blockgate-cli.js';
 
@@ -117,4 +119,12 @@ t.test('shared-nothing devices: one replica per member of the one set that expor
     ],
   ];
   for (const [d, message] of cases) t.throws(() => validateMemberConfig(d), { message }, String(message));
+
+  // Changed only by a restart: the replication port and the Primary's mirror are set up at start.
+  const before = validateMemberConfig(doc(replicated()));
+  const next = validateMemberConfig(doc(replicated({ size: '2MiB' })));
+  t.match(reloadRefusals(diffConfigs(before, next), before, next, { exports: [], targets: [] }), [
+    { field: 'devices[0]', problem: /replicated device r is added, changed or removed only when the member restarts/ },
+  ]);
+  t.same(reloadRefusals(diffConfigs(before, before), before, before, { exports: [], targets: [] }), [], 'no change, no refusal');
 });
