@@ -14,7 +14,6 @@ import { ensureBuilt, listExports, runCli, startMember, type CliResult } from '.
 import { tempDir } from '../helpers/clients.js';
 
 ensureBuilt();
-t.setTimeout(180_000);
 
 const BASE = `member: cfgcli
 backends:
