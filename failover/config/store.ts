@@ -7,8 +7,8 @@ import { CONFIG_SCHEMA_VERSION, type MemberConfig } from './schema/member-config
 
 /**
  * One version of the member configuration as the database keeps it. Records are
- * self-describing so members can exchange them: a receiver checks the checksum, and keeps
- * the record only if its generation is newer than its own (the Primary writes; etcd, when
+ * self-describing so members can exchange them: a receiver checks the checksum and keeps
+ * the generations it lacks, never rewriting one it holds (the Primary writes; etcd, when
  * a cluster uses it, decides who that is).
  */
 export interface ConfigRecord {
@@ -98,24 +98,6 @@ export class ConfigStore {
       config,
     };
     return { record, changed: true };
-  }
-
-  /**
-   * Keep a record written by another member if it is newer than ours. Returns false for
-   * a generation we already have or have passed.
-   */
-  async accept(record: ConfigRecord): Promise<boolean> {
-    verified(record);
-    if (!Number.isSafeInteger(record.generation) || record.generation < 1) {
-      throw new ConfigError('generation', `must be a positive integer (got ${record.generation})`);
-    }
-    const accepted = await this.db.transaction(() => {
-      if ((this.latest()?.generation ?? 0) >= record.generation) return false;
-      this.append(record);
-      return true;
-    });
-    if (accepted) log.info({ generation: record.generation, writtenBy: record.writtenBy }, 'configuration accepted');
-    return accepted;
   }
 
   /**

@@ -72,7 +72,7 @@ t.test('only the last N generations are kept', async (t) => {
   t.match(store.current()!.config.backends[0], { size: '6MiB' });
 });
 
-t.test('records from another member are accepted only when newer and intact', async (t) => {
+t.test('records from another member (or the arbiter) are mirrored when missing and intact, older ones too, within the history', async (t) => {
   const a = openMemberDatabase(freshDir(t));
   const b = openMemberDatabase(freshDir(t));
   t.teardown(async () => {
@@ -80,17 +80,21 @@ t.test('records from another member are accepted only when newer and intact', as
     await b.close();
   });
   const storeA = new ConfigStore(a);
-  const storeB = new ConfigStore(b);
+  const storeB = new ConfigStore(b, { history: 2 });
   await storeA.commit(configWith('1MiB'), { writtenBy: 'gw-a', source: 'test' });
   const { record } = await storeA.commit(configWith('2MiB'), { writtenBy: 'gw-a', source: 'test' });
 
-  t.equal(await storeB.accept(record), true);
+  t.same(await storeB.mirror([record]), [record]);
   t.same(storeB.current(), record, 'the receiver holds the same record: generation, checksum, writer');
-  t.equal(await storeB.accept(record), false, 'the same generation again is not newer');
-  t.equal(await storeB.accept(storeA.get(1)!), false, 'an older generation is refused');
+  t.same(await storeB.mirror([record]), [], 'a generation held already is not written again');
+  t.same(await storeB.mirror([storeA.get(1)!]), [storeA.get(1)], 'a missing older generation joins the history');
+  t.equal(storeB.current()!.generation, 2, 'the newest stays the current one');
   const damaged = { ...record, generation: 9, config: configWith('3MiB') };
-  await t.rejects(storeB.accept(damaged), { name: 'ConfigError', message: /checksum mismatch/ });
-  t.equal(storeB.current()!.generation, 2);
+  await t.rejects(storeB.mirror([damaged]), { name: 'ConfigError', message: /checksum mismatch/ });
+  t.equal(storeB.current()!.generation, 2, 'nothing of a batch with a damaged record is kept');
+  const { record: third } = await storeA.commit(configWith('3MiB'), { writtenBy: 'gw-a', source: 'test' });
+  t.same(await storeB.mirror([third]), [third]);
+  t.same(storeB.list().map((r) => r.generation), [3, 2], 'the oldest past the history is forgotten');
 });
 
 t.test('other subsystems open their own named databases in the same environment', async (t) => {
