@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { logger } from '../../fabric/log.js';
@@ -27,6 +28,8 @@ export interface ClusterRolesEvents {
 }
 
 /** The set actions of the cluster set: it serves nothing, its Primary writes the configuration. */
+/** How long a starting member waits for the arbiter's configuration generations before it boots without them. */
+const ARBITER_READ_WAIT_MS = 2000;
 const NO_PORTS: SetActions = { activate: async () => undefined, deactivate: async () => undefined };
 
 /**
@@ -133,8 +136,12 @@ export class ClusterRoles extends EventEmitter<ClusterRolesEvents> implements Bo
     if (runtime && sync) {
       // Catch up with the newest generation any member announces, before and after boot.
       this.timer = setInterval(() => void sync.catchUp(runtime.newestAnnounced()).catch((err: unknown) => log.warn({ err }, 'configuration catch-up failed')), 200);
-      void sync.fromArbiter().catch((err: unknown) => log.warn({ err }, 'could not read the configuration from the arbiter'));
-      void runtime.boot().catch((err: unknown) => log.error({ err }, 'boot failed'));
+      // Boot once the arbiter's generations are read (a returning member never takes a role
+      // on an older one than the store holds), or after a bound: a slow etcd delays nothing more.
+      const read = sync.fromArbiter().catch((err: unknown) => log.warn({ err }, 'could not read the configuration from the arbiter'));
+      void Promise.race([read, sleep(ARBITER_READ_WAIT_MS, undefined, { ref: false })])
+        .then(() => runtime.boot())
+        .catch((err: unknown) => log.error({ err }, 'boot failed'));
     }
   }
 

@@ -191,7 +191,9 @@ export class ConfigSync extends EventEmitter<ConfigSyncEvents> {
     await this.keep(records, 'read from the arbiter');
   }
 
-  private async keep(records: readonly ConfigRecord[], how: string): Promise<void> {
+  private async keep(all: readonly ConfigRecord[], how: string): Promise<void> {
+    // Generations held already are never rewritten: not read again either.
+    const records = all.filter((r) => this.options.store.get(r.generation) === undefined);
     const newest = Math.max(0, ...records.map((r) => r.generation));
     const readable = records.filter((record) => {
       if (configChecksum(record.config) !== record.checksum) throw new ConfigError(`config generation ${record.generation}`, 'checksum mismatch: not kept');
