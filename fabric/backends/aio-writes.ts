@@ -19,7 +19,7 @@ import { errnoError } from './linux-fs.js';
  * at once) and this one as two servers in one run, alternating, medians of 3, once in each
  * start order (the server started first ran slower whatever its build: the same build
  * against itself differed 1.6-1.7x by order alone), loaded machine: after ÷ before 2.55
- * and 0.89 by order, about 1.5x corrected for the order (README, Benchmark).
+ * and 0.89 by order, 1.51x their geometric mean (README, Benchmark).
  */
 
 const IOCB_CMD_PWRITEV = 8;
