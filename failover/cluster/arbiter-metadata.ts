@@ -9,7 +9,9 @@ import type { Arbiter, Leadership } from '../arbitration/arbiter.js';
  * that died, and the arbiter is the one place every member that can be elected reaches
  * (election needs it); every write is a guarded put, a compare of the writer's fencing token
  * and the write in one step, so a deposed Primary can no longer change what its successor
- * reads. Values are base64 (the stores hold strings); an empty value is an item removed.
+ * reads. Items are keys as named (the mirror names them under its data directory, here
+ * `shared-nothing/SET`). Values are base64 (the stores hold strings); an empty value is an
+ * item removed.
  */
 export class ArbiterMetadataStore implements MetadataStore {
   readonly where: string;
@@ -17,25 +19,20 @@ export class ArbiterMetadataStore implements MetadataStore {
   constructor(
     private readonly arbiter: Arbiter,
     private readonly leadership: Leadership,
-    private readonly prefix: string,
   ) {
     this.where = `the ${arbiter.kind} arbiter`;
   }
 
   async read(name: string): Promise<Buffer | undefined> {
-    const value = await this.arbiter.get(this.key(name));
+    const value = await this.arbiter.get(name);
     return value === undefined || value === '' ? undefined : Buffer.from(value, 'base64');
   }
 
   write(name: string, data: Buffer | string): Promise<void> {
-    return this.arbiter.guardedPut(this.leadership, this.key(name), (typeof data === 'string' ? Buffer.from(data, 'utf8') : data).toString('base64'));
+    return this.arbiter.guardedPut(this.leadership, name, (typeof data === 'string' ? Buffer.from(data, 'utf8') : data).toString('base64'));
   }
 
   remove(name: string): Promise<void> {
-    return this.arbiter.guardedPut(this.leadership, this.key(name), '');
-  }
-
-  private key(name: string): string {
-    return `${this.prefix}/${name}`;
+    return this.arbiter.guardedPut(this.leadership, name, '');
   }
 }

@@ -91,7 +91,7 @@ export function sharedNothing(
     const volume = fabric.device(spec.name);
     if (!(volume instanceof ReplicatedVolume)) throw new Error(`device ${spec.name} is not a replicated volume on this member`);
     const prefix = `shared-nothing/${set.name}`;
-    const metadata = new ArbiterMetadataStore(arbiter, leadership, prefix);
+    const metadata = new ArbiterMetadataStore(arbiter, leadership);
     const replicas = await connectReplicas(spec, set, config, leadership.token);
     const own = replicaName(spec.name, member);
     let mirror: MirrorDevice;

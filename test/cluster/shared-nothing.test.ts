@@ -1,9 +1,9 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, ROOT, type LogLine } from '../helpers/blockgate-cli.js';
-import { runTool, tempDir } from '../helpers/clients.js';
+import { runTool } from '../helpers/clients.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/nbdkit-server.js';
 import { clientGateway, fioVerify } from '../helpers/set-clients.js';
@@ -63,7 +63,7 @@ function oldPrimaryConnections(replicas: ReadonlyMap<string, number>, term: numb
 }
 
 t.test('shared-nothing set: member loss, delta resync, Primary loss, stale member refused, fencing', async (t) => {
-  const dir = await tempDir(t, 'sn-', '/dev/shm');
+  const dir = mkdtempSync(join('/dev/shm', 'sn-'));
   const port = await freePort();
   const replication = new Map<string, number>();
   for (const id of ids) replication.set(id, await freePort());
@@ -96,6 +96,11 @@ t.test('shared-nothing set: member loss, delta resync, Primary loss, stale membe
     }),
   );
   const cluster = new TestCluster(t, config, (id) => join(dir, `data-${id}`));
+  // Once the members are gone: one still campaigning would write into the arbiter directory.
+  t.teardown(async () => {
+    await cluster.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const story = () => cluster.story();
   await cluster.start('m1').process.ready();
   const first = await cluster.primary('disks');
