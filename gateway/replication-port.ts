@@ -3,6 +3,7 @@ import { logger } from '../fabric/log.js';
 import { FabricSwitch } from '../fabric/switch.js';
 import { toListenAddress } from '../failover/config/schema/listen.js';
 import type { Port, PortContext } from '../member/ports.js';
+import { lmdbFenceMemory } from './nbd/fence-memory.js';
 import { FenceRegistry } from './nbd/fencing.js';
 import { NbdServer } from './nbd/server.js';
 
@@ -14,11 +15,12 @@ const log = logger('replication-port');
  * device's name, to the Primary of its failover set. It has its own switch (the replicas
  * are not the volumes the front ends serve) and its own fencing registry, which requires a
  * token: a client that presents none is refused, and one whose token is older than the
- * newest seen for the replica — a deposed Primary — is refused every request.
+ * newest seen for the replica — a deposed Primary — is refused every request. The newest
+ * tokens are kept in the member store, so a restarted member still refuses a deposed Primary.
  *
  * The replication network is the members' own (like DRBD's): no TLS or access lists here.
  */
-export function replicationPort({ config, fabric, memberId }: PortContext): Port {
+export function replicationPort({ config, fabric, memberId, store }: PortContext): Port {
   const address = config.cluster?.members.find((m) => m.id === memberId)?.replication;
   const volumes = fabric.listDevices().filter((d): d is ReplicatedVolume => d instanceof ReplicatedVolume);
   const replicas = new FabricSwitch();
@@ -29,7 +31,7 @@ export function replicationPort({ config, fabric, memberId }: PortContext): Port
   const server =
     address === undefined || volumes.length === 0
       ? undefined
-      : new NbdServer({ fabric: replicas, id: `${memberId}/replication`, listen: [toListenAddress(address) as { host: string; port: number }], fences: new FenceRegistry(true) });
+      : new NbdServer({ fabric: replicas, id: `${memberId}/replication`, listen: [toListenAddress(address) as { host: string; port: number }], fences: new FenceRegistry(true, store ? lmdbFenceMemory(store.root, 'replication') : undefined) });
   return {
     protocol: 'replication',
     async start() {

@@ -19,15 +19,31 @@ import { compareTokens, formatToken, type FenceToken } from '../../fabric/fencin
 
 const ZERO: FenceToken = Object.freeze({ term: 0, generation: 0 });
 
+/**
+ * Where a registry keeps the newest token of each export across restarts. Without it a
+ * restarted server would know no token, and a deposed client reconnecting before the current
+ * one would be let in again.
+ */
+export interface FenceMemory {
+  load(): Iterable<readonly [string, FenceToken]>;
+  /** Durable when it returns: the token is admitted only after. */
+  save(exportName: string, token: FenceToken): void;
+}
+
 export class FenceRegistry {
   private readonly newest = new Map<string, FenceToken>();
 
   /**
    * `required`: a client that presents no token is refused every export (a shared-nothing
    * replica's server: only a set's Primary writes there, and an unfenced writer could never
-   * be told it was deposed).
+   * be told it was deposed). `memory`: where the newest tokens outlive the process.
    */
-  constructor(readonly required = false) {}
+  constructor(
+    readonly required = false,
+    private readonly memory?: FenceMemory,
+  ) {
+    for (const [name, token] of memory?.load() ?? []) this.newest.set(name, token);
+  }
 
   /** The newest token seen for this export, the zero token if none. */
   current(exportName: string): FenceToken {
@@ -38,7 +54,12 @@ export class FenceRegistry {
   admit(exportName: string, token: FenceToken): boolean {
     const order = compareTokens(token, this.current(exportName));
     if (order < 0) return false;
-    if (order > 0) this.newest.set(exportName, token);
+    if (order > 0) {
+      // Saved before it takes effect: a token this server acted on is never forgotten. A
+      // newer token is rare (a takeover, a path switch), so the synchronous write costs little.
+      this.memory?.save(exportName, token);
+      this.newest.set(exportName, token);
+    }
     return true;
   }
 }

@@ -2,8 +2,10 @@ import t from 'tap';
 import { MemoryBackend } from '../../fabric/backends/memory.js';
 import { NbdClient } from '../../fabric/backends/nbd-client/client.js';
 import { parseNbdAddress } from '../../fabric/backends/nbd-client/address.js';
+import { lmdbFenceMemory } from '../../gateway/nbd/fence-memory.js';
 import { FenceRegistry } from '../../gateway/nbd/fencing.js';
-import { runTool } from '../helpers/clients.js';
+import { MemberStore } from '../../member/store.js';
+import { runTool, tempDir } from '../helpers/clients.js';
 import { RawNbdClient, startNbdServer } from '../helpers/nbd.js';
 import { startNbdkit } from '../helpers/nbdkit-server.js';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_EINVAL, NBD_EPERM, NBD_REP_ACK, NBD_REP_ERR_INVALID, NBD_REP_ERR_POLICY, NBD_REP_INFO} from '../helpers/nbd-spec.js';
@@ -154,4 +156,41 @@ t.test('our client: fenced against blockgate (token raised without reconnecting)
   await unaware.write(0, [Buffer.alloc(BLOCK, 4)]);
   await unaware.read(0, target);
   t.same(target, Buffer.alloc(BLOCK, 4), 'a server without the extension (nbdkit) is used unfenced');
+});
+
+t.test('a registry with a memory still refuses a deposed client after the server restarts', async (t) => {
+  const dir = await tempDir(t, 'fence-memory-');
+  const disk = new MemoryBackend({ name: 'fence-disk3', size: 1 << 20 });
+  /** One life of the server: its registry loads what the store kept. */
+  const serve = async (store: MemberStore) => {
+    const server = await startNbdServer([{ name: 'disk', device: disk }], { fences: new FenceRegistry(true, lmdbFenceMemory(store.root, 'replication')) });
+    return { server, address: { host: '127.0.0.1', port: server.port } };
+  };
+  let store = MemberStore.open(dir);
+  const first = await serve(store);
+  const primary = await NbdClient.open({ name: 'p7', address: first.address, exportName: 'disk', fenceToken: { term: 7, generation: 0 } });
+  await primary.write(0, [Buffer.alloc(BLOCK, 7)]);
+  await primary.close();
+  await first.server.stop();
+  await store.close();
+
+  store = MemberStore.open(dir);
+  t.teardown(() => store.close());
+  const second = await serve(store);
+  t.teardown(() => second.server.stop());
+  await t.rejects(
+    NbdClient.open({ name: 'p5', address: second.address, exportName: 'disk', fenceToken: { term: 5, generation: 0 } }),
+    /fencing token 5\.0 is older than 7\.0/,
+    'the deposed Primary (term 5) is refused by the restarted server',
+  );
+  const current = await NbdClient.open({ name: 'p7b', address: second.address, exportName: 'disk', fenceToken: { term: 7, generation: 0 } });
+  await current.write(0, [Buffer.alloc(BLOCK, 8)]);
+  await current.close();
+  // The control: a registry without a memory has forgotten term 7 and lets term 5 in.
+  const forgetful = await startNbdServer([{ name: 'disk', device: disk }], { fences: new FenceRegistry(true) });
+  t.teardown(() => forgetful.stop());
+  const stale = await NbdClient.open({ name: 'p5b', address: { host: '127.0.0.1', port: forgetful.port }, exportName: 'disk', fenceToken: { term: 5, generation: 0 } });
+  await stale.close();
+  const info = await runTool('nbdinfo', ['--size', second.server.uri('disk')]).catch((err: Error) => err);
+  t.ok(info instanceof Error, 'a client with no token is still refused');
 });
