@@ -164,7 +164,9 @@ export class ClusterRuntime {
     // The cluster set (every member; its Primary writes the configuration) and the failover sets this member is in.
     this.policies.set(cluster.name, new SetPolicy(cluster.name, cluster.members.map((m) => m.id), memberId, graceMs));
     for (const set of cluster.sets) {
-      if (set.members.includes(memberId)) this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, graceMs));
+      if (!set.members.includes(memberId)) continue;
+      const groups = set.children?.map((c) => c.members);
+      this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, graceMs, undefined, groups));
     }
   }
 

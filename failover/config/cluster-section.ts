@@ -1,6 +1,6 @@
 import type { Problems } from './errors.js';
 import { parsePeerAddress, parseSubnet } from './net-address.js';
-import { DEFAULT_PEER_PORT, DEFAULT_TTL_SECONDS, type Cluster, type ClusterConfig, type HealthConfig, type NetworkConfig } from './schema/cluster.js';
+import { DEFAULT_PEER_PORT, DEFAULT_TTL_SECONDS, type Cluster, type ClusterConfig, type FailoverSetConfig, type HealthConfig, type NetworkConfig } from './schema/cluster.js';
 import { toListenAddress, type TcpListen } from './schema/listen.js';
 import type { Static } from '@sinclair/typebox';
 
@@ -41,12 +41,35 @@ export function normalizeCluster(section: Section, absolute: (path: string, fiel
     sets: section.sets.map((s) => ({
       name: s.name,
       composition: s.composition ?? (s.members.length === 1 ? 'single' : 'n-way'),
-      members: s.members,
+      ...membersOf(s, section.sets),
       exports: s.exports,
       nbd: { listen: (s.nbd?.listen ?? []).map((l) => toListenAddress(l) as TcpListen) },
       ...(s.serviceAddress && { serviceAddress: s.serviceAddress }),
     })),
   };
+}
+
+/**
+ * A set's member ids. A hierarchical set names sets instead (e.g. one per chassis, inside a
+ * cluster-wide set): its members are theirs, set by set in its order, so a Primary's
+ * Secondary is looked for in the Primary's own set first (policy/set-policy.ts). Names that
+ * are not sets, and sets met twice on the way down (a cycle), are left out here and reported
+ * by checkCluster.
+ */
+/** The sets a hierarchical set is made of; the stored form (a normalized configuration read again) lists them in `children`. */
+const setNames = (s: Section['sets'][number]): readonly string[] => s.children?.map((c) => c.set) ?? s.members;
+
+function membersOf(s: Section['sets'][number], sets: Section['sets']): Pick<FailoverSetConfig, 'members' | 'children'> {
+  if (s.composition !== 'hierarchical') return { members: s.members };
+  const expand = (names: readonly string[], path: readonly string[]): string[] =>
+    names.flatMap((name) => {
+      const child = sets.find((c) => c.name === name);
+      if (!child || path.includes(name)) return [];
+      return child.composition === 'hierarchical' ? expand(setNames(child), [...path, name]) : [...child.members];
+    });
+  const names = setNames(s);
+  const children = names.map((name) => ({ set: name, members: expand([name], [s.name]) }));
+  return { members: children.flatMap((c) => c.members), children };
 }
 
 function normalizeNetwork(n: NonNullable<Section['networks']>[number]): NetworkConfig {
@@ -111,10 +134,13 @@ export function checkCluster(cluster: ClusterConfig, exportNames: readonly strin
   const owner = new Map<string, string>();
   cluster.sets.forEach((s, i) => {
     const f = `${field}.sets[${i}]`;
-    s.members.forEach((id, j) => {
-      if (!ids.has(id)) problems.add(`${f}.members[${j}]`, `unknown member ${JSON.stringify(id)} (cluster.members: ${[...ids].join(', ')})`);
-    });
-    unique(s.members, `${f}.members`, 'member', problems);
+    if (s.children) checkChildren(cluster, s, f, problems);
+    else {
+      s.members.forEach((id, j) => {
+        if (!ids.has(id)) problems.add(`${f}.members[${j}]`, `unknown member ${JSON.stringify(id)} (cluster.members: ${[...ids].join(', ')})`);
+      });
+      unique(s.members, `${f}.members`, 'member', problems);
+    }
     if (s.composition === 'single' && s.members.length !== 1) problems.add(`${f}.members`, 'a single set has exactly one member');
     s.exports.forEach((ex, j) => {
       if (!exportNames.includes(ex)) problems.add(`${f}.exports[${j}]`, `unknown export ${JSON.stringify(ex)} (exports: ${exportNames.join(', ') || 'none'})`);
@@ -129,6 +155,26 @@ export function checkCluster(cluster: ClusterConfig, exportNames: readonly strin
     if (s.name === cluster.name) problems.add(`${field}.sets[${i}].name`, `must differ from the cluster's name (${JSON.stringify(cluster.name)}): the cluster set has it`);
   });
   checkNetworks(cluster, problems);
+}
+
+/** A hierarchical set: two or more sets, each known, none containing it, no member in two of them. */
+function checkChildren(cluster: ClusterConfig, s: FailoverSetConfig, f: string, problems: Problems): void {
+  const children = s.children ?? [];
+  if (children.length < 2) problems.add(`${f}.members`, 'a hierarchical set is made of two or more sets');
+  const contains = (name: string, seen: readonly string[]): boolean => {
+    const set = cluster.sets.find((c) => c.name === name);
+    if (!set?.children) return false;
+    return set.children.some((c) => c.set === s.name || (!seen.includes(c.set) && contains(c.set, [...seen, c.set])));
+  };
+  children.forEach((c, j) => {
+    if (!cluster.sets.some((x) => x.name === c.set)) {
+      problems.add(`${f}.members[${j}]`, `unknown set ${JSON.stringify(c.set)}: a hierarchical set's members are sets (sets: ${cluster.sets.map((x) => x.name).join(', ')})`);
+    } else if (c.set === s.name || contains(c.set, [c.set])) {
+      problems.add(`${f}.members[${j}]`, `set ${JSON.stringify(c.set)} contains ${JSON.stringify(s.name)}: sets cannot contain each other`);
+    }
+    const earlier = children.slice(0, j).find((e) => e.members.some((m) => c.members.includes(m)));
+    if (earlier) problems.add(`${f}.members[${j}]`, `sets ${JSON.stringify(earlier.set)} and ${JSON.stringify(c.set)} share a member: a member is in one of a hierarchical set's sets`);
+  });
 }
 
 function unique(names: readonly string[], field: string, what: string, problems: Problems, fieldOf = (i: number) => `${field}[${i}]`): void {

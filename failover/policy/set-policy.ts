@@ -8,7 +8,9 @@ import type { MemberRole } from '../peer/messages.js';
  * first — takes over:
  *   - the Primary names the Secondary: the first member in the set's preference order that
  *     is alive and eligible (compatible, not quarantined, its configuration caught up), and
- *     keeps it while it stays so; only the Secondary campaigns, the others are Alternates;
+ *     keeps it while it stays so; only the Secondary campaigns, the others are Alternates. In
+ *     a hierarchical set (sets of sets, e.g. one per chassis) the Primary's own set comes
+ *     first: a Primary's loss moves the role inside its chassis while that can serve;
  *   - without a Primary (a cold start, or Primary and Secondary lost together), the member
  *     with the newest configuration generation, then the first in preference order, campaigns;
  *   - if views disagree and nobody has become Primary after a grace period, every eligible
@@ -43,6 +45,8 @@ export interface Decision {
 export class SetPolicy {
   private noPrimarySinceMs: number | undefined;
   private named: string | undefined;
+  /** Where this member, as Primary, looks for its Secondary: its own group first. */
+  private readonly secondaryOrder: readonly string[];
 
   constructor(
     readonly set: string,
@@ -51,7 +55,12 @@ export class SetPolicy {
     private readonly self: string,
     private readonly graceMs: number,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+    /** A hierarchical set: the members of each of its sets. */
+    groups: readonly (readonly string[])[] = [],
+  ) {
+    const own = groups.find((g) => g.includes(self)) ?? [];
+    this.secondaryOrder = [...own, ...members.filter((m) => !own.includes(m))];
+  }
 
   decide(me: Candidate, peers: readonly Candidate[], holding: boolean): Decision {
     const others = peers.filter((p) => this.members.includes(p.id));
@@ -88,7 +97,7 @@ export class SetPolicy {
   private nameSecondary(others: readonly Candidate[]): string | undefined {
     const fit = (id: string | undefined) => others.some((p) => p.id === id && p.live && p.eligible);
     const keeps = (id: string | undefined) => others.some((p) => p.id === id && p.live && (p.eligible || p.lagging === true));
-    if (!keeps(this.named)) this.named = this.members.find((id) => id !== this.self && fit(id));
+    if (!keeps(this.named)) this.named = this.secondaryOrder.find((id) => id !== this.self && fit(id));
     return this.named;
   }
 

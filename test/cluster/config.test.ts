@@ -50,6 +50,39 @@ t.test('mistakes name their field', async (t) => {
   for (const [doc, message] of cases) t.throws(() => validateMemberConfig(doc), { message }, String(message));
 });
 
+t.test('a hierarchical set: sets of sets, members flattened set by set, the stored form read again', async (t) => {
+  const doc = (sets: unknown[]) => ({
+    backends: [{ name: 'a', type: 'memory', size: '1MiB' }, { name: 'b', type: 'memory', size: '1MiB' }, { name: 'g', type: 'memory', size: '1MiB' }],
+    exports: [{ name: 'a', device: 'a' }, { name: 'b', device: 'b' }, { name: 'g', device: 'g' }],
+    cluster: {
+      name: 'c',
+      members: [{ id: 'm1' }, { id: 'm2' }, { id: 'm3' }, { id: 'm4' }],
+      arbitration: { type: 'file', dir: '/run/x' },
+      sets,
+    },
+  });
+  const chassis = [
+    { name: 'chassisA', members: ['m1', 'm2'], exports: ['a'] },
+    { name: 'chassisB', members: ['m3', 'm4'], exports: ['b'] },
+  ];
+  const { config } = validateMemberConfig(doc([...chassis, { name: 'global', composition: 'hierarchical', members: ['chassisB', 'chassisA'], exports: ['g'] }]));
+  const global = config.cluster!.sets.find((s) => s.name === 'global')!;
+  t.same(global.members, ['m3', 'm4', 'm1', 'm2'], "its members are its sets' members, set by set in its order");
+  t.same(global.children, [
+    { set: 'chassisB', members: ['m3', 'm4'] },
+    { set: 'chassisA', members: ['m1', 'm2'] },
+  ]);
+  t.same(validateMemberConfig(JSON.parse(JSON.stringify(config))).config, config, 'the stored form validates to itself');
+
+  const cases: Array<[unknown[], RegExp]> = [
+    [[...chassis, { name: 'global', composition: 'hierarchical', members: ['chassisA', 'nope'], exports: ['g'] }], /cluster\.sets\[2\]\.members\[1\]: unknown set "nope"/],
+    [[...chassis, { name: 'global', composition: 'hierarchical', members: ['chassisA'], exports: ['g'] }], /cluster\.sets\[2\]\.members: a hierarchical set is made of two or more sets/],
+    [[chassis[0], { ...chassis[1], members: ['m2', 'm3'] }, { name: 'global', composition: 'hierarchical', members: ['chassisA', 'chassisB'], exports: ['g'] }], /share a member/],
+    [[...chassis, { name: 'x', composition: 'hierarchical', members: ['chassisA', 'y'], exports: ['g'] }, { name: 'y', composition: 'hierarchical', members: ['chassisB', 'x'], exports: ['a'] }], /sets cannot contain each other/],
+  ];
+  for (const [sets, message] of cases) t.throws(() => validateMemberConfig(doc(sets)), { message }, String(message));
+});
+
 t.test('the examples validate', async (t) => {
   for (const name of ['cluster-one-host.yaml', 'cluster-etcd.yaml', 'cluster-shared-nothing.yaml']) {
     const { config } = await loadConfigFile(join(ROOT, 'examples', name));

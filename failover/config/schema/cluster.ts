@@ -109,8 +109,17 @@ const SetListen = Type.Union([Type.String({ format: HOST_PORT_FORMAT, 'x-problem
 const FailoverSet = Type.Object(
   {
     name: Name,
-    composition: Type.Optional(Type.Union([Type.Literal('single'), Type.Literal('n-way')], { description: 'default: single with one member, else n-way' })),
-    members: Type.Array(Name, { minItems: 1, description: 'the order is the preference at a cold start' }),
+    composition: Type.Optional(
+      Type.Union([Type.Literal('single'), Type.Literal('n-way'), Type.Literal('hierarchical')], {
+        description: 'default: single with one member, else n-way; hierarchical: members names other sets (e.g. one per chassis)',
+      }),
+    ),
+    members: Type.Array(Name, { minItems: 1, description: 'members (a hierarchical set: sets) in preference order' }),
+    children: Type.Optional(
+      Type.Array(Type.Object({ set: Name, members: Type.Array(Name) }, { additionalProperties: false }), {
+        description: 'written by blockgate in the stored form of a hierarchical set: its sets, resolved (members then lists their members)',
+      }),
+    ),
     exports: Type.Array(NonEmpty, { minItems: 1 }),
     nbd: Type.Optional(Type.Object({ listen: Type.Optional(Type.Array(SetListen)) }, { additionalProperties: false, description: "where the set's Primary serves" })),
     serviceAddress: Type.Optional(
@@ -212,13 +221,16 @@ export interface SetListen {
   readonly port: number;
 }
 
-export type Composition = 'single' | 'n-way';
+export type Composition = 'single' | 'n-way' | 'hierarchical';
 
 /** A failover set as the running configuration holds it: defaults filled, listeners as mappings. */
 export interface FailoverSetConfig {
   readonly name: string;
   readonly composition: Composition;
+  /** Member ids in preference order (a hierarchical set: its sets' members, set by set). */
   readonly members: readonly string[];
+  /** A hierarchical set: the sets it is made of, in preference order, and each one's members. */
+  readonly children?: readonly { readonly set: string; readonly members: readonly string[] }[];
   readonly exports: readonly string[];
   readonly nbd: { readonly listen: readonly SetListen[] };
   readonly serviceAddress?: ServiceAddressConfig;
