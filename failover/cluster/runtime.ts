@@ -166,7 +166,7 @@ export class ClusterRuntime {
     for (const set of cluster.sets) {
       if (!set.members.includes(memberId)) continue;
       const groups = set.children?.map((c) => c.members);
-      this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, graceMs, undefined, groups));
+      this.policies.set(set.name, new SetPolicy(set.name, set.members, memberId, graceMs, groups));
     }
   }
 

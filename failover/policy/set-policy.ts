@@ -54,9 +54,9 @@ export class SetPolicy {
     private readonly members: readonly string[],
     private readonly self: string,
     private readonly graceMs: number,
-    private readonly now: () => number = () => performance.now(),
     /** A hierarchical set: the members of each of its sets. */
     groups: readonly (readonly string[])[] = [],
+    private readonly now: () => number = () => performance.now(),
   ) {
     const own = groups.find((g) => g.includes(self)) ?? [];
     this.secondaryOrder = [...own, ...members.filter((m) => !own.includes(m))];

@@ -19,11 +19,11 @@ t.test('an n-way set: the first fit member in preference order', async (t) => {
 });
 
 t.test("a hierarchical set: the Primary's own set first, then the others in order", async (t) => {
-  const p = new SetPolicy('s', MEMBERS, 'm3', 1000, undefined, CHASSIS);
+  const p = new SetPolicy('s', MEMBERS, 'm3', 1000, CHASSIS);
   const peers = [member('m1'), member('m2'), member('m4')];
   t.equal(p.decide(member('m3'), peers, true).secondary, 'm4', 'm3 (chassis B) names m4, its chassis peer, not m1');
-  const q = new SetPolicy('s', MEMBERS, 'm3', 1000, undefined, CHASSIS);
+  const q = new SetPolicy('s', MEMBERS, 'm3', 1000, CHASSIS);
   t.equal(q.decide(member('m3'), [member('m1'), member('m2'), member('m4', { live: false })], true).secondary, 'm1', 'with its chassis peer gone, the first of the other chassis');
-  const r = new SetPolicy('s', MEMBERS, 'm1', 1000, undefined, CHASSIS);
+  const r = new SetPolicy('s', MEMBERS, 'm1', 1000, CHASSIS);
   t.equal(r.decide(member('m1'), [member('m2', { eligible: false }), member('m3'), member('m4')], true).secondary, 'm3', 'an unfit chassis peer is passed over');
 });
